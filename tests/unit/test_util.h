@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers shared by the unit tests. */
+#ifndef ZRAMD_TEST_UTIL_H
+#define ZRAMD_TEST_UTIL_H
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* The process's VmRSS in KiB, or -1. */
+static inline long test_rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kib = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "VmRSS:", 6) == 0)
+			kib = strtol(line + 6, NULL, 10);
+	fclose(f);
+	return kib;
+}
+
+/*
+ * The seed of a randomized test: $TEST_SEED if set, else the time. The
+ * caller prints it, so any failure can be replayed.
+ */
+static inline unsigned long test_seed(void)
+{
+	const char *s = getenv("TEST_SEED");
+
+	return s ? strtoul(s, NULL, 0) : (unsigned long)time(NULL);
+}
+
+/* Runs @s with libcheck's normal output; exit status for main(). */
+static inline int test_run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+#endif
