@@ -72,6 +72,17 @@ include mk/deps.mk
 include $(sort $(wildcard allocator/*.mk daemon/*.mk docs/*.mk systemd/*.mk config/*.mk))
 include $(sort $(wildcard tests/*/*.mk))
 
+# Sanitizer runs: the same targets, built instrumented into a build folder
+# of their own. Fragments add targets to ASAN_TARGETS and TSAN_TARGETS.
+ASAN_TARGETS += check-unit
+.PHONY: check-asan check-tsan
+check-asan: deps
+	@set -e; for t in $(ASAN_TARGETS); do \
+		$(MAKE) --no-print-directory SANITIZE=address,undefined BUILD=$(BUILD)/asan $$t; done
+check-tsan: deps
+	@set -e; for t in $(TSAN_TARGETS); do \
+		$(MAKE) --no-print-directory SANITIZE=thread BUILD=$(BUILD)/tsan $$t; done
+
 .PHONY: all check bench install clean format run
 all: $(ALL_TARGETS)
 
