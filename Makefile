@@ -39,7 +39,8 @@ endif
 SANITIZE ?=
 ifneq ($(SANITIZE),)
 BUILD ?= build/san-$(subst $(comma),-,$(SANITIZE))
-SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
+	$(if $(findstring undefined,$(SANITIZE)),-fno-sanitize-recover=undefined)
 else
 BUILD ?= build
 SANFLAGS :=
