@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * notify.c - systemd service notification (sd_notify) for the plugin
+ *
+ * Under systemd with Type=notify, the service manager learns from us, and
+ * not from a fork or a pid file, when the device can be used. The plugin
+ * calls notify_start() from .after_fork, the first callback that runs
+ * after nbdkit has bound and listen()ed on its sockets (or received them
+ * by socket activation) and after any fork into the background, and just
+ * before nbdkit starts accepting connections. A client that connects
+ * after READY=1 is queued in the listen backlog and served.
+ *
+ * What is sent, and when:
+ *
+ *   notify_start   READY=1 and a first STATUS= line, in one datagram
+ *   every 5 s      STATUS=<ops->status()>, e.g. "1.20 GiB stored in
+ *                  412 MiB (2.98x), 0 B on backing file"
+ *   every T/2      WATCHDOG=1, where T is WatchdogSec= (WATCHDOG_USEC),
+ *                  but only if ops->probe() returned 0 just before: a
+ *                  data path that hangs stops the pings, and systemd
+ *                  kills and restarts the service after T
+ *   notify_stop    STOPPING=1 and a last STATUS= line
+ *
+ * Without NOTIFY_SOCKET in the environment (not under systemd, or not
+ * Type=notify) nothing is sent and no thread starts. nbdkit itself (1.32)
+ * never talks to the service manager, so these are the only messages.
+ *
+ * One thread does both periodic jobs. It sleeps on a condition variable
+ * with CLOCK_MONOTONIC deadlines, so notify_stop() wakes it at once, and
+ * a change of the wall clock does not stall the watchdog.
+ *
+ * Lock ordering: notify.lock is a leaf. It is never held while calling
+ * ops->probe() or ops->status(), which take the data path's locks.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <systemd/sd-daemon.h>
+#include <nbdkit-plugin.h>
+
+#include "notify.h"
+
+/* How often STATUS= is refreshed. */
+#define NOTIFY_STATUS_USEC (5 * UINT64_C(1000000))
+/* Longest STATUS= line kept; longer summaries are cut. */
+#define NOTIFY_STATUS_MAX 256
+_Static_assert(NOTIFY_STATUS_MAX >= 64, "status buffer too small to be useful");
+
+static struct {
+	pthread_mutex_t lock; /* protects stop, running, stopping */
+	pthread_cond_t wake;  /* signalled by notify_stop() */
+	bool stop;	      /* the thread must exit */
+	bool running;	      /* a thread was started and not yet joined */
+	bool stopping;	      /* STOPPING=1 was sent */
+	pthread_t thread;
+	/* Written before the thread starts, read-only afterwards. */
+	struct notify_ops ops;
+	uint64_t watchdog_usec; /* interval between pings; 0: no watchdog */
+	bool probe_failing;	/* thread-private: last probe failed */
+} notify = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static uint64_t now_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Sends one message; a failure is only worth a debug line. */
+static void send_state(const char *state)
+{
+	int r = sd_notify(0, state);
+
+	if (r < 0)
+		nbdkit_debug("sd_notify: %s", strerror(-r));
+}
+
+/*
+ * Asks ops->status() for a summary and formats "STATUS=<summary>" into
+ * @buf, preceded by @prefix (e.g. "READY=1\n"). The summary is made one
+ * line: a newline inside it would start a new assignment.
+ */
+static void format_status(char *buf, size_t len, const char *prefix)
+{
+	char line[NOTIFY_STATUS_MAX] = "";
+	char *p;
+
+	if (notify.ops.status)
+		notify.ops.status(line, sizeof line, notify.ops.arg);
+	line[sizeof line - 1] = '\0';
+	for (p = line; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	snprintf(buf, len, "%sSTATUS=%s", prefix, line);
+}
+
+static void send_status(const char *prefix)
+{
+	char msg[NOTIFY_STATUS_MAX + 64];
+
+	format_status(msg, sizeof msg, prefix);
+	send_state(msg);
+}
+
+/* One watchdog period: ping only if the data path answers. */
+static void watchdog_tick(void)
+{
+	int r = notify.ops.probe ? notify.ops.probe(notify.ops.arg) : 0;
+
+	if (r != 0) {
+		if (!notify.probe_failing)
+			nbdkit_error("watchdog: the data path does not answer; "
+				     "no longer pinging systemd");
+		notify.probe_failing = true;
+		return;
+	}
+	if (notify.probe_failing)
+		nbdkit_debug("watchdog: the data path answers again");
+	notify.probe_failing = false;
+	send_state("WATCHDOG=1");
+}
+
+static void *notify_thread(void *unused)
+{
+	uint64_t next_status = now_usec() + NOTIFY_STATUS_USEC;
+	uint64_t next_watchdog = notify.watchdog_usec ? now_usec() : UINT64_MAX;
+
+	(void)unused;
+	for (;;) {
+		uint64_t now, deadline;
+		struct timespec ts;
+		bool stop;
+
+		now = now_usec();
+		if (now >= next_watchdog) {
+			watchdog_tick();
+			next_watchdog = now_usec() + notify.watchdog_usec;
+		}
+		if (now >= next_status) {
+			send_status("");
+			next_status = now_usec() + NOTIFY_STATUS_USEC;
+		}
+
+		deadline = next_status < next_watchdog ? next_status
+						       : next_watchdog;
+		ts.tv_sec = deadline / 1000000;
+		ts.tv_nsec = (deadline % 1000000) * 1000;
+		pthread_mutex_lock(&notify.lock);
+		while (!notify.stop && now_usec() < deadline)
+			if (pthread_cond_timedwait(&notify.wake, &notify.lock,
+						   &ts) == ETIMEDOUT)
+				break;
+		stop = notify.stop;
+		pthread_mutex_unlock(&notify.lock);
+		if (stop)
+			return NULL;
+	}
+}
+
+/**
+ * notify_start() - tell systemd we are ready, then keep it informed
+ * @ops: callbacks; copied
+ *
+ * Call it once, from .after_fork: only then is nbdkit's listening socket
+ * open, and only then do threads survive (nbdkit may fork before). Sends
+ * READY=1 with a first STATUS=, then starts the thread that refreshes
+ * STATUS= and, if WatchdogSec= is set, sends WATCHDOG=1 at half that
+ * interval whenever ops->probe() returns 0 (a NULL probe always passes).
+ * Does nothing without NOTIFY_SOCKET, on a second call, or after
+ * notify_stop().
+ *
+ * Return: 0, or -1 after nbdkit_error() if the thread could not start
+ * (READY=1 was sent all the same; the caller should fail .after_fork).
+ */
+int notify_start(const struct notify_ops *ops)
+{
+	pthread_condattr_t attr;
+	sigset_t all, saved;
+	uint64_t usec = 0;
+	int err;
+
+	if (getenv("NOTIFY_SOCKET") == NULL)
+		return 0;
+
+	pthread_mutex_lock(&notify.lock);
+	if (notify.running || notify.stopping) {
+		pthread_mutex_unlock(&notify.lock);
+		return 0;
+	}
+	notify.ops = *ops;
+	notify.stop = false;
+	notify.probe_failing = false;
+	notify.watchdog_usec = 0;
+	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0)
+		notify.watchdog_usec = usec / 2 ? usec / 2 : 1;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&notify.wake, &attr);
+	pthread_condattr_destroy(&attr);
+
+	send_status("READY=1\n");
+	if (notify.watchdog_usec)
+		nbdkit_debug("systemd watchdog: pinging every %" PRIu64 " ms",
+			     notify.watchdog_usec / 1000);
+
+	/* nbdkit's signals (SIGTERM, SIGINT...) belong to its own threads. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &saved);
+	err = pthread_create(&notify.thread, NULL, notify_thread, NULL);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	if (err) {
+		pthread_mutex_unlock(&notify.lock);
+		errno = err;
+		nbdkit_error("pthread_create: systemd notification thread: %m");
+		return -1;
+	}
+	notify.running = true;
+	pthread_mutex_unlock(&notify.lock);
+	return 0;
+}
+
+/**
+ * notify_stop() - send STOPPING=1 and stop the thread
+ *
+ * STOPPING=1 goes first, so that systemd knows at once even if the thread
+ * is stuck in a probe. Safe to call whether or not notify_start() ran,
+ * and more than once: STOPPING=1 is sent once, and only with
+ * NOTIFY_SOCKET set.
+ */
+void notify_stop(void)
+{
+	bool running, stopping;
+
+	if (getenv("NOTIFY_SOCKET") == NULL)
+		return;
+
+	pthread_mutex_lock(&notify.lock);
+	running = notify.running;
+	stopping = notify.stopping;
+	notify.stopping = true;
+	if (running) {
+		notify.stop = true;
+		pthread_cond_signal(&notify.wake);
+	}
+	pthread_mutex_unlock(&notify.lock);
+
+	if (!stopping)
+		send_state("STOPPING=1\nSTATUS=shutting down");
+	if (!running)
+		return;
+	pthread_join(notify.thread, NULL);
+
+	pthread_mutex_lock(&notify.lock);
+	notify.running = false;
+	pthread_cond_destroy(&notify.wake);
+	pthread_mutex_unlock(&notify.lock);
+}
