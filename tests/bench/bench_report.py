@@ -1,0 +1,276 @@
+# SPDX-License-Identifier: MIT
+"""Turn bench.py's results into docs/BENCHMARKS.md and the targets block.
+
+Every table row shows its ratio to the nbdkit memory row ("x mem") and to
+the kernel zram row ("x zram") of the same run: value divided by reference.
+For IOPS higher is better; for times and memory lower is better.
+"""
+
+MiB = 1 << 20
+
+REF = ("memory", "zram")
+
+
+def fmt_ratio(v, ref):
+    if v is None or not ref:
+        return "–"
+    return "%.2fx" % (v / ref)
+
+
+def fmt(v, kind):
+    if v is None:
+        return "–"
+    if kind == "iops":
+        return "{:,.0f}".format(v)
+    if kind == "s":
+        return "%.2f" % v
+    if kind == "mib":
+        return "%.1f" % (v / MiB)
+    if kind == "us":
+        return "%.0f" % v
+    if kind == "x":
+        return "%.2f" % v
+    return str(v)
+
+
+def table(headers, rows, numeric=True):
+    """A markdown table; columns after the first are right-aligned figures
+    unless numeric is false."""
+    out = ["| " + " | ".join(headers) + " |",
+           "|" + "|".join("---" if i == 0 or not numeric else "---:"
+                          for i in range(len(headers))) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+class Results:
+    def __init__(self, res):
+        self.res = res
+        self.labels = res["labels"]
+        self.order = res["order"]
+
+    def get(self, section, key, field):
+        return self.res["peers"].get(key, {}).get(section, {}).get(field)
+
+    def why_not(self, section, key):
+        """The reason a peer has no figures in a section."""
+        for k in ("%s/%s" % (section, key), key):
+            if k in self.res["errors"]:
+                return "error: " + self.res["errors"][k]
+            if k in self.res["skipped"]:
+                return "skipped: " + self.res["skipped"][k]
+        return "not run"
+
+    def rows(self, section, cols, keys=None):
+        """One row per peer: for each (field, kind, refs) column the value,
+        then its ratio to each reference peer's value in refs."""
+        rows, notes = [], []
+        for key in keys or self.order:
+            if key not in self.res["peers"] or \
+                    section not in self.res["peers"][key]:
+                if key in self.labels:
+                    notes.append("- %s: %s" % (self.labels[key],
+                                               self.why_not(section, key)))
+                continue
+            row = [self.labels[key]]
+            for field, kind, refs in cols:
+                v = self.value(section, key, field)
+                row.append(fmt(v, kind))
+                for ref in refs:
+                    row.append(fmt_ratio(v, self.value(section, ref, field)))
+            rows.append(row)
+        return rows, notes
+
+    def value(self, section, key, field):
+        """A figure; "mem" is the memory a copy cost: RSS growth for a
+        server, mem_used_total for the kernel's zram."""
+        if field == "mem":
+            if key == "zram":
+                return self.get(section, key, "mem_used_total")
+            return self.get(section, key, "rss_growth")
+        if field == "ratio":
+            o = self.get(section, key, "orig_data_size")
+            c = self.get(section, key, "compr_data_size")
+            return o / c if o and c else None
+        if field == "density":
+            m = self.value(section, key, "mem")
+            size = self.res["config"]["copy_size"]
+            return size / m if m and m > 0 else None
+        return self.get(section, key, field)
+
+
+def headers(first, cols):
+    h = [first]
+    for _, title, refs in cols:
+        h.append(title)
+        h += ["x " + ("mem" if r == "memory" else r) for r in refs]
+    return h
+
+
+def section_table(r, section, first, cols, keys=None):
+    spec = [(f, k, refs) for f, _, k, refs in cols]
+    rows, notes = r.rows(section, spec, keys)
+    h = headers(first, [(f, t, refs) for f, t, _, refs in cols])
+    text = table(h, rows) if rows else "No figures.\n"
+    if notes:
+        text += "\n" + "\n".join(notes) + "\n"
+    return text
+
+
+def targets(r):
+    """The project's targets for zramd allocator=zsmalloc: met or not."""
+    lines = ["targets (zramd allocator=zsmalloc; figures, not assertions):"]
+
+    def check(name, v, ref, limit, higher, fmtv, refname):
+        if v is None or not ref:
+            lines.append("  %-44s not measured" % name)
+            return
+        x = v / ref
+        ok = x >= limit if higher else x <= limit
+        lines.append("  %-44s %5.2fx (%s vs %s %s)  %s" % (
+            name, x, fmtv(v), fmtv(ref), refname,
+            "met" if ok else "NOT MET"))
+
+    iops = lambda v: fmt(v, "iops")  # noqa: E731
+    secs = lambda v: fmt(v, "s") + " s"  # noqa: E731
+    mib = lambda v: fmt(v, "mib") + " MiB"  # noqa: E731
+    check("random 4K write IOPS >= 1.0x nbdkit memory",
+          r.value("random", "zsmalloc", "write_iops"),
+          r.value("random", "memory", "write_iops"), 1.0, True, iops,
+          "nbdkit memory")
+    check("random 4K read IOPS >= 1.0x nbdkit memory",
+          r.value("random", "zsmalloc", "read_iops"),
+          r.value("random", "memory", "read_iops"), 1.0, True, iops,
+          "nbdkit memory")
+    check("copy-in time <= 1.2x nbdkit memory",
+          r.value("copy", "zsmalloc", "in_s"),
+          r.value("copy", "memory", "in_s"), 1.2, False, secs,
+          "nbdkit memory")
+    check("RSS growth <= 1.02x zram mem_used_total",
+          r.value("copy", "zsmalloc", "mem"),
+          r.value("copy", "zram", "mem"), 1.02, False, mib, "zram")
+    idle = r.value("idle", "zsmalloc", "vmrss")
+    if idle is None:
+        lines.append("  %-44s not measured" % "idle 1 TiB VmRSS <= 4 MiB")
+    else:
+        floor = r.value("idle", "null", "vmrss")
+        anon = r.value("idle", "zsmalloc", "rss_anon")
+        lines.append("  %-44s %s MiB (RssAnon %s MiB; nbdkit null alone "
+                     "%s MiB)  %s" % (
+                         "idle 1 TiB VmRSS <= 4 MiB", fmt(idle, "mib"),
+                         fmt(anon, "mib"), fmt(floor, "mib"),
+                         "met" if idle <= 4 * MiB else "NOT MET"))
+    return "\n".join(lines)
+
+
+def shrinker(r):
+    s = r.res["peers"].get("zsmalloc", {}).get("shrinker")
+    if not s:
+        return "%s\n" % r.why_not("shrinker", "zsmalloc").capitalize()
+    evict = s.get("evict_per_s")
+    bdr = s.get("bd_reads_per_s")
+    rows = [
+        ["all in memory", fmt(s["mem_write_iops"], "iops"),
+         fmt(s["mem_read_iops"], "iops"), fmt(s["mem_read_lat_us"], "us"),
+         "–", "–"],
+        ["working set 4x mem_limit", fmt(s["write_iops"], "iops"),
+         fmt(s["read_iops"], "iops"), fmt(s["read_lat_us"], "us"),
+         "{:,.0f}".format(evict) if evict is not None else "n/a",
+         "{:,.0f}".format(bdr) if bdr is not None else "n/a"],
+    ]
+    text = ("zramd allocator=zsmalloc, mem_limit %s MiB, working set %s MiB, "
+            "backing file on local disk.\n\n" % (
+                fmt(s["mem_limit"], "mib"), fmt(s["working_set"], "mib")))
+    text += table(["zramd zsmalloc", "write IOPS", "read IOPS",
+                   "read latency µs", "evictions/s", "backing reads/s"], rows)
+    text += ("\nRead slowdown for evicted data: %s (in-memory read IOPS / "
+             "read IOPS at 4x mem_limit). At exit: bd_writes %s, bd_reads "
+             "%s, bd_count %s, mem_used_max %s MiB, backing file %s MiB "
+             "allocated.\n" % (
+                 fmt(s["read_slowdown"], "x") + "x"
+                 if s["read_slowdown"] else "–", s["bd_writes"],
+                 s["bd_reads"], s["bd_count"], fmt(s["mem_used_max"], "mib"),
+                 fmt(s["backing_bytes"], "mib")))
+    if evict is None:
+        text += ("\nevictions/s: n/a, the stats file was written fewer than "
+                 "twice during the write phase.\n")
+    return text
+
+
+def render(res):
+    r = Results(res)
+    m = res["machine"]
+    cfg = res["config"]
+    tgt = targets(r)
+    mode = ("quick run (BENCH_QUICK=1): %d s per fio job, %d MiB data, one "
+            "repeat — indicative only" % (cfg["runtime"],
+                                          cfg["copy_size"] // MiB)
+            if cfg["quick"] else
+            "full run: %d s per fio job, medians of %d runs" % (
+                cfg["runtime"], cfg["repeats"]))
+    md = ["# zramd benchmarks\n\n",
+          "Written by `make bench` (tests/bench/bench.py); run it again on a "
+          "quiet machine to refresh this page. Raw figures: "
+          "`BUILD/bench/results.json`.\n\n",
+          "%s, %s. Load average %.2f at the start, %.2f at the end.\n" % (
+              m["date"], mode, m["loadavg"][0], m["loadavg_end"][0]) + "\n",
+          "## Machine\n\n",
+          table(["", ""], [
+              ["CPU", "%s, %d cores" % (m["cpu"], m["cores"])],
+              ["Memory", "%.1f GiB" % (m["memory"] / (1 << 30))],
+              ["Kernel", m["kernel"]],
+              ["nbdkit", m["nbdkit"]],
+              ["fio", m["fio"]],
+              ["libnbd (nbdcopy)", m["libnbd"]],
+              ["LZ4", "%s (zramd); the kernel's lz4 (zram)" % m["lz4"]],
+              ["zramd", m["zramd"]]], numeric=False),
+          "\n## Targets\n\n", "```\n" + tgt + "\n```\n",
+          "\n## Random 4 KiB I/O\n\n",
+          "A fresh %d MiB device per run, filled by a sequential write (not "
+          "timed), then %d s of random writes and %d s of random reads "
+          "over the whole of it, so every read hits written data. fio, 2 jobs, "
+          "iodepth 32 each; each 4 KiB block is half random bytes, half "
+          "repeated (buffer_compress_percentage=50), about 2:1 for LZ4.\n\n" % (
+              cfg["region"] // MiB, cfg["runtime"], cfg["runtime"]),
+          section_table(r, "random", "device", [
+              ("write_iops", "write IOPS", "iops", REF),
+              ("read_iops", "read IOPS", "iops", REF),
+              ("write_lat_us", "write lat µs", "us", ()),
+              ("read_lat_us", "read lat µs", "us", ())]),
+          "\n## Sequential copy of a %d MiB real-data file\n\n" % (
+              cfg["copy_size"] // MiB),
+          "A tar of /usr/share/doc and the system libraries, cut to %d MiB, "
+          "read from the page cache. Copy in onto a fresh device of the same "
+          "size, then copy out. NBD devices: nbdcopy (default: several "
+          "connections, skips zero blocks). zram: dd bs=1M with O_DIRECT "
+          "(one request at a time). Wall time in seconds; the data read "
+          "back is compared with the file once per device.\n\n" % (
+              cfg["copy_size"] // MiB),
+          section_table(r, "copy", "device", [
+              ("in_s", "copy in s", "s", REF),
+              ("out_s", "copy out s", "s", REF)]),
+          "\n### Memory after the copy\n\n",
+          "*memory*: VmRSS growth of the server process over the copy in "
+          "(nbdkit rows), mem_used_total from mm_stat (zram). *orig/compr*: "
+          "compression ratio from zram's mm_stat or the zramd stats file. "
+          "*data/memory*: bytes copied per byte of memory.\n\n",
+          section_table(r, "copy", "device", [
+              ("mem", "memory MiB", "mib", REF),
+              ("mem_used_total", "pool mem_used_total MiB", "mib", ()),
+              ("ratio", "orig/compr", "x", ()),
+              ("density", "data/memory", "x", ())]),
+          "\n## Idle 1 TiB device\n\n",
+          "VmRSS one second after the server started with an empty 1 TiB "
+          "device. The nbdkit null plugin shows what nbdkit itself costs "
+          "(mostly shared library pages: compare RssAnon).\n\n",
+          section_table(r, "idle", "server", [
+              ("vmrss", "VmRSS MiB", "mib", ("memory",)),
+              ("rss_anon", "RssAnon MiB", "mib", ())],
+              ["null"] + res["order"]),
+          "\n## Shrinker: working set at 4x mem_limit\n\n",
+          "The random 4 KiB workload above over a working set four times "
+          "mem_limit (uncompressed bytes), beside the same run with no "
+          "limit. Evictions per second come from the stats file's "
+          "bd_writes counter, using the file's own write times.\n\n",
+          shrinker(r)]
+    return "".join(md), tgt
