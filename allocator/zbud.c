@@ -15,7 +15,7 @@
  * buddy starts at the beginning of the page, the "last" buddy ends at its
  * end, and the free space, if any, lies between them:
  *
- *   page (4 KiB, from pagesrc)           header (malloc, out of line)
+ *   page (4 KiB, from pagesrc)           header (out of line, in a slab)
  *   +--------+------------+------+       +------------------------------+
  *   | first  |   free     | last |  <--  | page, first/last chunks,     |
  *   +--------+------------+------+       | last_start, owner words,     |
@@ -28,6 +28,15 @@
  * ZPOOL_MAX_SIZE. Out of line, an incompressible 4 KiB sector takes one
  * page, exactly.
  *
+ * Headers are carved from slab pages that come from the same page source
+ * as the data pages: a slab page holds a small slab descriptor and then
+ * 63 headers (84 in a pool without owner words), and goes back to the page
+ * source as soon as its last header is freed. Headers from malloc() would
+ * sit in the C library's free lists after a mass free and keep the process
+ * RSS up by tens of MiB per GiB of data; this way every byte the pool holds
+ * is a page it can give back, and zpool_get_total_size() is simply the
+ * page source's count plus the pool structure.
+ *
  * Lists. A page with one buddy and some free chunks sits on unbuddied[n],
  * where n is its count of free chunks; a page with two buddies, or with one
  * buddy that fills it, sits on the "buddied" list. Allocation of c chunks
@@ -38,9 +47,9 @@
  * evicted first.
  *
  * Handles. A handle is the address of the page's header with the buddy in
- * its two low bits: ZBUD_FIRST (1) or ZBUD_LAST (2). Headers come from
- * malloc() and are at least 8-byte aligned, so the bits are free and a
- * handle is never 0. Mapping reads the header (page, last_start) and returns
+ * its two low bits: ZBUD_FIRST (1) or ZBUD_LAST (2). Headers are 8-byte
+ * aligned within their slab page, so the bits are free and a handle is
+ * never 0. Mapping reads the header (page, last_start) and returns
  * a pointer into the page: objects never move and are never copied.
  *
  * Eviction. zpool_shrink() takes the LRU tail page off every list and marks
@@ -66,16 +75,19 @@
  *
  *   zbud_pool.shrink_lock         (one zpool_shrink() at a time; held across
  *     -> zbud_pool.lock            the evict callbacks, which is why they
- *          (-> pagesrc lock)       must not call zpool_shrink())
+ *                                  must not call zpool_shrink())
+ *   zbud_pool.slab_lock           (a leaf: never held with the pool lock)
+ *     -> pagesrc lock
  *
- * The pagesrc lock is never taken with the pool lock held in practice: pages
- * are taken and given back outside it, so no system call runs under it.
+ * Pages and headers are taken and given back with the pool lock dropped,
+ * so no system call (mmap, madvise) ever runs under it.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "pagesrc.h"
 #include "zpool_backend.h"
@@ -134,6 +146,27 @@ struct zbud_header {
 
 _Static_assert(_Alignof(struct zbud_header) > ZBUD_BUDDY_MASK,
 	       "header addresses leave the buddy bits free");
+_Static_assert(sizeof(struct zbud_header) % _Alignof(struct zbud_header) == 0,
+	       "headers packed in a slab stay aligned");
+
+/**
+ * struct zbud_slab - the descriptor at the start of a slab page of headers
+ * @link:   link in the pool's list of slabs with free headers
+ * @free:   the first free header; free headers are chained through their
+ *          first word
+ * @nfree:  free headers in this slab
+ *
+ * Protected by the pool's slab lock. The rest of the page is headers, each
+ * pool->hdr_size bytes, from offset pool->hdr_size.
+ */
+struct zbud_slab {
+	struct zbud_link link;
+	void *free;
+	unsigned int nfree;
+};
+
+_Static_assert(sizeof(struct zbud_slab) <= sizeof(struct zbud_header),
+	       "the descriptor fits in the first header slot");
 
 /**
  * struct zbud_pool - a zbud pool
@@ -141,10 +174,13 @@ _Static_assert(_Alignof(struct zbud_header) > ZBUD_BUDDY_MASK,
  * @lock:        protects the lists and every header's chunk counts, owner
  *               words and @under_reclaim
  * @shrink_lock: serializes zpool_shrink(); taken before @lock
- * @ps:          the pool's own page source
+ * @slab_lock:   protects @slabs and every slab descriptor
+ * @ps:          the pool's own page source, for data and slab pages
  * @shrinkable:  owner words are kept (the pool has an evict callback)
  * @hdr_size:    bytes of one header, owner words included
- * @nr_pages:    pages held, read lock-free by zbud_total_size()
+ * @hdr_per_slab: headers in one slab page
+ * @nr_pages:    data pages held (atomic; bounds the work of a shrink)
+ * @slabs:       slab pages with at least one free header
  * @unbuddied:   pages with one buddy, by count of free chunks (1..63)
  * @buddied:     pages with no room left
  * @lru:         every page not under reclaim; head = most recently
@@ -154,10 +190,13 @@ struct zbud_pool {
 	struct zpool zpool;
 	pthread_mutex_t lock;
 	pthread_mutex_t shrink_lock;
+	pthread_mutex_t slab_lock;
 	struct pagesrc *ps;
 	bool shrinkable;
 	size_t hdr_size;
+	unsigned int hdr_per_slab;
 	uint64_t nr_pages;
+	struct zbud_link slabs;
 	struct zbud_link unbuddied[ZBUD_NCHUNKS];
 	struct zbud_link buddied;
 	struct zbud_link lru;
@@ -215,10 +254,69 @@ static struct zbud_header *handle_to_header(unsigned long handle)
 	return (struct zbud_header *)(uintptr_t)(handle & ~ZBUD_BUDDY_MASK);
 }
 
-/* The bytes one page costs: the page itself and its header. */
-static uint64_t page_cost(const struct zbud_pool *pool)
+/*
+ * Takes a zeroed header from a slab with room, or from a new slab page.
+ * Takes the slab lock. Return: the header, or NULL if no page could be had.
+ */
+static struct zbud_header *alloc_header(struct zbud_pool *pool)
 {
-	return ZBUD_PAGE_SIZE + pool->hdr_size;
+	struct zbud_slab *slab;
+	void **hdr;
+
+	pthread_mutex_lock(&pool->slab_lock);
+	if (list_empty(&pool->slabs)) {
+		char *page = pagesrc_alloc(pool->ps, 1);
+
+		if (!page) {
+			pthread_mutex_unlock(&pool->slab_lock);
+			return NULL;
+		}
+		slab = (struct zbud_slab *)page;
+		link_init(&slab->link);
+		slab->free = NULL;
+		/* Chain the headers, lowest address first. */
+		for (unsigned int i = pool->hdr_per_slab; i > 0; i--) {
+			hdr = (void **)(page + (size_t)i * pool->hdr_size);
+			*hdr = slab->free;
+			slab->free = hdr;
+		}
+		slab->nfree = pool->hdr_per_slab;
+		list_add_head(&pool->slabs, &slab->link);
+	}
+	slab = container_of(pool->slabs.next, struct zbud_slab, link);
+	hdr = slab->free;
+	slab->free = *hdr;
+	if (--slab->nfree == 0)
+		link_del(&slab->link);
+	pthread_mutex_unlock(&pool->slab_lock);
+
+	memset(hdr, 0, pool->hdr_size);
+	return (struct zbud_header *)hdr;
+}
+
+/*
+ * Returns a header to its slab and an empty slab page to the page source.
+ * Takes the slab lock. Return: the bytes given back (0 or a page).
+ */
+static uint64_t free_header(struct zbud_pool *pool, struct zbud_header *zh)
+{
+	struct zbud_slab *slab = (struct zbud_slab *)(uintptr_t)(
+		(uintptr_t)zh & ~(uintptr_t)(ZBUD_PAGE_SIZE - 1));
+	void **hdr = (void **)zh;
+
+	pthread_mutex_lock(&pool->slab_lock);
+	*hdr = slab->free;
+	slab->free = hdr;
+	if (slab->nfree++ == 0)
+		list_add_head(&pool->slabs, &slab->link);
+	if (slab->nfree < pool->hdr_per_slab) {
+		pthread_mutex_unlock(&pool->slab_lock);
+		return 0;
+	}
+	link_del(&slab->link);
+	pthread_mutex_unlock(&pool->slab_lock);
+	pagesrc_free(pool->ps, slab, 1);
+	return ZBUD_PAGE_SIZE;
 }
 
 /*
@@ -234,12 +332,15 @@ static void file_page(struct zbud_pool *pool, struct zbud_header *zh)
 		      &zh->buddy);
 }
 
-/* Gives back a page that is on no list and holds no buddy. No lock held. */
-static void release_page(struct zbud_pool *pool, struct zbud_header *zh)
+/*
+ * Gives back a page that is on no list and holds no buddy, and its header.
+ * No lock held. Return: the bytes given back (the page, perhaps a slab).
+ */
+static uint64_t release_page(struct zbud_pool *pool, struct zbud_header *zh)
 {
 	pagesrc_free(pool->ps, zh->page, 1);
-	free(zh);
 	__atomic_sub_fetch(&pool->nr_pages, 1, __ATOMIC_RELAXED);
+	return ZBUD_PAGE_SIZE + free_header(pool, zh);
 }
 
 /**
@@ -262,9 +363,12 @@ static struct zpool *zbud_create(bool shrinkable)
 	}
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_mutex_init(&pool->shrink_lock, NULL);
+	pthread_mutex_init(&pool->slab_lock, NULL);
 	pool->shrinkable = shrinkable;
 	pool->hdr_size = sizeof(struct zbud_header) +
 			 (shrinkable ? 2 * sizeof(uint64_t) : 0);
+	pool->hdr_per_slab = ZBUD_PAGE_SIZE / pool->hdr_size - 1;
+	link_init(&pool->slabs);
 	for (unsigned int i = 0; i < ZBUD_NCHUNKS; i++)
 		link_init(&pool->unbuddied[i]);
 	link_init(&pool->buddied);
@@ -275,19 +379,16 @@ static struct zpool *zbud_create(bool shrinkable)
 /**
  * zbud_destroy() - free a pool, its pages and its headers
  * @zpool: the pool; no other thread may use it
+ *
+ * Data and slab pages all come from the pool's page source, so destroying
+ * that frees everything at once.
  */
 static void zbud_destroy(struct zpool *zpool)
 {
 	struct zbud_pool *pool = to_zbud(zpool);
 
-	/* No shrink runs, so every page is on the LRU list. */
-	while (!list_empty(&pool->lru)) {
-		struct zbud_header *zh = hdr_of(pool->lru.next, lru);
-
-		link_del(&zh->lru);
-		free(zh);
-	}
 	pagesrc_destroy(pool->ps);
+	pthread_mutex_destroy(&pool->slab_lock);
 	pthread_mutex_destroy(&pool->shrink_lock);
 	pthread_mutex_destroy(&pool->lock);
 	free(pool);
@@ -333,12 +434,12 @@ static int zbud_malloc(struct zpool *zpool, size_t size, uint64_t owner,
 	if (!zh) {
 		pthread_mutex_unlock(&pool->lock);
 
-		zh = calloc(1, pool->hdr_size);
+		zh = alloc_header(pool);
 		if (!zh)
 			return -ENOMEM;
 		zh->page = pagesrc_alloc(pool->ps, 1);
 		if (!zh->page) {
-			free(zh);
+			free_header(pool, zh);
 			return -ENOMEM;
 		}
 		link_init(&zh->buddy);
@@ -450,8 +551,7 @@ static int reclaim_page(struct zbud_pool *pool, uint64_t *freed)
 	zh->under_reclaim = false;
 	if (zh->first_chunks == 0 && zh->last_chunks == 0) {
 		pthread_mutex_unlock(&pool->lock);
-		release_page(pool, zh);
-		*freed = page_cost(pool);
+		*freed = release_page(pool, zh);
 		return ret;
 	}
 	/* Refused, or not freed: back on the lists, tried last next time. */
@@ -539,7 +639,7 @@ static void zbud_unmap(struct zpool *zpool, unsigned long handle)
 }
 
 /**
- * zbud_total_size() - bytes held: pages, their headers and the pool itself
+ * zbud_total_size() - bytes held: data and slab pages, and the pool itself
  * @zpool: the pool
  *
  * Return: the size in bytes (a lock-free snapshot).
@@ -548,9 +648,7 @@ static uint64_t zbud_total_size(const struct zpool *zpool)
 {
 	const struct zbud_pool *pool = to_zbud(zpool);
 
-	return __atomic_load_n(&pool->nr_pages, __ATOMIC_RELAXED) *
-		       page_cost(pool) +
-	       sizeof(*pool);
+	return pagesrc_bytes_used(pool->ps) + sizeof(*pool);
 }
 
 static struct zpool_driver zbud_driver = {
