@@ -178,8 +178,9 @@ static void *notify_thread(void *unused)
  * READY=1 with a first STATUS=, then starts the thread that refreshes
  * STATUS= and, if WatchdogSec= is set, sends WATCHDOG=1 at half that
  * interval whenever ops->probe() returns 0 (a NULL probe always passes).
- * Does nothing without NOTIFY_SOCKET, on a second call, or after
- * notify_stop().
+ * Does nothing without NOTIFY_SOCKET, or while a thread runs already
+ * (nbdkit calls .after_fork once; tests may start again after
+ * notify_stop()).
  *
  * Return: 0, or -1 after nbdkit_error() if the thread could not start
  * (READY=1 was sent all the same; the caller should fail .after_fork).
@@ -195,12 +196,13 @@ int notify_start(const struct notify_ops *ops)
 		return 0;
 
 	pthread_mutex_lock(&notify.lock);
-	if (notify.running || notify.stopping) {
+	if (notify.running) {
 		pthread_mutex_unlock(&notify.lock);
 		return 0;
 	}
 	notify.ops = *ops;
 	notify.stop = false;
+	notify.stopping = false;
 	notify.probe_failing = false;
 	notify.watchdog_usec = 0;
 	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0)

@@ -1,0 +1,38 @@
+# Operations tests: sd_notify, zramd-stat, the systemd units, install.
+#
+#   make check-ops          everything below, in turn
+#   make check-ops-notify   daemon/notify.c against a fake notify socket
+#   make check-ops-shell    the shell tests (tests/ops/test-*.sh)
+#
+# The shell tests get every path they need through the environment, so
+# each can also be run by hand: see the top of tests/ops/functions.sh.
+
+DEB_PACKAGES_EXTRA += man-db groff-base systemd libsystemd-dev
+
+EXTRA_CFLAGS_tests/ops := -Idaemon $(call pkgcflags,check)
+
+OPS_TEST_NOTIFY := $(BUILD)/tests/ops/test_notify
+
+$(OPS_TEST_NOTIFY): $(BUILD)/tests/ops/test_notify.o $(NOTIFY_OBJ)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pkglibs,check) $(NOTIFY_LIBS)
+
+ALL_TARGETS += $(OPS_TEST_NOTIFY)
+
+.PHONY: check-ops check-ops-notify check-ops-shell
+check-ops-notify: $(OPS_TEST_NOTIFY)
+	$(OPS_TEST_NOTIFY)
+
+# The plugin is optional here: tests that need it skip without it.
+OPS_SHELL_DEPS := $(ZRAMD_STAT) $(BUILD)/systemd/units.stamp \
+	$(if $(wildcard daemon/plugin.c),$(PLUGIN_SO))
+
+check-ops-shell: $(OPS_SHELL_DEPS)
+	@BUILD=$(abspath $(BUILD)) MAKE="$(MAKE)" PLUGIN_SO=$(abspath $(PLUGIN_SO)) \
+		ZRAMD_STAT=$(abspath $(ZRAMD_STAT)) \
+		tests/ops/run.sh
+
+check-ops: check-ops-notify check-ops-shell
+
+CHECK_TARGETS += check-ops
+TSAN_TARGETS += check-ops-notify
+ASAN_TARGETS += check-ops-notify
