@@ -292,6 +292,56 @@ START_TEST(test_total_size)
 END_TEST
 
 /*
+ * zpool_compact(): zbud does not compact; a backend that does keeps every
+ * handle valid and never holds more afterwards.
+ */
+START_TEST(test_compact)
+{
+	enum { N = 4000 };
+	struct zpool *pool = tz_create(NULL);
+	unsigned long *h = calloc(N, sizeof(*h));
+	size_t *len = calloc(N, sizeof(*len));
+	uint64_t st = 3, before;
+	long n;
+
+	ck_assert_ptr_nonnull(h);
+	ck_assert_ptr_nonnull(len);
+	for (int i = 0; i < N; i++) {
+		len[i] = tz_size(&st);
+		ck_assert_int_eq(zpool_malloc(pool, len[i], 0, &h[i]), 0);
+		tz_write(pool, h[i], len[i], i);
+	}
+	/* Leave one object in four: sparse pages. */
+	for (int i = 0; i < N; i++)
+		if (i % 4)
+			zpool_free(pool, h[i]);
+	before = zpool_get_total_size(pool);
+	n = zpool_compact(pool);
+	if (backend_is_zbud())
+		ck_assert_int_eq(n, -EOPNOTSUPP);
+	else
+		ck_assert_int_ge(n, 0);
+	ck_assert_uint_le(zpool_get_total_size(pool), before);
+	if (n > 0)
+		ck_assert_uint_le(zpool_get_total_size(pool),
+				  before - (uint64_t)n * ZPOOL_PAGE_SIZE +
+					  TZ_EMPTY_SLACK);
+	for (int i = 0; i < N; i += 4)
+		ck_assert(tz_verify(pool, h[i], len[i], i));
+	/* Compacting a compact pool moves nothing more. */
+	if (!backend_is_zbud())
+		ck_assert_int_ge(zpool_compact(pool), 0);
+	for (int i = 0; i < N; i += 4) {
+		ck_assert(tz_verify(pool, h[i], len[i], i));
+		zpool_free(pool, h[i]);
+	}
+	free(len);
+	free(h);
+	zpool_destroy_pool(pool);
+}
+END_TEST
+
+/*
  * zbud's own layout: two buddies share a page only if their chunks fit,
  * a 4096-byte object fills a page, and a freed buddy's room is reused.
  * (The first page also brings a slab page for headers: 2 pages.)
@@ -409,6 +459,7 @@ static Suite *core_suite(void)
 			    sizeof(rt_sizes) / sizeof(rt_sizes[0]));
 	tcase_add_test(tc, test_many_objects);
 	tcase_add_test(tc, test_total_size);
+	tcase_add_test(tc, test_compact);
 	if (backend_is_zbud())
 		tcase_add_test(tc, test_zbud_layout);
 	tcase_set_timeout(tc, 60);
