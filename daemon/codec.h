@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * codec.h - how one 4 KiB sector is encoded: hole, same-filled, LZ4, raw
+ *
+ * A sector that is all zeroes becomes a hole (no storage at all). A sector
+ * that is one 8-byte word repeated is kept as that word. Anything else is
+ * compressed with LZ4; if the result is longer than the huge threshold the
+ * sector is stored raw, since compressing it saves too little to pay for
+ * the decompression and the allocator's rounding (zram's "huge" pages).
+ *
+ * The default threshold, 3072 bytes (3/4 of a sector), is where saving
+ * stops being worth it for both backends: zbud can still pair a 3 KiB
+ * object with a 1 KiB buddy, and zsmalloc classes above it hold barely more
+ * than one object per page.
+ *
+ * Buffers are per thread (thread-local storage), so encoding needs no lock
+ * and no allocation per call: the LZ4 state, the compressed output, and a
+ * scratch sector for read-modify-write.
+ */
+#ifndef ZRAMD_CODEC_H
+#define ZRAMD_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CODEC_SECTOR 4096u
+#define CODEC_HUGE_THRESHOLD_DEFAULT 3072u
+/* Compressed objects must stay shorter than a sector (see sectors.h). */
+#define CODEC_HUGE_THRESHOLD_MAX (CODEC_SECTOR - 1)
+#define CODEC_ACCEL_MIN 1
+#define CODEC_ACCEL_MAX 65537
+
+enum codec_kind {
+	CODEC_ZERO,	  /* all zeroes: store nothing */
+	CODEC_SAME,	  /* one repeated word: store the word */
+	CODEC_COMPRESSED, /* LZ4 output in a thread-local buffer */
+	CODEC_RAW,	  /* incompressible: store the 4096 bytes as they are */
+};
+
+struct codec_out {
+	enum codec_kind kind;
+	uint64_t word;	  /* CODEC_SAME: the word, as stored in memory */
+	const void *data; /* COMPRESSED: thread-local; RAW: the source */
+	unsigned int len; /* bytes at data: 1..threshold or 4096 */
+};
+
+/**
+ * codec_same_filled() - is a sector one 8-byte word repeated?
+ * @src:  4096 bytes, any alignment
+ * @word: set to the word if so
+ *
+ * Return: true if every 8-byte word of @src equals the first.
+ */
+bool codec_same_filled(const void *src, uint64_t *word);
+
+/**
+ * codec_encode() - classify and, if worth it, compress one sector
+ * @src:            4096 bytes
+ * @acceleration:   LZ4 acceleration, CODEC_ACCEL_MIN..CODEC_ACCEL_MAX
+ * @huge_threshold: longest compressed object kept, 1..CODEC_HUGE_THRESHOLD_MAX
+ * @out:            the result
+ *
+ * For CODEC_COMPRESSED, @out->data points into a thread-local buffer that
+ * stays valid until the calling thread's next codec_encode(). Never fails.
+ */
+void codec_encode(const void *src, int acceleration,
+		  unsigned int huge_threshold, struct codec_out *out);
+
+/**
+ * codec_decode() - decompress one sector
+ * @src: LZ4 data as codec_encode() produced it
+ * @len: its exact length
+ * @dst: 4096 bytes; never written beyond
+ *
+ * Return: 0, or -EIO if @src is not a valid LZ4 block that decompresses to
+ * exactly 4096 bytes (corruption); @dst is then undefined.
+ */
+int codec_decode(const void *src, unsigned int len, void *dst);
+
+/**
+ * codec_fill() - write part of a same-filled sector
+ * @dst:  where bytes [@off, @off + @len) of the sector go
+ * @word: the repeated word
+ * @off:  offset in the sector, 0..4095
+ * @len:  bytes, with @off + @len <= 4096
+ */
+void codec_fill(void *dst, uint64_t word, size_t off, size_t len);
+
+/*
+ * Thread-local scratch sectors (4096 bytes each, 64-byte aligned), for
+ * callers that must assemble a sector: index 0 or 1. Valid until the
+ * thread exits; never used by codec_encode() or codec_decode().
+ */
+void *codec_scratch(unsigned int index);
+
+/* The LZ4 library version, e.g. "1.9.4". */
+const char *codec_lz4_version(void);
+
+#endif /* ZRAMD_CODEC_H */

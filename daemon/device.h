@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * device.h - the device core: a compressed RAM disk, independent of nbdkit
+ *
+ * A struct zdev is one virtual disk of any size up to 2^63-1 bytes, stored
+ * 4 KiB sector by sector: holes and same-filled sectors in the sector
+ * table only (sectors.h), everything else LZ4-compressed (codec.h) in a
+ * zpool (zpool.h). The nbdkit plugin (plugin.c) is thin glue over this
+ * API, and unit tests and fuzzers drive it directly.
+ *
+ * Any byte offset and length works: a request is cut at sector boundaries,
+ * and a piece that covers part of a sector is a read-modify-write done
+ * under the sector's stripe lock, so two partial writes to one sector never
+ * lose each other's bytes. Whole-sector writes compress before taking any
+ * lock; the lock is held only to swap the table entry.
+ *
+ * Thread safety: every call may run concurrently with every other, except
+ * zdev_create() and zdev_destroy().
+ *
+ * Errors are negative errno values. The request calls check the range
+ * (counting invalid_io when it is wrong) and count failed_reads and
+ * failed_writes.
+ */
+#ifndef ZRAMD_DEVICE_H
+#define ZRAMD_DEVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stats.h"
+
+struct zpool;
+struct zdev;
+
+/* The largest device: nbdkit's limit, 2^63-1 bytes. */
+#define ZDEV_MAX_SIZE ((uint64_t)INT64_MAX)
+
+/*
+ * The smallest non-zero mem_limit: a pool needs a few pages of its own
+ * metadata before it can hold the first sector, so a limit below this
+ * could never store anything.
+ */
+#define ZDEV_MEM_LIMIT_MIN (64u * 1024)
+
+struct zdev_config {
+	uint64_t size;		     /* bytes, 0..ZDEV_MAX_SIZE */
+	const char *allocator;	     /* zpool type: "zsmalloc", "zbud" */
+	int acceleration;	     /* LZ4, CODEC_ACCEL_MIN..MAX */
+	unsigned int huge_threshold; /* 1..CODEC_HUGE_THRESHOLD_MAX */
+	uint64_t mem_limit;	     /* pool bytes; 0: no limit */
+	bool shrinkable;	     /* create the pool with an evict callback */
+};
+
+/*
+ * The backing file, as the device sees it. Until one is attached with
+ * zdev_set_backing(), a sector in the BACKING state reads as -EIO.
+ */
+struct zdev_backing_ops {
+	/*
+	 * Store @len bytes, the pool object of @sector (compressed, or raw if
+	 * @len is 4096). Called with no lock held. Returns the slot number
+	 * (0 or more) or a negative errno.
+	 */
+	int64_t (*store)(void *ctx, uint64_t sector, const void *data,
+			 unsigned int len);
+	/*
+	 * Read the @len bytes of @slot, which holds @sector, into @buf.
+	 * Called under the sector's stripe lock. Returns 0, -EIO for a
+	 * checksum or header mismatch, or another negative errno.
+	 */
+	int (*load)(void *ctx, uint64_t slot, uint64_t sector, void *buf,
+		    unsigned int len);
+	/* @slot holds nothing live any more. Called with no lock held. */
+	void (*release)(void *ctx, uint64_t slot);
+	void *ctx;
+};
+
+/**
+ * zdev_create() - create an empty device
+ * @cfg: the configuration; strings are copied
+ * @err: set to a negative errno on failure
+ *
+ * Return: the device, or NULL: -EINVAL for a bad configuration (size too
+ * large, unknown allocator, acceleration or huge threshold out of range,
+ * mem_limit below ZDEV_MEM_LIMIT_MIN), -ENOMEM.
+ */
+struct zdev *zdev_create(const struct zdev_config *cfg, int *err);
+
+/* Free the device and everything it stores. @dev may be NULL. */
+void zdev_destroy(struct zdev *dev);
+
+/* Return: the device size in bytes. */
+uint64_t zdev_size(const struct zdev *dev);
+
+/* Return: the pool (for the shrinker). */
+struct zpool *zdev_pool(struct zdev *dev);
+
+/* Attach (or with NULL, detach) the backing file. Not while serving. */
+void zdev_set_backing(struct zdev *dev, const struct zdev_backing_ops *ops);
+
+/**
+ * zdev_read() - read bytes
+ * @dev: the device
+ * @buf: where the bytes go
+ * @len: bytes, 0 or more
+ * @off: offset, with @off + @len <= the device size
+ *
+ * Return: 0; -EINVAL if the range is past the end; -EIO if stored data is
+ * corrupt or a backing-file read failed.
+ */
+int zdev_read(struct zdev *dev, void *buf, size_t len, uint64_t off);
+
+/**
+ * zdev_write() - write bytes
+ * @dev: the device
+ * @buf: the bytes
+ * @len: bytes, 0 or more
+ * @off: offset, with @off + @len <= the device size
+ * @fua: force unit access: nothing to do for memory, accepted for the API
+ *
+ * Sectors are replaced one by one; on failure, the sectors before the one
+ * that failed hold the new data and the rest the old.
+ *
+ * Return: 0; -EINVAL (range); -ENOSPC if the pool would go over mem_limit
+ * (stored data stays readable; trim to make room); -ENOMEM; -EIO if a
+ * sector to be partly overwritten could not be read.
+ */
+int zdev_write(struct zdev *dev, const void *buf, size_t len, uint64_t off,
+	       bool fua);
+
+/**
+ * zdev_trim() - discard bytes: whole sectors become holes
+ * @dev: the device
+ * @len: bytes
+ * @off: offset
+ *
+ * Parts of sectors are zeroed if that can be done (trim is advisory: if
+ * it cannot, for example at mem_limit, they are left as they were).
+ * Return: 0, or -EINVAL (range).
+ */
+int zdev_trim(struct zdev *dev, size_t len, uint64_t off);
+
+/**
+ * zdev_zero() - write zeroes: whole sectors become holes, parts are zeroed
+ * @dev: the device
+ * @len: bytes
+ * @off: offset
+ *
+ * Always fast (no data is written for whole sectors), so a "fast zero"
+ * request may use it. Return: as zdev_write().
+ */
+int zdev_zero(struct zdev *dev, size_t len, uint64_t off);
+
+/* Nothing is volatile in a RAM disk; returns 0. */
+int zdev_flush(struct zdev *dev);
+
+#define ZDEV_EXTENT_HOLE (1u << 0) /* as NBDKIT_EXTENT_HOLE */
+#define ZDEV_EXTENT_ZERO (1u << 1) /* as NBDKIT_EXTENT_ZERO */
+
+/*
+ * Called by zdev_extents() for each extent, in order: [@off, @off + @len)
+ * is of @type (0 for data, or ZDEV_EXTENT_HOLE | ZDEV_EXTENT_ZERO). Returns
+ * 0 to go on, or a negative errno to stop the walk.
+ */
+typedef int (*zdev_extent_fn)(void *arg, uint64_t off, uint64_t len,
+			      uint32_t type);
+
+/**
+ * zdev_extents() - describe which parts hold data and which are holes
+ * @dev:     the device
+ * @len:     bytes, 1 or more
+ * @off:     offset
+ * @req_one: stop after the first extent
+ * @fn:      called for each extent; the first starts at or before @off,
+ *           and extents are sector-aligned and stop at the device end
+ * @arg:     passed to @fn
+ *
+ * Return: 0, -EINVAL (range), or the error @fn returned.
+ */
+int zdev_extents(struct zdev *dev, size_t len, uint64_t off, bool req_one,
+		 zdev_extent_fn fn, void *arg);
+
+/**
+ * zdev_compact() - compact the pool
+ * @dev: the device
+ *
+ * Return: pages given back to the OS (also added to pages_compacted), or
+ * -EOPNOTSUPP if the allocator cannot compact.
+ */
+long zdev_compact(struct zdev *dev);
+
+/**
+ * zdev_evict() - move one pool object of a sector to the backing file
+ * @dev:    the device
+ * @sector: the object's owner word, as given to zpool_malloc()
+ * @handle: the object
+ *
+ * The entry point for the pool's evict callback (and so for the shrinker).
+ * The object is copied out and stored with the backing ops' store() with
+ * no lock held; the entry then becomes BACKING if it still refers to
+ * @handle, and @handle is freed. If the sector was overwritten or trimmed
+ * meanwhile, the new slot is released and @handle is left to the writer,
+ * which frees it (the zpool eviction race). The caller must hold no
+ * stripe lock.
+ *
+ * Return: 0 if the object was moved or no longer belongs to @sector;
+ * -ENOSPC if no backing file is attached; the error store() returned
+ * (bd_failed is counted).
+ */
+int zdev_evict(struct zdev *dev, uint64_t sector, unsigned long handle);
+
+/**
+ * zdev_probe() - check that the data path answers
+ * @dev: the device
+ *
+ * Takes and releases a stripe lock and reads the pool size, as a request
+ * does. For the systemd watchdog. Return: 0.
+ */
+int zdev_probe(struct zdev *dev);
+
+/* Fill @out with a snapshot of every counter. */
+void zdev_get_stats(struct zdev *dev, struct zstats *out);
+
+/* Event counters, for modules that count on the device's behalf. */
+struct zstat_live *zdev_live_stats(struct zdev *dev);
+
+/* Return: bytes of sector-table metadata (for tests and the status line). */
+uint64_t zdev_table_bytes(const struct zdev *dev);
+
+#endif /* ZRAMD_DEVICE_H */

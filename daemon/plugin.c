@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * plugin.c - nbdkit-zramd-plugin: the nbdkit glue over the device core
+ *
+ *   nbdkit ./build/nbdkit-zramd-plugin.so 4G [key=value ...]
+ *   nbdkit zramd 4G                       (after make install)
+ *
+ * Everything of substance is in device.c (the data path), params.c (the
+ * keys and the config file) and bg.c (stats file and compaction); this
+ * file maps nbdkit callbacks onto them. The lifecycle:
+ *
+ *   .load             defaults
+ *   .config           one key (the bare "4G" comes as size=4G)
+ *   .config_complete  the config file, cross checks
+ *   .get_ready        the device is created (errors still reach the user)
+ *   .after_fork       the background thread, systemd notification
+ *   .cleanup          both stopped, final stats written, device freed
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NBDKIT_API_VERSION 2
+#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+#include <nbdkit-plugin.h>
+
+#include "bg.h"
+#include "codec.h"
+#include "device.h"
+#include "params.h"
+#include "zpool.h"
+#ifdef ZRAMD_HAVE_NOTIFY
+#include "notify.h"
+#endif
+
+/* -D zramd.verbose=1: debug messages about configuration and errors. */
+NBDKIT_DLL_PUBLIC int zramd_debug_verbose;
+
+static struct zramd_params params;
+static int params_status; /* params_init() result */
+static struct zdev *dev;
+static struct bg *bg;
+
+static void zramd_load(void)
+{
+	params_status = params_init(&params);
+}
+
+static void zramd_unload(void)
+{
+	params_free(&params);
+}
+
+static int zramd_config(const char *key, const char *value)
+{
+	char err[PARAMS_ERR_LEN];
+
+	if (params_status < 0) {
+		nbdkit_error("params_init: %s", strerror(-params_status));
+		return -1;
+	}
+	if (params_set(&params, key, value, err) < 0) {
+		nbdkit_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int zramd_config_complete(void)
+{
+	char err[PARAMS_ERR_LEN];
+
+	if (params_status < 0) {
+		nbdkit_error("params_init: %s", strerror(-params_status));
+		return -1;
+	}
+	if (params_finish(&params, err) < 0) {
+		nbdkit_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int zramd_get_ready(void)
+{
+	struct zdev_config cfg = {
+		.size = params.size,
+		.allocator = params.allocator,
+		.acceleration = (int)params.acceleration,
+		.huge_threshold = params.huge_threshold,
+		.mem_limit = params.mem_limit,
+		.shrinkable = params.backing != NULL,
+	};
+	int err;
+
+	dev = zdev_create(&cfg, &err);
+	if (!dev) {
+		nbdkit_error("zdev_create: allocator=%s size=%" PRIu64 ": %s",
+			     params.allocator, params.size, strerror(-err));
+		return -1;
+	}
+	if (zramd_debug_verbose)
+		nbdkit_debug("zramd: size=%" PRIu64 " allocator=%s "
+			     "acceleration=%u huge_threshold=%u "
+			     "mem_limit=%" PRIu64 " stats=%s",
+			     params.size, params.allocator, params.acceleration,
+			     params.huge_threshold, params.mem_limit,
+			     params.stats ? params.stats : "(none)");
+	return 0;
+}
+
+static void log_error(const char *msg)
+{
+	nbdkit_error("%s", msg);
+}
+
+#ifdef ZRAMD_HAVE_NOTIFY
+static int notify_probe(void *arg)
+{
+	return zdev_probe(arg);
+}
+
+/* "zsmalloc: 1024 MiB stored in 310 MiB (3.30x), 2 MiB same-filled" */
+static void notify_status(char *buf, size_t len, void *arg)
+{
+	struct zstats s;
+	uint64_t orig, total;
+
+	zdev_get_stats(arg, &s);
+	orig = s.v[ZSTAT_orig_data_size];
+	total = s.v[ZSTAT_mem_used_total];
+	snprintf(buf, len,
+		 "%s: %" PRIu64 " MiB stored in %" PRIu64 " MiB (%.2fx), "
+		 "%" PRIu64 " same-filled, %" PRIu64 " on backing file",
+		 s.allocator, orig >> 20, total >> 20,
+		 total ? (double)orig / (double)total : 0.0,
+		 s.v[ZSTAT_same_pages], s.v[ZSTAT_bd_count]);
+}
+#endif
+
+static int zramd_after_fork(void)
+{
+	struct bg_config cfg = {
+		.dev = dev,
+		.stats_path = params.stats,
+		.stats_interval = params.stats_interval,
+		.compact_interval = BG_COMPACT_INTERVAL,
+		.log = log_error,
+	};
+
+	bg = bg_start(&cfg);
+	if (!bg) {
+		nbdkit_error("pthread_create: %m");
+		return -1;
+	}
+#ifdef ZRAMD_HAVE_NOTIFY
+	{
+		struct notify_ops ops = {
+			.probe = notify_probe,
+			.status = notify_status,
+			.arg = dev,
+		};
+
+		if (notify_start(&ops) < 0)
+			return -1;
+	}
+#endif
+	return 0;
+}
+
+static void zramd_cleanup(void)
+{
+#ifdef ZRAMD_HAVE_NOTIFY
+	notify_stop();
+#endif
+	bg_stop(bg);
+	bg = NULL;
+	zdev_destroy(dev);
+	dev = NULL;
+}
+
+static void print_type(const char *type, void *arg)
+{
+	int *n = arg;
+
+	printf("%s%s", (*n)++ ? "," : "", type);
+}
+
+static void zramd_dump_plugin(void)
+{
+	int n = 0;
+
+	printf("zramd_version=%s\n", ZRAMD_VERSION);
+	printf("zramd_allocators=");
+	zpool_for_each_type(print_type, &n);
+	printf("\nzramd_default_allocator=%s\n", ZPOOL_TYPE_ZSMALLOC);
+	printf("zramd_compressors=lz4\n");
+	printf("zramd_lz4_version=%s\n", codec_lz4_version());
+#ifdef ZRAMD_HAVE_NOTIFY
+	printf("zramd_systemd_notify=yes\n");
+#else
+	printf("zramd_systemd_notify=no\n");
+#endif
+}
+
+static void *zramd_open(int readonly)
+{
+	(void)readonly;
+	return NBDKIT_HANDLE_NOT_NEEDED;
+}
+
+static int64_t zramd_get_size(void *handle)
+{
+	(void)handle;
+	return (int64_t)zdev_size(dev);
+}
+
+static int zramd_block_size(void *handle, uint32_t *minimum,
+			    uint32_t *preferred, uint32_t *maximum)
+{
+	(void)handle;
+	*minimum = 1;
+	*preferred = 4096;
+	*maximum = 32 * 1024 * 1024; /* the NBD protocol's usual ceiling */
+	return 0;
+}
+
+static int zramd_yes(void *handle)
+{
+	(void)handle;
+	return 1;
+}
+
+static int zramd_can_fua(void *handle)
+{
+	(void)handle;
+	return NBDKIT_FUA_NATIVE;
+}
+
+static int zramd_can_cache(void *handle)
+{
+	(void)handle;
+	return NBDKIT_CACHE_NATIVE;
+}
+
+/* Report a device error the nbdkit way: message, errno, -1. */
+static int fail(const char *call, int err, uint32_t count, uint64_t offset)
+{
+	nbdkit_error("%s: count=%" PRIu32 " offset=%" PRIu64 ": %s", call,
+		     count, offset, strerror(-err));
+	nbdkit_set_error(-err);
+	return -1;
+}
+
+static int zramd_pread(void *handle, void *buf, uint32_t count,
+		       uint64_t offset, uint32_t flags)
+{
+	int r = zdev_read(dev, buf, count, offset);
+
+	(void)handle;
+	(void)flags;
+	return r < 0 ? fail("pread", r, count, offset) : 0;
+}
+
+static int zramd_pwrite(void *handle, const void *buf, uint32_t count,
+			uint64_t offset, uint32_t flags)
+{
+	int r = zdev_write(dev, buf, count, offset, flags & NBDKIT_FLAG_FUA);
+
+	(void)handle;
+	return r < 0 ? fail("pwrite", r, count, offset) : 0;
+}
+
+static int zramd_trim(void *handle, uint32_t count, uint64_t offset,
+		      uint32_t flags)
+{
+	int r = zdev_trim(dev, count, offset);
+
+	(void)handle;
+	(void)flags;
+	return r < 0 ? fail("trim", r, count, offset) : 0;
+}
+
+/* Whole sectors become holes at once: always fast, so FAST_ZERO is fine. */
+static int zramd_zero(void *handle, uint32_t count, uint64_t offset,
+		      uint32_t flags)
+{
+	int r = zdev_zero(dev, count, offset);
+
+	(void)handle;
+	(void)flags;
+	return r < 0 ? fail("zero", r, count, offset) : 0;
+}
+
+static int zramd_flush(void *handle, uint32_t flags)
+{
+	(void)handle;
+	(void)flags;
+	return zdev_flush(dev);
+}
+
+/* Memory is as close as data gets: nothing to prefetch. */
+static int zramd_cache(void *handle, uint32_t count, uint64_t offset,
+		       uint32_t flags)
+{
+	(void)handle;
+	(void)count;
+	(void)offset;
+	(void)flags;
+	return 0;
+}
+
+static int add_extent(void *arg, uint64_t off, uint64_t len, uint32_t type)
+{
+	_Static_assert(ZDEV_EXTENT_HOLE == NBDKIT_EXTENT_HOLE &&
+			       ZDEV_EXTENT_ZERO == NBDKIT_EXTENT_ZERO,
+		       "extent types match nbdkit's");
+	return nbdkit_add_extent(arg, off, len, type) < 0 ? -errno : 0;
+}
+
+static int zramd_extents(void *handle, uint32_t count, uint64_t offset,
+			 uint32_t flags, struct nbdkit_extents *extents)
+{
+	int r = zdev_extents(dev, count, offset, flags & NBDKIT_FLAG_REQ_ONE,
+			     add_extent, extents);
+
+	(void)handle;
+	return r < 0 ? fail("extents", r, count, offset) : 0;
+}
+
+static struct nbdkit_plugin plugin = {
+	.name              = "zramd",
+	.longname          = "zramd compressed RAM disk",
+	.version           = ZRAMD_VERSION,
+	.description       = "A RAM disk that stores LZ4-compressed sectors "
+			     "in a zsmalloc or zbud pool",
+	.load              = zramd_load,
+	.unload            = zramd_unload,
+	.config            = zramd_config,
+	.config_complete   = zramd_config_complete,
+	.magic_config_key  = "size",
+	.get_ready         = zramd_get_ready,
+	.after_fork        = zramd_after_fork,
+	.cleanup           = zramd_cleanup,
+	.dump_plugin       = zramd_dump_plugin,
+	.open              = zramd_open,
+	.get_size          = zramd_get_size,
+	.block_size        = zramd_block_size,
+	.can_multi_conn    = zramd_yes,
+	.can_trim          = zramd_yes,
+	.can_zero          = zramd_yes,
+	.can_fast_zero     = zramd_yes,
+	.can_extents       = zramd_yes,
+	.can_flush         = zramd_yes,
+	.can_fua           = zramd_can_fua,
+	.can_cache         = zramd_can_cache,
+	.pread             = zramd_pread,
+	.pwrite            = zramd_pwrite,
+	.trim              = zramd_trim,
+	.zero              = zramd_zero,
+	.flush             = zramd_flush,
+	.cache             = zramd_cache,
+	.extents           = zramd_extents,
+	.errno_is_preserved = 0,
+};
+
+/* The help text comes from the key table; fill it in when loaded. */
+static void __attribute__((constructor)) zramd_set_help(void)
+{
+	plugin.config_help = params_help();
+}
+
+NBDKIT_REGISTER_PLUGIN(plugin)
