@@ -1,0 +1,83 @@
+#!/bin/bash
+# The systemd units, as `make install` writes them: systemd-analyze verify
+# must accept every one without a word (an unknown key is only a warning
+# there, so any output fails), the template units as real instances, with
+# their man: links resolving to the man pages installed alongside; and
+# systemd-analyze security must rate zramd.service and zramd@.service at
+# an exposure of 2.0 or less ("OK" or better).
+source "$(dirname "$0")/functions.sh"
+
+command -v systemd-analyze >/dev/null || {
+	skip "systemd-analyze is not installed"
+	finish
+}
+
+root=$TMP/root
+if ! $MAKE -s -C "$TOP" BUILD="$BUILD" DESTDIR="$root" \
+	install-units install-docs >"$TMP/make.log" 2>&1; then
+	cat "$TMP/make.log"
+	not_ok "make install-units install-docs"
+	finish
+fi
+unitdir=$(find "$root" -name zramd.service -printf '%h\n' | head -n 1)
+mandir=$(find "$root" -name 'nbdkit-zramd-plugin.1*' -printf '%h\n' | head -n 1)
+check "units installed" [ -n "$unitdir" ]
+check "man pages installed" [ -n "$mandir" ]
+[ -n "$unitdir" ] && [ -n "$mandir" ] || finish
+export MANPATH=$(dirname "$mandir"):
+
+# Templates are verified as instances, the way systemd loads them.
+v=$TMP/verify
+mkdir -p "$v"
+cp "$unitdir"/* "$v"/
+ln -s zramd@.service "$v/zramd@test.service"
+ln -s zramd@.socket "$v/zramd@test.socket"
+ln -s zramd-nbd@.service "$v/zramd-nbd@nbd0.service"
+units=(zramd.service zramd.socket zramd@test.service zramd@test.socket
+	zramd-nbd@nbd0.service)
+check "every template has an instance here" \
+	[ "$(ls "$unitdir" | wc -l)" -eq 5 ]
+
+for u in "${units[@]}"; do
+	out=$(cd "$v" && systemd-analyze verify "./$u" 2>&1)
+	rc=$?
+	if [ $rc -eq 0 ] && [ -z "$out" ]; then
+		ok "systemd-analyze verify $u"
+	else
+		echo "$out"
+		not_ok "systemd-analyze verify $u (exit $rc)"
+	fi
+done
+
+# The units run what was installed, with the installed config.
+check "zramd.service runs nbdkit with the installed plugin and config" \
+	grep -Eq "^ExecStart=$(command -v nbdkit) .*$" "$v/zramd.service"
+check "the plugin path in the units is PLUGINDIR" \
+	bash -c 'grep -A3 "^ExecStart=" "$1" | grep -q "/nbdkit/plugins/nbdkit-zramd-plugin.so"' _ "$v/zramd.service"
+check "zramd@.service reads /etc/zramd/%i.conf and writes /run/zramd/%i.stats" \
+	bash -c 'grep -q "config=/etc/zramd/%i.conf" "$1" && grep -q "stats=/run/zramd/%i.stats" "$1"' _ "$v/zramd@.service"
+
+# A typo must not pass: the same check on a broken copy fails.
+sed 's/^LockPersonality=/LockPersonalty=/' "$v/zramd.service" >"$v/zbroken.service"
+out=$(cd "$v" && systemd-analyze verify ./zbroken.service 2>&1)
+check "verify catches an unknown key (the check above is not blind)" \
+	[ -n "$out" ]
+
+for u in zramd.service zramd@test.service; do
+	out=$(cd "$v" && systemd-analyze security --offline=yes "./$u" 2>&1)
+	level=$(echo "$out" | sed -n 's/^→ Overall exposure level for .*: \([0-9.]*\) .*/\1/p')
+	if [ -n "$level" ] && awk -v l="$level" 'BEGIN { exit !(l <= 2.0) }'; then
+		ok "systemd-analyze security $u: exposure $level (at most 2.0)"
+	else
+		echo "$out" | grep -v '^✓'
+		not_ok "systemd-analyze security $u: exposure '${level:-?}', above 2.0"
+	fi
+done
+
+# The shrinker's inputs stay visible (see the comments in the unit).
+check "zramd.service does not hide /proc/pressure (no ProcSubset=pid)" \
+	bash -c '! grep -q "^ProcSubset=pid" "$1"' _ "$v/zramd.service"
+check "zramd.service is Type=notify with a watchdog" \
+	bash -c 'grep -q "^Type=notify$" "$1" && grep -q "^WatchdogSec=" "$1"' _ "$v/zramd.service"
+
+finish
