@@ -92,6 +92,28 @@
 #include "pagesrc.h"
 #include "zpool_backend.h"
 
+/*
+ * Under AddressSanitizer, memory that is no object's (free chunks, the
+ * slack after an object, free header slots) is poisoned, so a stale handle
+ * or an overrun is reported where it happens. Pages are unpoisoned before
+ * they go back to the page source, which unmaps without unpoisoning.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define ZBUD_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ZBUD_ASAN 1
+#endif
+#endif
+#ifdef ZBUD_ASAN
+#include <sanitizer/asan_interface.h>
+#define zbud_poison(addr, len) ASAN_POISON_MEMORY_REGION(addr, len)
+#define zbud_unpoison(addr, len) ASAN_UNPOISON_MEMORY_REGION(addr, len)
+#else
+#define zbud_poison(addr, len) ((void)(addr), (void)(len))
+#define zbud_unpoison(addr, len) ((void)(addr), (void)(len))
+#endif
+
 #define ZBUD_PAGE_SIZE PAGESRC_PAGE_SIZE
 #define ZBUD_CHUNK_SHIFT 6
 #define ZBUD_CHUNK_SIZE (1u << ZBUD_CHUNK_SHIFT)
@@ -279,12 +301,14 @@ static struct zbud_header *alloc_header(struct zbud_pool *pool)
 			hdr = (void **)(page + (size_t)i * pool->hdr_size);
 			*hdr = slab->free;
 			slab->free = hdr;
+			zbud_poison(hdr, pool->hdr_size);
 		}
 		slab->nfree = pool->hdr_per_slab;
 		list_add_head(&pool->slabs, &slab->link);
 	}
 	slab = container_of(pool->slabs.next, struct zbud_slab, link);
 	hdr = slab->free;
+	zbud_unpoison(hdr, pool->hdr_size);
 	slab->free = *hdr;
 	if (--slab->nfree == 0)
 		link_del(&slab->link);
@@ -307,6 +331,7 @@ static uint64_t free_header(struct zbud_pool *pool, struct zbud_header *zh)
 	pthread_mutex_lock(&pool->slab_lock);
 	*hdr = slab->free;
 	slab->free = hdr;
+	zbud_poison(hdr, pool->hdr_size);
 	if (slab->nfree++ == 0)
 		list_add_head(&pool->slabs, &slab->link);
 	if (slab->nfree < pool->hdr_per_slab) {
@@ -315,8 +340,16 @@ static uint64_t free_header(struct zbud_pool *pool, struct zbud_header *zh)
 	}
 	link_del(&slab->link);
 	pthread_mutex_unlock(&pool->slab_lock);
+	zbud_unpoison(slab, ZBUD_PAGE_SIZE);
 	pagesrc_free(pool->ps, slab, 1);
 	return ZBUD_PAGE_SIZE;
+}
+
+/* Poisons the free chunks between the buddies (ASan only). Lock held. */
+static void poison_gap(const struct zbud_header *zh)
+{
+	zbud_poison(zh->page + (size_t)zh->first_chunks * ZBUD_CHUNK_SIZE,
+		    (size_t)free_chunks(zh) * ZBUD_CHUNK_SIZE);
 }
 
 /*
@@ -338,6 +371,7 @@ static void file_page(struct zbud_pool *pool, struct zbud_header *zh)
  */
 static uint64_t release_page(struct zbud_pool *pool, struct zbud_header *zh)
 {
+	zbud_unpoison(zh->page, ZBUD_PAGE_SIZE);
 	pagesrc_free(pool->ps, zh->page, 1);
 	__atomic_sub_fetch(&pool->nr_pages, 1, __ATOMIC_RELAXED);
 	return ZBUD_PAGE_SIZE + free_header(pool, zh);
@@ -387,6 +421,21 @@ static void zbud_destroy(struct zpool *zpool)
 {
 	struct zbud_pool *pool = to_zbud(zpool);
 
+#ifdef ZBUD_ASAN
+	/*
+	 * Every page in use is a data page on the LRU list or a slab page
+	 * holding one of their headers.
+	 */
+	for (struct zbud_link *l = pool->lru.next; l != &pool->lru;
+	     l = l->next) {
+		struct zbud_header *zh = hdr_of(l, lru);
+
+		zbud_unpoison(zh->page, ZBUD_PAGE_SIZE);
+		zbud_unpoison((void *)((uintptr_t)zh &
+				       ~(uintptr_t)(ZBUD_PAGE_SIZE - 1)),
+			      ZBUD_PAGE_SIZE);
+	}
+#endif
 	pagesrc_destroy(pool->ps);
 	pthread_mutex_destroy(&pool->slab_lock);
 	pthread_mutex_destroy(&pool->shrink_lock);
@@ -442,6 +491,7 @@ static int zbud_malloc(struct zpool *zpool, size_t size, uint64_t owner,
 			free_header(pool, zh);
 			return -ENOMEM;
 		}
+		zbud_poison(zh->page, ZBUD_PAGE_SIZE);
 		link_init(&zh->buddy);
 		link_init(&zh->lru);
 		__atomic_add_fetch(&pool->nr_pages, 1, __ATOMIC_RELAXED);
@@ -454,10 +504,14 @@ static int zbud_malloc(struct zpool *zpool, size_t size, uint64_t owner,
 	if (zh->first_chunks == 0) {
 		zh->first_chunks = (uint8_t)chunks;
 		bud = ZBUD_FIRST;
+		zbud_unpoison(zh->page, size);
 	} else {
 		zh->last_chunks = (uint8_t)chunks;
 		zh->last_start = (uint8_t)(ZBUD_NCHUNKS - chunks);
 		bud = ZBUD_LAST;
+		zbud_unpoison(zh->page +
+				      (size_t)zh->last_start * ZBUD_CHUNK_SIZE,
+			      size);
 	}
 	if (pool->shrinkable)
 		zh->owner[bud == ZBUD_LAST] = owner;
@@ -499,6 +553,7 @@ static void zbud_free(struct zpool *zpool, unsigned long handle)
 		release_page(pool, zh);
 		return;
 	}
+	poison_gap(zh);
 	file_page(pool, zh);
 	pthread_mutex_unlock(&pool->lock);
 }
@@ -539,7 +594,8 @@ static int reclaim_page(struct zbud_pool *pool, uint64_t *freed)
 		 * page is on no list, a present buddy is the same object.
 		 */
 		pthread_mutex_lock(&pool->lock);
-		present = bud == ZBUD_FIRST ? zh->first_chunks : zh->last_chunks;
+		present = bud == ZBUD_FIRST ? zh->first_chunks
+					    : zh->last_chunks;
 		owner = zh->owner[bud == ZBUD_LAST];
 		pthread_mutex_unlock(&pool->lock);
 		if (present)
@@ -555,6 +611,7 @@ static int reclaim_page(struct zbud_pool *pool, uint64_t *freed)
 		return ret;
 	}
 	/* Refused, or not freed: back on the lists, tried last next time. */
+	poison_gap(zh);
 	file_page(pool, zh);
 	list_add_head(&pool->lru, &zh->lru);
 	pthread_mutex_unlock(&pool->lock);

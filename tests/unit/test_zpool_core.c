@@ -182,7 +182,8 @@ START_TEST(test_boundary_sizes)
 		}
 	for (int i = 0; i < N; i++)
 		for (int k = 0; k < 3; k++)
-			ck_assert(tz_verify(pool, h[i][k], sizes[i], i * 3 + k));
+			ck_assert(tz_verify(pool, h[i][k], sizes[i],
+					    i * 3 + k));
 	for (int i = 0; i < N; i++)
 		for (int k = 0; k < 3; k++)
 			zpool_free(pool, h[i][k]);
@@ -358,7 +359,7 @@ START_TEST(test_zbud_layout)
 	ck_assert_uint_eq(zpool_get_total_size(pool), start + 2 * pg);
 	ck_assert_int_eq(zpool_malloc(pool, 2048, 0, &b), 0);
 	ck_assert_uint_eq(zpool_get_total_size(pool), start + 2 * pg);
-	/* Same page, two buddies: the first at its start, the last at its end. */
+	/* One page, two buddies: the first at its start, the last at its end */
 	pa = zpool_map_handle(pool, a, ZPOOL_MM_RO);
 	zpool_unmap_handle(pool, a);
 	pb = zpool_map_handle(pool, b, ZPOOL_MM_RO);
@@ -433,8 +434,8 @@ START_TEST(test_rss_returns)
 	fprintf(stderr,
 		"%s rss: %ld KiB before, %ld KiB with %zu objects (%llu MiB), "
 		"%ld KiB after free\n",
-		ZPOOL_BACKEND, rss0, rss1, n, (unsigned long long)(stored >> 20),
-		rss2);
+		ZPOOL_BACKEND, rss0, rss1, n,
+		(unsigned long long)(stored >> 20), rss2);
 	if (TEST_RSS_CHECKS) {
 		ck_assert_int_ge(rss1 - rss0, (long)(target >> 10) * 9 / 10);
 		ck_assert_int_le(rss2 - rss0, 6 * 1024);

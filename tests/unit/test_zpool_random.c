@@ -117,7 +117,7 @@ static void walk(bool with_shrink)
 		if (i % 1024 == 0 && tz_now() > until)
 			break;
 		if (!s->handle) {
-			/* Empty slot: allocate (fill, sometimes as a RW map). */
+			/* Empty slot: allocate, fill (WO or RW mapping). */
 			s->len = tz_size(&m->st);
 			s->seed = tz_next(&m->st);
 			ck_assert_int_eq(zpool_malloc(m->pool, s->len, k,

@@ -22,7 +22,7 @@
 
 enum evict_mode {
 	EVICT_FREE,	   /* verify, then free: the normal callback */
-	EVICT_REENTER,	   /* as FREE, with a malloc/map/free of another object */
+	EVICT_REENTER,	   /* as FREE, and malloc/map/free another object */
 	EVICT_REFUSE_ONCE, /* refuse the first call with -EBUSY, then FREE */
 	EVICT_KEEP,	   /* verify, return 0 without freeing */
 	EVICT_RACE_BEFORE, /* another thread frees (and allocates), then read */
@@ -84,7 +84,8 @@ static void *racer_main(void *arg)
 			struct obj *j = &c->junk[c->njunk];
 			unsigned char *p;
 
-			if (zpool_malloc(c->pool, OBJ_SIZE, JUNK_OWNER + c->njunk,
+			if (zpool_malloc(c->pool, OBJ_SIZE,
+					 JUNK_OWNER + c->njunk,
 					 &j->handle) != 0)
 				break;
 			p = zpool_map_handle(c->pool, j->handle, ZPOOL_MM_WO);

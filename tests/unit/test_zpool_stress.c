@@ -159,14 +159,17 @@ static int stress_evict(void *arg, struct zpool *pool, unsigned long handle,
 			uint64_t owner)
 {
 	struct stress *st = arg;
+	unsigned long call;
 	struct entry *e;
 
 	if (owner >= ENTRIES) {
-		stress_fail(st, "owner word out of range", (unsigned long)owner);
+		stress_fail(st, "owner word out of range",
+			    (unsigned long)owner);
 		return -EINVAL;
 	}
 	e = &st->entry[owner];
-	if (__atomic_add_fetch(&st->evict_calls, 1, __ATOMIC_RELAXED) % 8 == 0) {
+	call = __atomic_add_fetch(&st->evict_calls, 1, __ATOMIC_RELAXED);
+	if (call % 8 == 0) {
 		if (pthread_mutex_trylock(&e->lock) != 0) {
 			count(&st->evict_busy, 1);
 			return -EAGAIN;
@@ -178,7 +181,8 @@ static int stress_evict(void *arg, struct zpool *pool, unsigned long handle,
 		count(&st->evict_stale, 1);
 	} else {
 		if (!entry_ok(st, e))
-			stress_fail(st, "evicted object corrupt", (unsigned long)owner);
+			stress_fail(st, "evicted object corrupt",
+				    (unsigned long)owner);
 		zpool_free(pool, handle);
 		e->handle = 0;
 		count(&st->evicted, 1);
@@ -197,7 +201,7 @@ static void *shrinker_main(void *arg)
 		int ret = zpool_shrink(st->pool, want, &rel);
 
 		if (ret != 0 && ret != -ENOENT && ret != -EAGAIN)
-			stress_fail(st, "shrink returned an unexpected error", 0);
+			stress_fail(st, "shrink: unexpected error", 0);
 		if (ret == 0 && rel < want)
 			stress_fail(st, "shrink released less than asked", 0);
 		count(&st->shrinks, 1);
