@@ -1,0 +1,791 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * zsmalloc.c - the "zsmalloc" zpool backend: dense storage of compressed
+ * objects in size classes, with movable objects
+ *
+ * What it is. zsmalloc stores objects of 1 to 4096 bytes (compressed 4 KiB
+ * sectors) packed end to end, so that the memory a pool holds is close to
+ * the sum of the object sizes. It is the default backend; zbud, two objects
+ * a page, is the simple one. The ideas are those of Linux's zsmalloc (size
+ * classes, zspages, fullness groups, indirect handles, compaction); the
+ * code and the details are this project's own.
+ *
+ * Why not malloc(). The C library rounds to its own size classes, keeps
+ * headers in front of every block, fragments over time with nothing to move
+ * blocks around, and does not reliably give free memory back to the OS.
+ * Compressed sectors come and go at random; only an allocator that can move
+ * objects can keep them dense.
+ *
+ * Size classes. An object of s bytes takes a slot of s + header bytes
+ * rounded up to 16 (the header is below). Slots of one size are cut from a
+ * zspage: a run of 1 to ZS_MAX_PAGES (16) contiguous pages from the page
+ * source. Because the run is contiguous, a slot may straddle a page
+ * boundary and mapping it is a plain pointer: nothing is ever copied.
+ *
+ *   zspage of 3 pages, class of 1536-byte slots (8 slots, no waste)
+ *   |<------ page 0 ------>|<------ page 1 ------>|<------ page 2 ------>|
+ *   +-------+-------+------+-+-------+-------+----+--+-------+-------+
+ *   | slot0 | slot1 | slot2  | slot3 | slot4 | slot5   | slot6 | slot7 |
+ *   +-------+-------+------+-+-------+-------+----+--+-------+-------+
+ *    ^hdr (4 bytes: handle << 1 | 1) [owner word, 8 bytes] object bytes...
+ *
+ * For each slot size the zspage length n is the one where an object costs
+ * the least memory, n * 4096 / floor(n * 4096 / slot); a longer zspage is
+ * taken only if it cuts that cost by more than ZS_LONGER_GAIN_PCT (1%),
+ * since every class keeps one partly filled zspage and long ones cost more
+ * there. Slot sizes whose layout comes out identical (same pages, same
+ * objects per zspage) are one class, whose slot is the largest of them: an
+ * object costs exactly the same memory in either. Why 16 pages at most:
+ * on the LZ4 block sizes of a tar of /usr (tests/bench/bench_alloc.c)
+ * the whole pool overhead is about 3.2% with 4-page zspages, 1.8% with 8,
+ * 1.6% with 16 and 1.6% again with 32 (more, longer partial zspages eat the
+ * gain); 16 is the knee. The page source allows runs of up to 64.
+ *
+ * Huge objects. Where no zspage of up to 16 pages holds more objects than
+ * pages, an object costs a whole page anyway: such slots (3856 bytes and
+ * up: 16 * 4096 / 3856 < 17) form the huge class, one object a page, with
+ * no slot header, so that an incompressible 4096-byte sector takes exactly
+ * one page. The threshold is computed, not chosen: 3840-byte slots still
+ * fit 17 to 16 pages (6% less than a page each), so objects up to 3836
+ * bytes (3828 with owner words) are packed. Linux's zsmalloc puts it at
+ * about 3264 because its zspages are at most 4 pages long.
+ *
+ * Handles. A handle is an index into the pool's handle table; the 8-byte
+ * entry there says where the object is now (class, zspage id, slot), so
+ * compaction can move the object by rewriting the entry. The slot header
+ * holds the handle back, so the zspage side can find the entry of each
+ * object it holds (compaction and shrink walk zspages). Per object, a pool
+ * without owner words thus spends 8 (entry) + 4 (header) bytes plus the
+ * rounding to 16; a shrinkable pool adds the 8-byte owner word, in the
+ * slot after the header. A huge object of a pool without owner words has
+ * a "direct" entry, the address of its page, and no zspage structure at
+ * all: 8 bytes a page. (See zsmalloc_int.h for every bit.)
+ *
+ *   handle h ---> handle table[h - 1]      zspage table[id]
+ *                 +-------------------+    +---------------------------+
+ *                 | id | obj | class  |--->| base, LRU links, group    |
+ *                 | flags | pins      |    | links, stamp, in-use,     |
+ *                 +-------------------+    | first free slot (32 bytes)|
+ *                                          +---------------------------+
+ *                 base + obj * slot + header = the object's bytes
+ *
+ * Both tables live in pages of the pool's page source (zsmalloc_table.c):
+ * what the pool holds is pagesrc_bytes_used() plus a little malloc'd
+ * bookkeeping (directories, the class array), all of it counted in
+ * zpool_get_total_size().
+ *
+ * Free slots of a zspage form a list threaded through their headers. A
+ * fresh zspage is all zero, and a zero header means "the next free slot is
+ * the one after me", so a new zspage needs no initialisation at all and its
+ * pages are touched only as objects fill them.
+ *
+ * Fullness groups. Each class keeps its partly used zspages in four lists
+ * by quarter of fullness; full zspages are on no list, and an empty one is
+ * given back to the page source at once. malloc takes a slot in the
+ * fullest partial zspage, so zspages fill up before new ones are made;
+ * compaction moves objects from the emptiest zspages into the fullest.
+ *
+ * Mapping. zpool_map_handle() takes no lock: it adds one to the pin count
+ * in the handle's entry (a compare-and-swap) and returns a pointer into the
+ * zspage; unmap takes the pin away. Compaction moves only objects with no
+ * pin: it sets MOVING with a compare-and-swap that expects zero pins, copies
+ * the slot, and stores the new location, which clears MOVING; a map that
+ * finds MOVING waits the few hundred nanoseconds the copy takes. Several
+ * threads may map one handle at once. The map mode does not matter, since
+ * no object is ever split.
+ *
+ * Shrink and the eviction race. Each class keeps an LRU of its zspages: a
+ * zspage moves to the head when an object is allocated into it, stamped
+ * with the pool's malloc counter. zpool_shrink() takes the class whose LRU
+ * tail has the oldest stamp, takes that zspage off every list, marks it
+ * under reclaim, drops the class lock and hands each object to the evict
+ * callback. While a zspage is under reclaim, zpool_free() of one of its
+ * objects only sets DEAD in the handle's entry: the bytes, the slot and the
+ * handle stay as they are, so a callback still reading the object (or
+ * mapping it after its owner freed it) sees it unchanged, and the handle is
+ * not handed out again meanwhile. After the callbacks, the zspage's DEAD
+ * objects are released for real; the zspage is freed if it is empty, else
+ * it goes back to the lists (at the LRU head, so this shrink call does not
+ * take it again; after a refusal, back at the tail, where it was).
+ *
+ * Caller contract (zpool.h): map, use the object briefly, unmap; do not
+ * free a handle that one's own threads still have mapped; free each handle
+ * once. The evict callback is called with no pool lock held.
+ *
+ * Lock ordering:
+ *
+ *   zs_pool.reclaim_lock        one zpool_shrink() or zpool_compact() at a
+ *                               time; held across evict callbacks (hence
+ *                               they may not shrink or compact)
+ *     -> zs_class.lock          a class's lists, LRU, counts, the free
+ *                               slots of its zspages and its handle cache;
+ *                               one class lock at a time, never two
+ *       -> zs_table.lock        handle or zspage table ids (leaf, but for:)
+ *         -> pagesrc lock       page runs
+ *
+ *   Handle entries are changed with atomics: pins by map/unmap with no
+ *   lock; location, MOVING and DEAD under the object's class lock.
+ *   total_size reads two atomic counters.
+ *
+ * Known limits. Handle-table and zspage-table pages in the middle of the
+ * tables stay while any id in them lives (a long-lived object pins 4 KiB
+ * of handle table at worst); only the top of a table shrinks. Objects
+ * mapped during compaction are skipped, so their zspage may survive it.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zsmalloc_int.h"
+
+/* ---------------------------------------------------------------- classes */
+
+/**
+ * zs_layout() - the zspage length that wastes least for a slot size
+ * @slot:  bytes a slot, ZS_ALIGN to ZS_PAGE_SIZE
+ * @pages: set to the pages of a zspage
+ * @objs:  set to the slots a zspage holds
+ *
+ * An object costs pages * 4096 / objs bytes. Among 1..ZS_MAX_PAGES pages,
+ * the shortest zspage is kept unless a longer one cuts that cost by more
+ * than ZS_LONGER_GAIN_PCT.
+ */
+static void zs_layout(uint32_t slot, uint32_t *pages, uint32_t *objs)
+{
+	uint64_t bn = 1, bk = ZS_PAGE_SIZE / slot;
+
+	for (uint64_t n = 2; n <= ZS_MAX_PAGES; n++) {
+		uint64_t k = n * ZS_PAGE_SIZE / slot;
+
+		/* n / k < bn / bk * (100 - gain) / 100 */
+		if (100 * n * bk < (100 - ZS_LONGER_GAIN_PCT) * bn * k) {
+			bn = n;
+			bk = k;
+		}
+	}
+	*pages = (uint32_t)bn;
+	*objs = (uint32_t)bk;
+}
+
+/*
+ * Builds the classes: one per distinct layout, with the largest slot size
+ * of that layout, in increasing slot order. Return: 0 or -ENOMEM.
+ */
+static int zs_build_classes(struct zs_pool *pool)
+{
+	uint32_t pages[ZS_NR_SLOTS], objs[ZS_NR_SLOTS], cls_slot[ZS_NR_SLOTS];
+	uint32_t n = 0;
+
+	/* Largest slots first, so a layout's first slot is its largest. */
+	for (int i = ZS_NR_SLOTS - 1; i >= 0; i--) {
+		uint32_t slot = (uint32_t)(i + 1) * ZS_ALIGN, c;
+
+		zs_layout(slot, &pages[i], &objs[i]);
+		for (c = 0; c < n; c++) {
+			uint32_t j = cls_slot[c] / ZS_ALIGN - 1;
+
+			if (pages[j] == pages[i] && objs[j] == objs[i])
+				break;
+		}
+		if (c == n)
+			cls_slot[n++] = slot;
+	}
+	pool->classes = aligned_alloc(64, n * sizeof(*pool->classes));
+	if (!pool->classes)
+		return -ENOMEM;
+	__atomic_add_fetch(&pool->meta_bytes, n * sizeof(*pool->classes),
+			   __ATOMIC_RELAXED);
+	memset(pool->classes, 0, n * sizeof(*pool->classes));
+	pool->nr_classes = n;
+	for (uint32_t c = 0; c < n; c++) {
+		struct zs_class *cl = &pool->classes[c];
+		uint32_t j = cls_slot[n - 1 - c] / ZS_ALIGN - 1;
+
+		pthread_mutex_init(&cl->lock, NULL);
+		cl->slot = (j + 1) * ZS_ALIGN;
+		cl->pages = pages[j];
+		cl->objs = objs[j];
+		cl->index = c;
+		/* No better than a page an object: the huge class. */
+		cl->huge = cl->objs <= cl->pages;
+		if (cl->huge)
+			pool->huge = cl;
+	}
+	/* Each slot size goes to the class of its layout. */
+	for (uint32_t i = 0; i < ZS_NR_SLOTS; i++)
+		for (uint32_t c = 0; c < n; c++)
+			if (pool->classes[c].pages == pages[i] &&
+			    pool->classes[c].objs == objs[i])
+				pool->slot_class[i] = (uint8_t)c;
+	return 0;
+}
+
+/* The class of an object of @size (1..ZPOOL_MAX_SIZE) bytes. */
+static struct zs_class *zs_class_for(struct zs_pool *pool, size_t size)
+{
+	size_t need = size + pool->hdr_size;
+
+	if (need > ZS_PAGE_SIZE)
+		return pool->huge;
+	return &pool->classes[pool->slot_class[(need + ZS_ALIGN - 1) /
+						       ZS_ALIGN -
+					       1]];
+}
+
+/* ------------------------------------------------ lists (class lock held) */
+
+/* Adds zspage @id to the partial list of its fullness, if it is partial. */
+void zs_group_add(struct zs_pool *pool, struct zs_class *c, uint32_t id)
+{
+	struct zspage *zs = zs_zspage(pool, id);
+	unsigned int g = zs_group_of(c, zs_st_inuse(zs->state));
+
+	if (g >= ZS_NR_GROUPS)
+		return;
+	zs->grp.prev = 0;
+	zs->grp.next = c->group[g];
+	if (c->group[g])
+		zs_zspage(pool, c->group[g])->grp.prev = id;
+	c->group[g] = id;
+}
+
+/* Takes zspage @id off its partial list, if it is on one. */
+void zs_group_del(struct zs_pool *pool, struct zs_class *c, uint32_t id)
+{
+	struct zspage *zs = zs_zspage(pool, id);
+	unsigned int g = zs_group_of(c, zs_st_inuse(zs->state));
+
+	if (g >= ZS_NR_GROUPS)
+		return;
+	if (zs->grp.prev)
+		zs_zspage(pool, zs->grp.prev)->grp.next = zs->grp.next;
+	else
+		c->group[g] = zs->grp.next;
+	if (zs->grp.next)
+		zs_zspage(pool, zs->grp.next)->grp.prev = zs->grp.prev;
+}
+
+/* Puts zspage @id on the LRU: at the head (newest) or at the tail. */
+void zs_lru_add(struct zs_pool *pool, struct zs_class *c, uint32_t id,
+		bool head)
+{
+	struct zspage *zs = zs_zspage(pool, id);
+
+	if (head) {
+		zs->lru_prev = 0;
+		zs->lru_next = c->lru_head;
+		if (c->lru_head)
+			zs_zspage(pool, c->lru_head)->lru_prev = id;
+		else
+			c->lru_tail = id;
+		c->lru_head = id;
+	} else {
+		zs->lru_next = 0;
+		zs->lru_prev = c->lru_tail;
+		if (c->lru_tail)
+			zs_zspage(pool, c->lru_tail)->lru_next = id;
+		else
+			c->lru_head = id;
+		c->lru_tail = id;
+	}
+}
+
+void zs_lru_del(struct zs_pool *pool, struct zs_class *c, uint32_t id)
+{
+	struct zspage *zs = zs_zspage(pool, id);
+
+	if (zs->lru_prev)
+		zs_zspage(pool, zs->lru_prev)->lru_next = zs->lru_next;
+	else
+		c->lru_head = zs->lru_next;
+	if (zs->lru_next)
+		zs_zspage(pool, zs->lru_next)->lru_prev = zs->lru_prev;
+	else
+		c->lru_tail = zs->lru_prev;
+}
+
+/* ------------------------------------------ slots of a zspage (lock held) */
+
+/*
+ * A free slot's header is (next ^ (obj + 1)) << 1, bit 0 clear: an all-zero
+ * header chains to the next slot, so a fresh zspage is one free list.
+ */
+
+/**
+ * zs_slot_take() - take the first free slot of a normal-class zspage
+ * @c:  the class
+ * @zs: the zspage, not full
+ *
+ * Return: the slot index. The in-use count goes up by one; the caller
+ * writes the slot header.
+ */
+uint32_t zs_slot_take(struct zs_class *c, struct zspage *zs)
+{
+	uint32_t obj = zs_st_free(zs->state), hdr, next;
+
+	assert(obj < c->objs);
+	hdr = zs_hdr_read(c, zs, obj);
+	assert(!(hdr & ZS_HDR_ALLOC));
+	next = (hdr >> 1) ^ (obj + 1);
+	zs->state = zs_st_make(zs->state, zs_st_inuse(zs->state) + 1, next);
+	return obj;
+}
+
+/* Puts slot @obj back on the zspage's free list; in-use goes down by one. */
+void zs_slot_give(struct zs_class *c, struct zspage *zs, uint32_t obj)
+{
+	uint32_t hdr = (zs_st_free(zs->state) ^ (obj + 1)) << 1;
+
+	memcpy(zs_slot(c, zs, obj), &hdr, sizeof(hdr));
+	zs->state = zs_st_make(zs->state, zs_st_inuse(zs->state) - 1, obj);
+}
+
+/* --------------------------------------- handles and zspages (lock held) */
+
+/* Gives @n handle ids of the class's cache back to the table. */
+unsigned int zs_mag_flush(struct zs_pool *pool, struct zs_class *c,
+			  uint32_t n)
+{
+	if (n > c->nmag)
+		n = c->nmag;
+	c->nmag -= n;
+	return zs_table_put(&pool->handles, &c->mag[c->nmag], n);
+}
+
+/* Return: a free handle, or 0 if the handle table cannot grow. */
+static unsigned long zs_handle_get(struct zs_pool *pool, struct zs_class *c)
+{
+	if (c->nmag == 0)
+		c->nmag = zs_table_get(&pool->handles, c->mag, ZS_MAG_BATCH);
+	if (c->nmag == 0)
+		return 0;
+	return (unsigned long)c->mag[--c->nmag] + 1;
+}
+
+/* Return: table pages given back. */
+static unsigned int zs_handle_put(struct zs_pool *pool, struct zs_class *c,
+				  unsigned long handle)
+{
+	unsigned int released = 0;
+
+	__atomic_store_n(zs_hentry(pool, handle), 0, __ATOMIC_RELAXED);
+	if (c->nmag == ZS_MAG_SIZE)
+		released = zs_mag_flush(pool, c, ZS_MAG_BATCH);
+	c->mag[c->nmag++] = (uint32_t)(handle - 1);
+	/* An idle class keeps no handles: an empty pool gives its table back. */
+	if (c->nr_objs == 0)
+		released += zs_mag_flush(pool, c, c->nmag);
+	return released;
+}
+
+/* A new, empty zspage of class @c (no lock held). Return: its id, or 0. */
+static uint32_t zs_zspage_new(struct zs_pool *pool, struct zs_class *c)
+{
+	struct zspage *zs;
+	uint32_t id;
+	char *base;
+
+	base = pagesrc_alloc(pool->ps, c->pages);
+	if (!base)
+		return 0;
+	if (zs_table_get(&pool->zspages, &id, 1) != 1) {
+		pagesrc_free(pool->ps, base, c->pages);
+		return 0;
+	}
+	zs = zs_zspage(pool, id);
+	memset(zs, 0, sizeof(*zs));
+	zs->base = base;
+	return id;
+}
+
+unsigned int zs_zspage_free(struct zs_pool *pool, struct zs_class *c,
+			    uint32_t id)
+{
+	struct zspage *zs = zs_zspage(pool, id);
+
+	pagesrc_free(pool->ps, zs->base, c->pages);
+	return c->pages + zs_table_put(&pool->zspages, &id, 1);
+}
+
+/**
+ * zs_release_obj() - free an object for real (class lock held)
+ * @pool:   the pool
+ * @c:      its class
+ * @id:     its zspage
+ * @obj:    its slot
+ * @handle: its handle
+ *
+ * The slot and the handle become free. A zspage under reclaim stays off
+ * the lists (the shrinker puts it back); any other zspage changes group,
+ * and an empty one is taken off every list.
+ *
+ * Return: 1 if the zspage is now empty and off every list (the caller
+ * gives it back with zs_zspage_free() once the class lock is dropped), else
+ * 0; plus, shifted left by one, the handle-table pages given back.
+ */
+unsigned int zs_release_obj(struct zs_pool *pool, struct zs_class *c,
+			    uint32_t id, uint32_t obj, unsigned long handle)
+{
+	struct zspage *zs = zs_zspage(pool, id);
+	bool reclaim = zs->state & ZS_ST_RECLAIM;
+	unsigned int released;
+	uint32_t left;
+
+	c->nr_objs--;
+	released = zs_handle_put(pool, c, handle);
+	if (c->huge) {
+		left = 0;
+	} else {
+		if (!reclaim)
+			zs_group_del(pool, c, id);
+		zs_slot_give(c, zs, obj);
+		left = zs_st_inuse(zs->state);
+		if (!reclaim)
+			zs_group_add(pool, c, id);
+	}
+	if (left || reclaim)
+		return released << 1;
+	zs_lru_del(pool, c, id);
+	c->nr_zspages--;
+	return released << 1 | 1;
+}
+
+/* ------------------------------------------------------ the zpool driver */
+
+/* Huge object of a pool without owner words: a page, no zspage. */
+static int zs_malloc_direct(struct zs_pool *pool, unsigned long *handle)
+{
+	struct zs_class *c = pool->huge;
+	unsigned long h;
+	char *page;
+
+	page = pagesrc_alloc(pool->ps, 1);
+	if (!page)
+		return -ENOMEM;
+	pthread_mutex_lock(&c->lock);
+	h = zs_handle_get(pool, c);
+	if (h) {
+		c->nr_objs++;
+		c->nr_zspages++;
+		__atomic_store_n(zs_hentry(pool, h),
+				 (uint64_t)(uintptr_t)page | ZS_E_DIRECT |
+					 ZS_E_ALLOC,
+				 __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (!h) {
+		pagesrc_free(pool->ps, page, 1);
+		return -ENOMEM;
+	}
+	*handle = h;
+	return 0;
+}
+
+static void zs_free_direct(struct zs_pool *pool, unsigned long handle,
+			   uint64_t e)
+{
+	struct zs_class *c = pool->huge;
+
+	pthread_mutex_lock(&c->lock);
+	c->nr_objs--;
+	c->nr_zspages--;
+	zs_handle_put(pool, c, handle);
+	pthread_mutex_unlock(&c->lock);
+	pagesrc_free(pool->ps, (void *)(uintptr_t)(e & ZS_E_PAGE_MASK), 1);
+}
+
+/**
+ * zs_malloc() - allocate an object (zpool_malloc())
+ * @zp:     the pool
+ * @size:   1..ZPOOL_MAX_SIZE bytes (checked by zpool.c)
+ * @owner:  stored with the object if the pool is shrinkable
+ * @handle: where the handle goes
+ *
+ * Takes the class lock; drops it while a new zspage is made.
+ *
+ * Return: 0, or -ENOMEM if pages or handles ran out.
+ */
+static int zs_malloc(struct zpool *zp, size_t size, uint64_t owner,
+		     unsigned long *handle)
+{
+	struct zs_pool *pool = zs_pool_of(zp);
+	struct zs_class *c = zs_class_for(pool, size);
+	uint32_t id = 0, fresh = 0, obj = 0;
+	struct zspage *zs;
+	unsigned long h;
+
+	if (c->huge && pool->huge_direct)
+		return zs_malloc_direct(pool, handle);
+
+	pthread_mutex_lock(&c->lock);
+	h = zs_handle_get(pool, c);
+	if (!h)
+		goto nomem;
+	for (unsigned int g = ZS_NR_GROUPS; g-- > 0 && !c->huge;) {
+		if (c->group[g]) {
+			id = c->group[g];
+			break;
+		}
+	}
+	if (!id) {
+		pthread_mutex_unlock(&c->lock);
+		fresh = zs_zspage_new(pool, c);
+		pthread_mutex_lock(&c->lock);
+		if (!fresh) {
+			zs_handle_put(pool, c, h);
+			goto nomem;
+		}
+		id = fresh;
+		c->nr_zspages++;
+	}
+	zs = zs_zspage(pool, id);
+	if (c->huge) {
+		zs->state = (uint32_t)h;
+		zs->owner = owner;
+	} else {
+		uint32_t hdr = (uint32_t)h << 1 | ZS_HDR_ALLOC;
+		char *slot;
+
+		if (!fresh)
+			zs_group_del(pool, c, id);
+		obj = zs_slot_take(c, zs);
+		slot = zs_slot(c, zs, obj);
+		memcpy(slot, &hdr, sizeof(hdr));
+		if (pool->shrinkable)
+			memcpy(slot + ZS_HDR_SIZE, &owner, sizeof(owner));
+		zs_group_add(pool, c, id);
+	}
+	if (!fresh)
+		zs_lru_del(pool, c, id);
+	zs_lru_add(pool, c, id, true);
+	zs->stamp = __atomic_fetch_add(&pool->clock, 1, __ATOMIC_RELAXED);
+	c->nr_objs++;
+	__atomic_store_n(zs_hentry(pool, h), zs_e_make(c->index, id, obj),
+			 __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&c->lock);
+	*handle = h;
+	return 0;
+
+nomem:
+	pthread_mutex_unlock(&c->lock);
+	return -ENOMEM;
+}
+
+/**
+ * zs_free() - free an object (zpool_free())
+ * @zp:     the pool
+ * @handle: a live handle (not 0: zpool.c checks)
+ *
+ * If the object's zspage is under reclaim, the object is only marked dead
+ * and the shrinker releases it once its evict callbacks are done.
+ */
+static void zs_free(struct zpool *zp, unsigned long handle)
+{
+	struct zs_pool *pool = zs_pool_of(zp);
+	uint64_t *ep = zs_hentry(pool, handle);
+	uint64_t e = __atomic_load_n(ep, __ATOMIC_ACQUIRE);
+	struct zs_class *c;
+	unsigned int r;
+	uint32_t id;
+
+	assert(e & ZS_E_ALLOC);
+	if (e & ZS_E_DIRECT) {
+		zs_free_direct(pool, handle, e);
+		return;
+	}
+	/* The class never changes; the location may until the lock is held. */
+	c = &pool->classes[zs_e_class(e)];
+	pthread_mutex_lock(&c->lock);
+	e = __atomic_load_n(ep, __ATOMIC_ACQUIRE);
+	id = zs_e_zspage(e);
+	if (zs_zspage(pool, id)->state & ZS_ST_RECLAIM) {
+		__atomic_fetch_or(ep, ZS_E_DEAD, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	r = zs_release_obj(pool, c, id, zs_e_obj(e), handle);
+	pthread_mutex_unlock(&c->lock);
+	if (r & 1)
+		zs_zspage_free(pool, c, id);
+}
+
+/**
+ * zs_map() - map an object (zpool_map_handle())
+ * @zp:     the pool
+ * @handle: a handle (live, or freed while under eviction)
+ * @mm:     ignored: objects are never split, so never copied
+ *
+ * Lock-free: pins the entry, which keeps compaction from moving the object
+ * until zs_unmap(). Waits only while compaction is copying it.
+ *
+ * Return: the object's address.
+ */
+static void *zs_map(struct zpool *zp, unsigned long handle,
+		    enum zpool_mapmode mm)
+{
+	struct zs_pool *pool = zs_pool_of(zp);
+	uint64_t *ep = zs_hentry(pool, handle);
+	uint64_t e = __atomic_load_n(ep, __ATOMIC_ACQUIRE);
+	const struct zs_class *c;
+	unsigned int spins = 0;
+
+	(void)mm;
+	for (;;) {
+		if ((e & ZS_E_MOVING) || (e & ZS_E_PIN_MASK) == ZS_E_PIN_MASK) {
+			if (++spins % 64 == 0)
+				sched_yield();
+			e = __atomic_load_n(ep, __ATOMIC_ACQUIRE);
+			continue;
+		}
+		if (__atomic_compare_exchange_n(ep, &e, e + 1, true,
+						__ATOMIC_ACQUIRE,
+						__ATOMIC_ACQUIRE))
+			break;
+	}
+	assert(e & ZS_E_ALLOC);
+	if (e & ZS_E_DIRECT)
+		return (void *)(uintptr_t)(e & ZS_E_PAGE_MASK);
+	c = &pool->classes[zs_e_class(e)];
+	return zs_slot(c, zs_zspage(pool, zs_e_zspage(e)), zs_e_obj(e)) +
+	       (c->huge ? 0 : pool->hdr_size);
+}
+
+static void zs_unmap(struct zpool *zp, unsigned long handle)
+{
+	uint64_t *ep = zs_hentry(zs_pool_of(zp), handle);
+	uint64_t e __attribute__((unused));
+
+	e = __atomic_fetch_sub(ep, 1, __ATOMIC_RELEASE);
+	assert(e & ZS_E_PIN_MASK);
+}
+
+static uint64_t zs_total_size(const struct zpool *zp)
+{
+	const struct zs_pool *pool = zs_pool_of(zp);
+
+	return pagesrc_bytes_used(pool->ps) +
+	       __atomic_load_n(&pool->meta_bytes, __ATOMIC_RELAXED);
+}
+
+static void zs_destroy(struct zpool *zp)
+{
+	struct zs_pool *pool = zs_pool_of(zp);
+
+	/* Every page, zspages and tables alike, goes with the page source. */
+	zs_table_destroy(&pool->handles);
+	zs_table_destroy(&pool->zspages);
+	for (uint32_t c = 0; c < pool->nr_classes; c++)
+		pthread_mutex_destroy(&pool->classes[c].lock);
+	free(pool->classes);
+	pthread_mutex_destroy(&pool->reclaim_lock);
+	pagesrc_destroy(pool->ps);
+	free(pool);
+}
+
+/**
+ * zs_create() - a new, empty pool
+ * @shrinkable: whether objects carry owner words (the pool has an evict
+ *              callback)
+ *
+ * Return: the pool, or NULL with errno ENOMEM.
+ */
+static struct zpool *zs_create(bool shrinkable)
+{
+	struct zs_pool *pool = calloc(1, sizeof(*pool));
+
+	if (!pool)
+		goto nomem;
+	pool->meta_bytes = sizeof(*pool);
+	pool->shrinkable = shrinkable;
+	pool->huge_direct = !shrinkable;
+	pool->hdr_size = ZS_HDR_SIZE + (shrinkable ? ZS_OWNER_SIZE : 0);
+	pthread_mutex_init(&pool->reclaim_lock, NULL);
+	pool->ps = pagesrc_create();
+	if (!pool->ps) {
+		free(pool);
+		goto nomem;
+	}
+	if (zs_build_classes(pool) < 0)
+		goto fail_classes;
+	if (zs_table_init(&pool->handles, pool->ps, &pool->meta_bytes,
+			  sizeof(uint64_t), ZS_MAX_HANDLES, false) < 0)
+		goto fail_handles;
+	if (zs_table_init(&pool->zspages, pool->ps, &pool->meta_bytes,
+			  sizeof(struct zspage), UINT32_MAX, true) < 0)
+		goto fail_zspages;
+	return &pool->zpool;
+
+fail_zspages:
+	zs_table_destroy(&pool->handles);
+fail_handles:
+	free(pool->classes);
+fail_classes:
+	pagesrc_destroy(pool->ps);
+	free(pool);
+nomem:
+	errno = ENOMEM;
+	return NULL;
+}
+
+static struct zpool_driver zs_driver = {
+	.type = ZPOOL_TYPE_ZSMALLOC,
+	.priority = 20,
+	.create = zs_create,
+	.destroy = zs_destroy,
+	.malloc = zs_malloc,
+	.free = zs_free,
+	.shrink = zs_shrink,
+	.compact = zs_compact,
+	.map = zs_map,
+	.unmap = zs_unmap,
+	.total_size = zs_total_size,
+};
+
+ZPOOL_DRIVER(zs_driver)
+
+/* ------------------------------------------------------ for the unit tests */
+
+unsigned int zs_test_nr_classes(struct zpool *zp)
+{
+	return zs_pool_of(zp)->nr_classes;
+}
+
+void zs_test_class_info(struct zpool *zp, unsigned int index,
+			struct zs_class_info *info)
+{
+	struct zs_class *c = &zs_pool_of(zp)->classes[index];
+
+	pthread_mutex_lock(&c->lock);
+	info->slot = c->slot;
+	info->pages = c->pages;
+	info->objs = c->objs;
+	info->huge = c->huge;
+	info->nr_zspages = c->nr_zspages;
+	info->nr_objs = c->nr_objs;
+	pthread_mutex_unlock(&c->lock);
+}
+
+unsigned int zs_test_size_class(struct zpool *zp, size_t size)
+{
+	return zs_class_for(zs_pool_of(zp), size)->index;
+}
+
+uint32_t zs_test_handle_zspage(struct zpool *zp, unsigned long handle)
+{
+	uint64_t e = __atomic_load_n(zs_hentry(zs_pool_of(zp), handle),
+				     __ATOMIC_ACQUIRE);
+
+	return e & ZS_E_DIRECT ? 0 : zs_e_zspage(e);
+}
+
+size_t zs_test_huge_threshold(struct zpool *zp)
+{
+	struct zs_pool *pool = zs_pool_of(zp);
+	size_t size = ZPOOL_MAX_SIZE;
+
+	while (size > 0 && zs_class_for(pool, size)->huge)
+		size--;
+	return size;
+}
