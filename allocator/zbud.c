@@ -31,11 +31,12 @@
  * Headers are carved from slab pages that come from the same page source
  * as the data pages: a slab page holds a small slab descriptor and then
  * 63 headers (84 in a pool without owner words), and goes back to the page
- * source as soon as its last header is freed. Headers from malloc() would
- * sit in the C library's free lists after a mass free and keep the process
- * RSS up by tens of MiB per GiB of data; this way every byte the pool holds
- * is a page it can give back, and zpool_get_total_size() is simply the
- * page source's count plus the pool structure.
+ * source as soon as its last header is freed. Headers from malloc() sat in
+ * glibc's fast bins after a mass free and kept the process RSS up (by 3.8
+ * MiB after 200 MiB of objects were freed, in test_zpool_core's RSS test);
+ * this way every byte the pool holds is a page it can give back, and
+ * zpool_get_total_size() is simply the page source's count plus the pool
+ * structure. A header costs 64 bytes a page (48 without owner words), 1.6%.
  *
  * Lists. A page with one buddy and some free chunks sits on unbuddied[n],
  * where n is its count of free chunks; a page with two buddies, or with one
