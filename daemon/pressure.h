@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PRESSURE_PSI_DEFAULT_PCT 15u
+#define PRESSURE_PSI_DEFAULT_PCT 10u
 #define PRESSURE_CGROUP_DEFAULT_MARGIN 10u
 /* Limits at or above this are "none" (cgroup v1 reports ~2^63). */
 #define PRESSURE_NO_LIMIT (UINT64_C(1) << 62)
