@@ -189,6 +189,17 @@ def sample_stats(dev, samples):
     return sampler
 
 
+def wait_stats(dev, timeout=5):
+    """The stats file once it exists (the plugin writes it every second)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = dev.live_stats()
+        if st:
+            return st
+        time.sleep(0.1)
+    return None
+
+
 def rate(samples, phase, key):
     """Counter increase per second over a phase, from the stats file's
     own write times; None unless it was written at least twice."""
@@ -204,21 +215,24 @@ def sec_shrinker(cfg, peer, workdir):
     backing = os.path.join(workdir, "backing.img")
     with peer.device(ws, workdir) as dev:
         mem_w, mem_r = random_io(cfg, dev, workdir, ws)
-    log("  shrinker in memory: write %.0f IOPS, read %.0f IOPS" % (
-        mem_w["iops"], mem_r["iops"]))
+    log("  shrinker %s in memory: write %.0f IOPS, read %.0f IOPS" % (
+        peer.key, mem_w["iops"], mem_r["iops"]))
 
-    samples = []
+    samples, failure = [], None
     extra = ["mem_limit=%d" % limit, "backing=" + backing]
     try:
         with peer.device(ws, workdir, extra) as dev:
-            st0 = dev.live_stats()
+            st0 = wait_stats(dev)
             if st0 is None:
                 raise PeerUnavailable("the plugin wrote no stats file")
             if "bd_writes" not in st0:
                 raise PeerUnavailable("the stats file has no bd_writes "
                                       "counter")
-            lim_w, lim_r = random_io(cfg, dev, workdir, ws,
-                                     sample_stats(dev, samples))
+            try:
+                lim_w, lim_r = random_io(cfg, dev, workdir, ws,
+                                         sample_stats(dev, samples))
+            except PeerFailed as e:
+                failure = e
         final = dev.final
     finally:
         if os.path.exists(backing):
@@ -227,11 +241,17 @@ def sec_shrinker(cfg, peer, workdir):
         else:
             backing_size = None
     if not final or not final.get("bd_writes"):
-        raise PeerUnavailable("bd_writes stayed 0 with the working set at "
-                              "4x mem_limit: no eviction happened (shrinker "
-                              "not integrated?)")
+        raise PeerUnavailable(
+            "bd_writes stayed 0 with the working set at 4x mem_limit and "
+            "backing= set: nothing was evicted (shrinker not integrated?)%s"
+            % ("" if not failure else
+               "; writes past mem_limit fail with ENOSPC"
+               if "No space left" in str(failure) else
+               "; the run failed: %s" % str(failure)[:160]))
+    if failure:
+        raise failure
     out = {
-        "mem_limit": limit, "working_set": ws,
+        "label": peer.label, "mem_limit": limit, "working_set": ws,
         "mem_write_iops": mem_w["iops"], "mem_read_iops": mem_r["iops"],
         "mem_read_lat_us": mem_r["lat_us"],
         "write_iops": lim_w["iops"], "read_iops": lim_r["iops"],
@@ -386,12 +406,15 @@ def main():
         for p in usable:
             attempt("random", p, sec_random)
     if "shrinker" in sections:
-        zs = [p for p in usable if p.key == "zsmalloc"]
-        if zs:
-            attempt("shrinker", zs[0], sec_shrinker)
-        else:
+        # zsmalloc, the default; zbud only while zsmalloc cannot run.
+        zramd = [p for p in usable if p.key in ("zsmalloc", "zbud")]
+        for p in zramd:
+            attempt("shrinker", p, sec_shrinker)
+            if "shrinker/%s" % p.key not in res["skipped"]:
+                break
+        if not zramd:
             res["skipped"]["shrinker/zsmalloc"] = res["skipped"].get(
-                "zsmalloc", "zramd zsmalloc not selected")
+                "zsmalloc", "zramd not selected")
     res["machine"]["loadavg_end"] = os.getloadavg()
 
     with open(os.path.join(workdir, "results.json"), "w") as f:

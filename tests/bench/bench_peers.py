@@ -33,6 +33,12 @@ class PeerFailed(Exception):
     """The peer started but a run failed: a bug or a broken setup."""
 
 
+def oneline(text, n=300):
+    """The end of a command's stderr as one line, for the report."""
+    lines = [" ".join(x.split()) for x in text.strip().splitlines()]
+    return " / ".join(x for x in lines if x)[-n:]
+
+
 def run(cmd, **kw):
     """Run a command, raising PeerFailed with its stderr if it fails."""
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -40,7 +46,7 @@ def run(cmd, **kw):
     if p.returncode != 0:
         raise PeerFailed("%s: exit %d: %s" % (
             " ".join(map(str, cmd[:3])), p.returncode,
-            p.stderr.strip()[-300:]))
+            oneline(p.stderr)))
     return p.stdout
 
 
@@ -318,8 +324,7 @@ def fio(dev, workdir, name, rw, size, bs="4k", numjobs=1, iodepth=32,
 def fio_result(p, out):
     _, err = p.communicate()
     if p.returncode != 0:
-        raise PeerFailed("fio: exit %d: %s" % (p.returncode,
-                                               err.strip()[-300:]))
+        raise PeerFailed("fio: exit %d: %s" % (p.returncode, oneline(err)))
     with open(out) as f:
         job = json.load(f)["jobs"][0]
     if job["error"]:

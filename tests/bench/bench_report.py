@@ -155,7 +155,7 @@ def targets(r):
     else:
         floor = r.value("idle", "null", "vmrss")
         anon = r.value("idle", "zsmalloc", "rss_anon")
-        lines.append("  %-44s %s MiB (RssAnon %s MiB; nbdkit null alone "
+        lines.append("  %-44s %5s MiB (RssAnon %s MiB; nbdkit null alone "
                      "%s MiB)  %s" % (
                          "idle 1 TiB VmRSS <= 4 MiB", fmt(idle, "mib"),
                          fmt(anon, "mib"), fmt(floor, "mib"),
@@ -164,9 +164,15 @@ def targets(r):
 
 
 def shrinker(r):
-    s = r.res["peers"].get("zsmalloc", {}).get("shrinker")
+    s = None
+    for key in ("zsmalloc", "zbud"):
+        s = r.res["peers"].get(key, {}).get("shrinker")
+        if s:
+            break
     if not s:
-        return "%s\n" % r.why_not("shrinker", "zsmalloc").capitalize()
+        return "".join("- %s: %s\n" % (r.labels[k], r.why_not("shrinker", k))
+                       for k in ("zsmalloc", "zbud")
+                       if k in r.labels and k in r.order)
     evict = s.get("evict_per_s")
     bdr = s.get("bd_reads_per_s")
     rows = [
@@ -178,10 +184,10 @@ def shrinker(r):
          "{:,.0f}".format(evict) if evict is not None else "n/a",
          "{:,.0f}".format(bdr) if bdr is not None else "n/a"],
     ]
-    text = ("zramd allocator=zsmalloc, mem_limit %s MiB, working set %s MiB, "
-            "backing file on local disk.\n\n" % (
-                fmt(s["mem_limit"], "mib"), fmt(s["working_set"], "mib")))
-    text += table(["zramd zsmalloc", "write IOPS", "read IOPS",
+    text = ("%s, mem_limit %s MiB, working set %s MiB, backing file on "
+            "local disk.\n\n" % (s["label"], fmt(s["mem_limit"], "mib"),
+                                   fmt(s["working_set"], "mib")))
+    text += table([s["label"], "write IOPS", "read IOPS",
                    "read latency µs", "evictions/s", "backing reads/s"], rows)
     text += ("\nRead slowdown for evicted data: %s (in-memory read IOPS / "
              "read IOPS at 4x mem_limit). At exit: bd_writes %s, bd_reads "
