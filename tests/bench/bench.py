@@ -123,18 +123,20 @@ def sec_copy(cfg, peer, workdir, data):
     for r in range(cfg.repeats):
         warm(data)
         with peer.device(cfg.copy_size, workdir) as dev:
-            before = dev.rss()
+            before, cpu = dev.rss(), dev.cpu_time()
             t = time.monotonic()
             dev.copy_in(data)
             t_in = time.monotonic() - t
             after = dev.rss()
+            if cpu is not None:
+                cpu = dev.cpu_time() - cpu
             if r == 0:
                 dev.verify(data)
             t = time.monotonic()
             dev.copy_out()
             t_out = time.monotonic() - t
             dev.alive()
-        run = {"in_s": t_in, "out_s": t_out}
+        run = {"in_s": t_in, "out_s": t_out, "in_cpu_s": cpu}
         if before:
             run["rss_growth"] = after["VmRSS"] - before["VmRSS"]
         if dev.final:
@@ -154,12 +156,15 @@ def random_io(cfg, dev, workdir, size, sampler=None):
     fio(dev, workdir, "prefill", "write", size, bs="1M", iodepth=4)
     res = []
     for rw in ("randwrite", "randread"):
+        cpu = dev.cpu_time()
         p, out = fio(dev, workdir, rw, rw, size, numjobs=2, iodepth=32,
                      runtime=cfg.runtime, wait=False)
         if sampler:
             sampler(rw, p)
-        res.append(fio_result(p, out))
-        dev.alive()
+        r = fio_result(p, out)
+        if cpu is not None and r["ios"]:
+            r["cpu_us"] = (dev.cpu_time() - cpu) * 1e6 / r["ios"]
+        res.append(r)
     return res
 
 
@@ -169,7 +174,9 @@ def sec_random(cfg, peer, workdir):
         with peer.device(cfg.region, workdir) as dev:
             w, rd = random_io(cfg, dev, workdir, cfg.region)
         runs.append({"write_iops": w["iops"], "read_iops": rd["iops"],
-                     "write_lat_us": w["lat_us"], "read_lat_us": rd["lat_us"]})
+                     "write_lat_us": w["lat_us"], "read_lat_us": rd["lat_us"],
+                     "write_cpu_us": w.get("cpu_us"),
+                     "read_cpu_us": rd.get("cpu_us")})
         log("  random %-9s run %d: write %.0f IOPS, read %.0f IOPS" % (
             peer.key, r + 1, w["iops"], rd["iops"]))
     return median_of(runs)

@@ -23,6 +23,7 @@ import time
 
 MiB = 1 << 20
 GiB = 1 << 30
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class PeerUnavailable(Exception):
@@ -174,6 +175,13 @@ class NbdDevice:
         self.alive()
         return proc_status(self.proc.pid)
 
+    def cpu_time(self):
+        """User plus system CPU seconds the server has used, all threads."""
+        self.alive()
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
     def live_stats(self):
         """The stats file as last written (None without one)."""
         if not self.stats_path or not os.path.exists(self.stats_path):
@@ -272,6 +280,9 @@ class ZramDevice:
 
     def rss(self):
         return None
+
+    def cpu_time(self):
+        return None     # the kernel does the work in the client's context
 
     def live_stats(self):
         return zram_mm_stat()
