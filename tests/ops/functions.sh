@@ -11,6 +11,9 @@
 #
 #   BUILD=$PWD/build/ops ZRAMD_STAT=$PWD/build/ops/zramd-stat \
 #   PLUGIN_SO=$PWD/build/ops/nbdkit-zramd-plugin.so tests/ops/test-units.sh
+#
+# ZRAMD_TEST_ARGS adds plugin parameters where the tests start nbdkit
+# (e.g. ZRAMD_TEST_ARGS=allocator=zbud).
 
 set -u
 # nbdsh and the python helpers need Debian's python3 (python3-libnbd).
@@ -66,4 +69,21 @@ wait_for() {
 		n=$((n - 1))
 	done
 	return 1
+}
+
+# run_checks CMD...: run a helper that prints "ok - ..." / "FAIL - ..."
+# lines itself (the python checks), and count them here.
+run_checks() {
+	local line nf0=$nfail rc=
+	while IFS= read -r line; do
+		case $line in
+		"ok - "*) npass=$((npass + 1)) ;;
+		"FAIL - "*) nfail=$((nfail + 1)) ;;
+		__rc=*) rc=${line#__rc=}; continue ;;
+		esac
+		echo "$line"
+	done < <("$@" 2>&1; echo "__rc=$?")
+	if [ "$rc" != 0 ] && [ "$nfail" -eq "$nf0" ]; then
+		not_ok "$* exited $rc without saying why"
+	fi
 }

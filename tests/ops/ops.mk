@@ -18,17 +18,26 @@ $(OPS_TEST_NOTIFY): $(BUILD)/tests/ops/test_notify.o $(NOTIFY_OBJ)
 
 ALL_TARGETS += $(OPS_TEST_NOTIFY)
 
+# The plugin's key table, printed for test-config.sh (daemon/params.c).
+ifneq ($(wildcard daemon/params.c),)
+OPS_DUMP_PARAMS := $(BUILD)/tests/ops/dump_params
+$(OPS_DUMP_PARAMS): $(BUILD)/tests/ops/dump_params.o $(DAEMON_LIB_OBJS) $(ALLOC_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DAEMON_LIBS)
+ALL_TARGETS += $(OPS_DUMP_PARAMS)
+endif
+
 .PHONY: check-ops check-ops-notify check-ops-shell
 check-ops-notify: $(OPS_TEST_NOTIFY)
 	$(OPS_TEST_NOTIFY)
 
 # The plugin is optional here: tests that need it skip without it.
 OPS_SHELL_DEPS := $(ZRAMD_STAT) $(BUILD)/systemd/units.stamp \
-	$(if $(wildcard daemon/plugin.c),$(PLUGIN_SO))
+	$(OPS_DUMP_PARAMS) $(if $(wildcard daemon/plugin.c),$(PLUGIN_SO))
 
 check-ops-shell: $(OPS_SHELL_DEPS)
 	@BUILD=$(abspath $(BUILD)) MAKE="$(MAKE)" PLUGIN_SO=$(abspath $(PLUGIN_SO)) \
 		ZRAMD_STAT=$(abspath $(ZRAMD_STAT)) \
+		DUMP_PARAMS=$(if $(OPS_DUMP_PARAMS),$(abspath $(OPS_DUMP_PARAMS))) \
 		tests/ops/run.sh
 
 check-ops: check-ops-notify check-ops-shell
