@@ -78,9 +78,9 @@
 
 #include "backing.h"
 
-#define BLOCK_SIZE 4096u
+#define BLOCK_SIZE	4096u
 #define UNITS_PER_BLOCK (BLOCK_SIZE / BACKING_UNIT)
-#define MAX_FILE_UNITS (UINT64_C(1) << (BACKING_SLOT_BITS - 4))
+#define MAX_FILE_UNITS	(UINT64_C(1) << (BACKING_SLOT_BITS - 4))
 
 /* Header field offsets. */
 enum {
@@ -101,22 +101,22 @@ _Static_assert(BACKING_MAX_UNITS < 16, "units fit in the slot's low 4 bits");
 _Static_assert(BACKING_MAX_UNITS <= 255, "units fit in the header's u8");
 _Static_assert(BLOCK_SIZE % BACKING_UNIT == 0, "units tile a block");
 _Static_assert(BACKING_MIN_SIZE % BLOCK_SIZE == 0 &&
-		       BACKING_MIN_SIZE >= 4 * BACKING_MAX_UNITS * BACKING_UNIT,
+		   BACKING_MIN_SIZE >= 4 * BACKING_MAX_UNITS * BACKING_UNIT,
 	       "the smallest file holds a few of the largest records");
 
 struct backing {
 	int fd;
-	char *path;		/* NULL for an unnamed (O_TMPFILE) file */
-	uint64_t nunits;	/* capacity, a multiple of UNITS_PER_BLOCK */
+	char *path;	 /* NULL for an unnamed (O_TMPFILE) file */
+	uint64_t nunits; /* capacity, a multiple of UNITS_PER_BLOCK */
 
-	pthread_mutex_t lock;	/* protects map, nfree, cursor */
-	uint64_t *map;		/* bit set: unit in use or reserved */
+	pthread_mutex_t lock; /* protects map, nfree, cursor */
+	uint64_t *map;	      /* bit set: unit in use or reserved */
 	uint64_t nwords;
-	uint64_t nfree;		/* clear bits */
-	uint64_t cursor;	/* next-fit start */
+	uint64_t nfree;	 /* clear bits */
+	uint64_t cursor; /* next-fit start */
 
-	bool no_punch;		/* atomic: the filesystem cannot punch */
-	struct backing_stats st;	/* atomics; capacity is constant */
+	bool no_punch;		 /* atomic: the filesystem cannot punch */
+	struct backing_stats st; /* atomics; capacity is constant */
 };
 
 #define STAT_ADD(b, f, n) __atomic_add_fetch(&(b)->st.f, (n), __ATOMIC_RELAXED)
@@ -226,8 +226,7 @@ static void mark(struct backing *b, uint64_t first, uint64_t n, bool used)
 }
 
 /* The first run of @n free units in [@from, nunits), or UINT64_MAX. */
-static uint64_t find_run(const struct backing *b, uint64_t from,
-			 unsigned int n)
+static uint64_t find_run(const struct backing *b, uint64_t from, unsigned int n)
 {
 	uint64_t run = 0, start = 0;
 
@@ -284,8 +283,8 @@ static uint64_t alloc_units(struct backing *b, unsigned int n)
 
 static bool block_free(const struct backing *b, uint64_t blk)
 {
-	for (uint64_t u = blk * UNITS_PER_BLOCK; u < (blk + 1) * UNITS_PER_BLOCK;
-	     u++)
+	for (uint64_t u = blk * UNITS_PER_BLOCK;
+	     u < (blk + 1) * UNITS_PER_BLOCK; u++)
 		if (unit_used(b, u))
 			return false;
 	return true;
@@ -418,8 +417,9 @@ static int open_file(const char *path, bool *named, char *err, size_t errlen)
 			     "backing file %s: directory %s does not exist",
 			     path, dir);
 		else
-			fail(err, errlen, e, "backing file %s: directory %s: %s",
-			     path, dir, strerror(e));
+			fail(err, errlen, e,
+			     "backing file %s: directory %s: %s", path, dir,
+			     strerror(e));
 		free(copy);
 		return -e;
 	}
@@ -469,8 +469,7 @@ struct backing *backing_open(const char *path, uint64_t max_size, char *err,
 		e = errno == EWOULDBLOCK ? EBUSY : errno;
 		close(fd);
 		return fail(err, errlen, e,
-			    "backing file %s: in use by another process",
-			    path);
+			    "backing file %s: in use by another process", path);
 	}
 	if (ftruncate(fd, 0) != 0) {
 		e = errno;
@@ -546,7 +545,7 @@ int backing_write(struct backing *b, uint64_t sector, const void *data,
 		  size_t len, unsigned int flags, uint64_t *slot)
 {
 	unsigned char rec[BACKING_MAX_UNITS * BACKING_UNIT]
-		__attribute__((aligned(64)));
+	    __attribute__((aligned(64)));
 	struct backing_hdr h;
 	unsigned int n;
 	size_t size, done = 0;
@@ -565,13 +564,13 @@ int backing_write(struct backing *b, uint64_t sector, const void *data,
 	}
 
 	h = (struct backing_hdr){
-		.magic = BACKING_MAGIC,
-		.version = BACKING_VERSION,
-		.units = (uint8_t)n,
-		.flags = (uint16_t)flags,
-		.sector = sector,
-		.len = (uint32_t)len,
-		.where = (uint32_t)u,
+	    .magic = BACKING_MAGIC,
+	    .version = BACKING_VERSION,
+	    .units = (uint8_t)n,
+	    .flags = (uint16_t)flags,
+	    .sector = sector,
+	    .len = (uint32_t)len,
+	    .where = (uint32_t)u,
 	};
 	backing_hdr_encode(&h, rec);
 	memcpy(rec + BACKING_HDR_SIZE, data, len);
@@ -602,11 +601,11 @@ int backing_write(struct backing *b, uint64_t sector, const void *data,
 	return 0;
 }
 
-int backing_read(struct backing *b, uint64_t slot, uint64_t sector,
-		 void *buf, size_t cap, size_t *len, unsigned int *flags)
+int backing_read(struct backing *b, uint64_t slot, uint64_t sector, void *buf,
+		 size_t cap, size_t *len, unsigned int *flags)
 {
 	unsigned char rec[BACKING_MAX_UNITS * BACKING_UNIT]
-		__attribute__((aligned(64)));
+	    __attribute__((aligned(64)));
 	struct backing_hdr h;
 	size_t size, done = 0;
 	unsigned int n;
@@ -633,7 +632,8 @@ int backing_read(struct backing *b, uint64_t slot, uint64_t sector,
 	    h.units != n || h.where != (uint32_t)u || h.sector != sector ||
 	    h.len == 0 || h.len > BACKING_MAX_PAYLOAD || h.len > cap ||
 	    units_for(h.len) != n ||
-	    h.checksum != backing_checksum(rec, rec + BACKING_HDR_SIZE, h.len)) {
+	    h.checksum !=
+		backing_checksum(rec, rec + BACKING_HDR_SIZE, h.len)) {
 		STAT_ADD(b, checksum_errors, 1);
 		return -EIO;
 	}
@@ -671,8 +671,8 @@ int backing_drop_cache(struct backing *b)
 
 	if (sync_file_range(b->fd, 0, 0,
 			    SYNC_FILE_RANGE_WAIT_BEFORE |
-				    SYNC_FILE_RANGE_WRITE |
-				    SYNC_FILE_RANGE_WAIT_AFTER) != 0)
+				SYNC_FILE_RANGE_WRITE |
+				SYNC_FILE_RANGE_WAIT_AFTER) != 0)
 		return -errno;
 	rc = posix_fadvise(b->fd, 0, 0, POSIX_FADV_DONTNEED);
 	return -rc;

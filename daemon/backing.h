@@ -35,8 +35,8 @@
 /* The largest payload: one uncompressed 4 KiB sector. */
 #define BACKING_MAX_PAYLOAD 4096u
 /* Units of the largest record: header + payload, rounded up (9). */
-#define BACKING_MAX_UNITS \
-	((BACKING_HDR_SIZE + BACKING_MAX_PAYLOAD + BACKING_UNIT - 1) / \
+#define BACKING_MAX_UNITS                                                      \
+	((BACKING_HDR_SIZE + BACKING_MAX_PAYLOAD + BACKING_UNIT - 1) /         \
 	 BACKING_UNIT)
 /* Slot numbers use at most this many low bits. */
 #define BACKING_SLOT_BITS 44
@@ -138,8 +138,8 @@ int backing_write(struct backing *b, uint64_t sector, const void *data,
  * -EIO on an I/O error or a short read (counted in read_errors) or if
  * any check fails (counted in checksum_errors).
  */
-int backing_read(struct backing *b, uint64_t slot, uint64_t sector,
-		 void *buf, size_t cap, size_t *len, unsigned int *flags);
+int backing_read(struct backing *b, uint64_t slot, uint64_t sector, void *buf,
+		 size_t cap, size_t *len, unsigned int *flags);
 
 /**
  * backing_free() - release a slot
@@ -190,7 +190,7 @@ struct backing_hdr {
 	uint64_t checksum; /* see backing_checksum() */
 };
 
-#define BACKING_MAGIC 0x4b42525au /* "ZRBK" on disk */
+#define BACKING_MAGIC	0x4b42525au /* "ZRBK" on disk */
 #define BACKING_VERSION 1u
 
 /* Encodes @h into @out, little-endian, checksum field included as is. */

@@ -56,18 +56,18 @@
 
 #include "pressure.h"
 
-#define PROC_MAGIC 0x9fa0
+#define PROC_MAGIC    0x9fa0
 #define CGROUP2_MAGIC 0x63677270
-#define MAX_LEVELS 16
+#define MAX_LEVELS    16
 #define PSI_WINDOW_US 1000000u
 
 struct psi_src {
 	char *path;
-	int fd;			/* -1: not open */
-	bool trigger;		/* armed; else sampled */
+	int fd;	      /* -1: not open */
+	bool trigger; /* armed; else sampled */
 	bool have_prev;
 	struct psi_line prev;
-	uint64_t prev_us;	/* CLOCK_MONOTONIC of prev */
+	uint64_t prev_us; /* CLOCK_MONOTONIC of prev */
 };
 
 struct pressure {
@@ -75,7 +75,7 @@ struct pressure {
 	unsigned int margin;
 	struct psi_src psi[PRESSURE_MAX_FDS]; /* machine, then cgroup */
 	int npsi;
-	int cg_version;		/* 0: no cgroup watched; 1 or 2 */
+	int cg_version;		  /* 0: no cgroup watched; 1 or 2 */
 	char *levels[MAX_LEVELS]; /* the cgroup, then its ancestors */
 	int nlevels;
 };
@@ -149,8 +149,8 @@ static bool parse_avg(const char **p, uint32_t *out)
 /* Parses the rest of a line after "some " or "full ". */
 static bool parse_line(const char *p, struct psi_line *l)
 {
-	static const char *const keys[] = {"avg10=", "avg60=", "avg300=",
-					   "total="};
+	static const char *const keys[] = {
+	    "avg10=", "avg60=", "avg300=", "total="};
 	uint32_t *avgs[] = {&l->avg10, &l->avg60, &l->avg300};
 	char *end;
 
@@ -244,7 +244,8 @@ bool cgroup_near(uint64_t current, uint64_t limit, unsigned int margin_pct,
 	*excess = 0;
 	if (limit == UINT64_MAX)
 		return false;
-	line = limit - limit / 100 * margin_pct - limit % 100 * margin_pct / 100;
+	line =
+	    limit - limit / 100 * margin_pct - limit % 100 * margin_pct / 100;
 	if (current < line)
 		return false;
 	*excess = current - line;
@@ -254,7 +255,7 @@ bool cgroup_near(uint64_t current, uint64_t limit, unsigned int margin_pct,
 /* --- files --- */
 
 static int errf(char *err, size_t errlen, int e, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static int errf(char *err, size_t errlen, int e, const char *fmt, ...)
 {
@@ -374,7 +375,7 @@ static int psi_open(struct psi_src *s, const char *path, unsigned int pct,
 			s->trigger = true;
 			return 0;
 		}
-		if (errno == EBADF)	/* opened read-only */
+		if (errno == EBADF) /* opened read-only */
 			break;
 	}
 	/* A failed arming leaves the fd usable for reading. */
@@ -456,8 +457,8 @@ static int find_mount(const char *proc, int version, const char *cgpath,
 			continue;
 		if (version == 2 && strcmp(fstype, "cgroup2") != 0)
 			continue;
-		if (version == 1 && (strcmp(fstype, "cgroup") != 0 ||
-				     !has_opt(opts, "memory")))
+		if (version == 1 &&
+		    (strcmp(fstype, "cgroup") != 0 || !has_opt(opts, "memory")))
 			continue;
 		save = NULL;
 		for (i = 0; i < 5; i++) {
@@ -509,7 +510,8 @@ static int find_cgroup(const char *proc, char **dir, char **top, int *version)
 	if (!f)
 		return -ENOENT;
 	while (getline(&line, &cap, f) > 0) {
-		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		char *c1 = strchr(line, ':'),
+		     *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
 		char *ctl, *tok, *save = NULL;
 
 		if (!c2)
@@ -627,8 +629,8 @@ struct pressure *pressure_open(const struct pressure_config *cfg, char *err,
 						      : NULL;
 				version = exists(dir, "memory.current") ? 2
 					  : exists(dir, "memory.usage_in_bytes")
-						  ? 1
-						  : 0;
+					      ? 1
+					      : 0;
 			}
 		} else if (find_cgroup(proc, &dir, &top, &version) != 0) {
 			dir = top = NULL;
@@ -653,10 +655,11 @@ struct pressure *pressure_open(const struct pressure_config *cfg, char *err,
 		if (rc == 0) {
 			p->npsi = 1;
 		} else if (cfg->psi == PRESSURE_ON) {
-			errf(err, errlen, -rc,
-			     "psi=on: %s: %s%s", path ? path : "", strerror(-rc),
-			     rc == -EOPNOTSUPP ? " (PSI disabled: boot with psi=1)"
-					       : "");
+			errf(err, errlen, -rc, "psi=on: %s: %s%s",
+			     path ? path : "", strerror(-rc),
+			     rc == -EOPNOTSUPP
+				 ? " (PSI disabled: boot with psi=1)"
+				 : "");
 		} else {
 			psi_close(&p->psi[0]);
 			rc = 0;
@@ -702,8 +705,8 @@ int pressure_poll_fds(const struct pressure *p, struct pollfd *fds, int max)
 	for (int i = 0; i < p->npsi && n < max; i++) {
 		if (!p->psi[i].trigger)
 			continue;
-		fds[n++] = (struct pollfd){.fd = p->psi[i].fd,
-					   .events = POLLPRI};
+		fds[n++] =
+		    (struct pollfd){.fd = p->psi[i].fd, .events = POLLPRI};
 	}
 	return n;
 }
@@ -767,8 +770,9 @@ static void sample_level(struct pressure *p, const char *dir,
 	int nnames = p->cg_version == 2 ? 2 : 1;
 	uint64_t cur, limit, excess;
 
-	if (read_value(dir, p->cg_version == 2 ? "memory.current"
-					       : "memory.usage_in_bytes",
+	if (read_value(dir,
+		       p->cg_version == 2 ? "memory.current"
+					  : "memory.usage_in_bytes",
 		       &cur) != 0)
 		return;
 	for (int i = 0; i < nnames; i++) {
@@ -797,12 +801,12 @@ void pressure_describe(const struct pressure *p, char *buf, size_t len)
 {
 	size_t off = 0;
 
-#define ADD(...)                                                         \
-	do {                                                             \
-		int r_ = snprintf(buf + off, len - off, __VA_ARGS__);    \
-		if (r_ > 0)                                              \
-			off = off + (size_t)r_ < len ? off + (size_t)r_  \
-						     : len - 1;          \
+#define ADD(...)                                                               \
+	do {                                                                   \
+		int r_ = snprintf(buf + off, len - off, __VA_ARGS__);          \
+		if (r_ > 0)                                                    \
+			off = off + (size_t)r_ < len ? off + (size_t)r_        \
+						     : len - 1;                \
 	} while (0)
 
 	if (!len)

@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PRESSURE_PSI_DEFAULT_PCT 10u
+#define PRESSURE_PSI_DEFAULT_PCT       10u
 #define PRESSURE_CGROUP_DEFAULT_MARGIN 10u
 /* Limits at or above this are "none" (cgroup v1 reports ~2^63). */
 #define PRESSURE_NO_LIMIT (UINT64_C(1) << 62)
@@ -42,11 +42,11 @@
 enum pressure_mode {
 	PRESSURE_AUTO, /* on if the source exists, else silently off */
 	PRESSURE_OFF,
-	PRESSURE_ON,   /* required: pressure_open() fails without it */
+	PRESSURE_ON, /* required: pressure_open() fails without it */
 };
 
 struct pressure_config {
-	const char *proc_root;	 /* NULL: "/proc" */
+	const char *proc_root; /* NULL: "/proc" */
 	/*
 	 * The cgroup directory to watch. NULL: the process's own, found
 	 * through proc_root/self/cgroup and proc_root/self/mountinfo. The
@@ -56,8 +56,8 @@ struct pressure_config {
 	const char *cgroup_dir;
 	const char *cgroup_top;
 	enum pressure_mode psi;
-	unsigned int psi_pct;	 /* stall share 1..100; 0: default */
-	bool psi_no_trigger;	 /* sample only, never arm triggers */
+	unsigned int psi_pct; /* stall share 1..100; 0: default */
+	bool psi_no_trigger;  /* sample only, never arm triggers */
 	enum pressure_mode cgroup;
 	unsigned int cgroup_margin_pct; /* 0..99; 0: default */
 };
@@ -75,9 +75,9 @@ struct psi_stats {
 
 /* What pressure_sample() saw. */
 struct pressure_sample {
-	bool psi;		/* a sampled PSI file is over the threshold */
-	bool cgroup_near;	/* a cgroup level is within the margin */
-	uint64_t cgroup_excess;	/* bytes past the margin line, largest level */
+	bool psi;		 /* a sampled PSI file is over the threshold */
+	bool cgroup_near;	 /* a cgroup level is within the margin */
+	uint64_t cgroup_excess;	 /* bytes past the margin line, largest level */
 	uint64_t cgroup_current; /* usage and limit of that level */
 	uint64_t cgroup_limit;
 };

@@ -8,17 +8,19 @@
  * milliseconds; writers should only pay for it when they are truly out of
  * room (shrinker_wait_room()).
  *
- *   write path ──shrinker_kick()──┐ (pool > high watermark, once per wake)
- *   waiters ─shrinker_wait_room()─┤
- *                                 ▼
- *                             [eventfd]   [PSI trigger fds]   timeouts:
- *                                 └──────── poll() ──────────┘ sample, idle,
- *                                             │                retry
- *              ┌──────────────┬───────────────┼──────────────┐
- *        pool > high     PSI fired/over   cgroup near     idle timer
- *        or a waiter     one step         the excess      ops->evict_idle
- *        → down to low        └───────────────┴──── ops->shrink(bytes, trigger)
- *                                                   in batches of `batch` bytes
+ *   write path --shrinker_kick()---+  (pool over the high mark; once
+ *   writers --shrinker_wait_room()-+   until the thread has looked)
+ *                                  v
+ *                              [eventfd]  [PSI trigger fds]  poll() timeouts:
+ *                                  +-------- poll() --------+ sample, idle,
+ *                                              |              retry
+ *            +----------------+----------------+----------------+
+ *       pool > high      PSI fired or     cgroup near       idle timer:
+ *       or a waiter:     sampled over:    a limit:          ops->evict_idle
+ *       down to low      one step         the excess
+ *            +----------------+----------------+
+ *                             v
+ *             ops->shrink(bytes, trigger), in batches of `batch` bytes
  *
  * Why an eventfd and not only a condition variable: the thread must also
  * wait for PSI triggers, which are file descriptors; an eventfd lets one
@@ -48,7 +50,7 @@
  * Known limits: one thread per device; watermarks and mem_limit are fixed
  * at create; the PSI step is one tenth of the pool per event when no step
  * is set, which under sustained pressure empties the pool in a few tens
- * of seconds — by design, as zswap writeback does.
+ * of seconds (by design, as zswap writeback does).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -67,24 +69,24 @@
 struct shrinker {
 	struct shrinker_config cfg;
 	struct shrinker_ops ops;
-	uint64_t high, low;	/* watermarks, bytes; 0 without mem_limit */
-	struct pressure *pressure;	/* the thread's once started */
-	char *strings[3];	/* copies behind cfg.pressure's strings */
-	int efd;		/* eventfd: kicks, requests, stop */
+	uint64_t high, low;	   /* watermarks, bytes; 0 without mem_limit */
+	struct pressure *pressure; /* the thread's once started */
+	char *strings[3];	   /* copies behind cfg.pressure's strings */
+	int efd;		   /* eventfd: kicks, requests, stop */
 	pthread_t thread;
-	bool started;		/* caller's: a thread to join */
+	bool started; /* caller's: a thread to join */
 
-	pthread_mutex_t lock;	/* protects the fields below, and cond */
-	pthread_cond_t cond;	/* broadcast after every shrink call */
-	bool running;		/* the thread is in its loop */
-	unsigned int waiters;	/* threads in shrinker_wait_room() */
-	uint64_t req_seq;	/* the last ticket handed to a waiter */
-	uint64_t fail_seq;	/* tickets up to this one saw a shrink call
-				 * that started after them make no progress */
+	pthread_mutex_t lock; /* protects the fields below, and cond */
+	pthread_cond_t cond;  /* broadcast after every shrink call */
+	bool running;	      /* the thread is in its loop */
+	unsigned int waiters; /* threads in shrinker_wait_room() */
+	uint64_t req_seq;     /* the last ticket handed to a waiter */
+	uint64_t fail_seq;    /* tickets up to this one saw a shrink call
+			       * that started after them make no progress */
 
-	int pending;		/* atomic: a kick's wake-up is pending */
-	bool stop;		/* atomic */
-	struct shrinker_stats st;	/* atomics */
+	int pending;		  /* atomic: a kick's wake-up is pending */
+	bool stop;		  /* atomic */
+	struct shrinker_stats st; /* atomics */
 };
 
 #define STAT_ADD(s, f, n) __atomic_add_fetch(&(s)->st.f, (n), __ATOMIC_RELAXED)
@@ -98,7 +100,7 @@ static uint64_t now_ms(void)
 }
 
 static void logf_(struct shrinker *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static void logf_(struct shrinker *s, const char *fmt, ...)
 {
@@ -130,9 +132,9 @@ bool shrinker_stopping(const struct shrinker *s)
 void shrinker_config_defaults(struct shrinker_config *cfg)
 {
 	*cfg = (struct shrinker_config){
-		.mem_high = SHRINKER_DEFAULT_HIGH,
-		.mem_low = SHRINKER_DEFAULT_LOW,
-		.pressure = {.psi = PRESSURE_AUTO, .cgroup = PRESSURE_AUTO},
+	    .mem_high = SHRINKER_DEFAULT_HIGH,
+	    .mem_low = SHRINKER_DEFAULT_LOW,
+	    .pressure = {.psi = PRESSURE_AUTO, .cgroup = PRESSURE_AUTO},
 	};
 }
 
@@ -152,12 +154,11 @@ struct shrinker *shrinker_create(const struct shrinker_config *cfg,
 	if (!ops->pool_size || !ops->shrink || cfg->mem_high < 1 ||
 	    cfg->mem_high > 100 || cfg->mem_low >= cfg->mem_high) {
 		if (err && errlen)
-			snprintf(err, errlen,
-				 "shrinker: %s",
+			snprintf(err, errlen, "shrinker: %s",
 				 !ops->pool_size || !ops->shrink
-					 ? "pool_size and shrink ops are required"
-					 : "mem_high must be 1-100 and mem_low "
-					   "below it");
+				     ? "pool_size and shrink ops are required"
+				     : "mem_high must be 1-100 and mem_low "
+				       "below it");
 		errno = EINVAL;
 		return NULL;
 	}
@@ -175,10 +176,10 @@ struct shrinker *shrinker_create(const struct shrinker_config *cfg,
 	if (!s->cfg.retry_ms)
 		s->cfg.retry_ms = SHRINKER_DEFAULT_RETRY_MS;
 	if (!s->cfg.idle_interval_ms && s->cfg.idle_age) {
-		uint64_t ms = (uint64_t)s->cfg.idle_age * 1000 / 4;
+		uint64_t ms = (uint64_t)s->cfg.idle_age * 1000;
 
 		s->cfg.idle_interval_ms =
-			ms < 1000 ? 1000 : ms > 60000 ? 60000 : (unsigned)ms;
+		    ms > UINT32_MAX ? UINT32_MAX : (unsigned int)ms;
 	}
 	if (cfg->mem_limit) {
 		s->high = cfg->mem_limit / 100 * cfg->mem_high +
@@ -322,8 +323,8 @@ int shrinker_wait_room(struct shrinker *s, unsigned int timeout_ms)
 		if (pthread_cond_timedwait(&s->cond, &s->lock, &dl) ==
 		    ETIMEDOUT) {
 			rc = s->ops.pool_size(s->ops.ctx) < s->cfg.mem_limit
-				     ? 0
-				     : -ETIMEDOUT;
+				 ? 0
+				 : -ETIMEDOUT;
 			break;
 		}
 	}
@@ -496,8 +497,8 @@ static void *shrinker_thread(void *arg)
 		uint64_t drain;
 
 		fds[0] = (struct pollfd){.fd = s->efd, .events = POLLIN};
-		n = 1 + pressure_poll_fds(s->pressure, fds + 1,
-					  PRESSURE_MAX_FDS);
+		n = 1 +
+		    pressure_poll_fds(s->pressure, fds + 1, PRESSURE_MAX_FDS);
 		now = now_ms();
 		timeout = timeout_to(now, next_sample, timeout);
 		timeout = timeout_to(now, next_idle, timeout);
@@ -515,7 +516,8 @@ static void *shrinker_thread(void *arg)
 		now = now_ms();
 		limit_work(s, now, &retry_at);
 
-		if (n > 1 && pressure_poll_events(s->pressure, fds + 1, n - 1)) {
+		if (n > 1 &&
+		    pressure_poll_events(s->pressure, fds + 1, n - 1)) {
 			STAT_ADD(s, psi_events, 1);
 			pressure_work(s, psi_step(s), SHRINKER_PSI);
 		}
@@ -528,15 +530,16 @@ static void *shrinker_thread(void *arg)
 			if (ps.cgroup_near) {
 				STAT_ADD(s, cgroup_events, 1);
 				pressure_work(s,
-					      ps.cgroup_excess < SHRINKER_MIN_STEP
-						      ? SHRINKER_MIN_STEP
-						      : ps.cgroup_excess,
+					      ps.cgroup_excess <
+						      SHRINKER_MIN_STEP
+						  ? SHRINKER_MIN_STEP
+						  : ps.cgroup_excess,
 					      SHRINKER_CGROUP);
 			}
 			/* A trigger fd that died is sampled from now on. */
 			sampling = pressure_needs_sampling(s->pressure);
-			next_sample = sampling ? now_ms() + s->cfg.sample_ms
-					       : 0;
+			next_sample =
+			    sampling ? now_ms() + s->cfg.sample_ms : 0;
 		}
 		if (idle && now >= next_idle) {
 			idle_work(s);

@@ -21,6 +21,12 @@
  *   SHRINKER_IDLE    every idle interval: ops->evict_idle evicts sectors
  *                    not touched for idle_age seconds          evict_idle
  *
+ * The idle interval defaults to idle_age itself, which suits a device core
+ * with one idle bit per sector (zram's scheme): each call evicts the
+ * sectors still marked idle, then marks every sector in the pool idle, and
+ * any access clears the mark; a sector goes after idle_age to 2 * idle_age
+ * seconds without access.
+ *
  * Lifetime: shrinker_create() (checks the configuration and opens the
  * pressure files; the plugin's .get_ready), shrinker_start() (the thread;
  * .after_fork, since threads do not survive nbdkit's fork), shrinker_stop()
@@ -42,12 +48,12 @@
 
 #include "pressure.h"
 
-#define SHRINKER_DEFAULT_HIGH 90u	 /* percent of mem_limit */
-#define SHRINKER_DEFAULT_LOW 80u	 /* percent of mem_limit */
-#define SHRINKER_DEFAULT_BATCH (1u << 20) /* bytes per ops->shrink call */
-#define SHRINKER_MIN_STEP (1u << 20)	 /* least bytes per pressure event */
+#define SHRINKER_DEFAULT_HIGH	   90u	      /* percent of mem_limit */
+#define SHRINKER_DEFAULT_LOW	   80u	      /* percent of mem_limit */
+#define SHRINKER_DEFAULT_BATCH	   (1u << 20) /* bytes per ops->shrink call */
+#define SHRINKER_MIN_STEP	   (1u << 20) /* least bytes per pressure event */
 #define SHRINKER_DEFAULT_SAMPLE_MS 1000u
-#define SHRINKER_DEFAULT_RETRY_MS 1000u
+#define SHRINKER_DEFAULT_RETRY_MS  1000u
 
 enum shrinker_trigger {
 	SHRINKER_LIMIT,
@@ -87,17 +93,16 @@ struct shrinker_ops {
 };
 
 struct shrinker_config {
-	uint64_t mem_limit;	  /* pool bytes; 0: no limit trigger */
-	unsigned int mem_high;	  /* percent of mem_limit, 1..100 */
-	unsigned int mem_low;	  /* percent of mem_limit, below mem_high */
-	uint64_t step;		  /* bytes per PSI event; 0: a tenth of the
-				   * pool, at least SHRINKER_MIN_STEP */
-	uint64_t batch;		  /* bytes per ops->shrink call; 0: default */
-	unsigned int idle_age;	  /* seconds; 0: no idle eviction */
-	unsigned int idle_interval_ms; /* 0: a quarter of idle_age,
-					* within 1 s..60 s */
-	unsigned int sample_ms;	  /* pressure sampling period; 0: default */
-	unsigned int retry_ms;	  /* quiet time after no progress; 0: def. */
+	uint64_t mem_limit;    /* pool bytes; 0: no limit trigger */
+	unsigned int mem_high; /* percent of mem_limit, 1..100 */
+	unsigned int mem_low;  /* percent of mem_limit, below mem_high */
+	uint64_t step;	       /* bytes per PSI event; 0: a tenth of the
+				* pool, at least SHRINKER_MIN_STEP */
+	uint64_t batch;	       /* bytes per ops->shrink call; 0: default */
+	unsigned int idle_age; /* seconds; 0: no idle eviction */
+	unsigned int idle_interval_ms; /* 0: idle_age (see below) */
+	unsigned int sample_ms; /* pressure sampling period; 0: default */
+	unsigned int retry_ms;	/* quiet time after no progress; 0: def. */
 	struct pressure_config pressure;
 };
 
@@ -105,11 +110,11 @@ struct shrinker_config {
 struct shrinker_stats {
 	uint64_t evicted[SHRINKER_NR_TRIGGERS];	 /* sectors */
 	uint64_t released[SHRINKER_NR_TRIGGERS]; /* bytes */
-	uint64_t wakeups;	/* times the thread woke */
-	uint64_t calls;		/* ops->shrink calls */
-	uint64_t stalls;	/* of which made no progress */
+	uint64_t wakeups;			 /* times the thread woke */
+	uint64_t calls;				 /* ops->shrink calls */
+	uint64_t stalls;			 /* of which made no progress */
 	uint64_t psi_events;	/* PSI triggers fired or samples over */
-	uint64_t cgroup_events;	/* samples near a cgroup limit */
+	uint64_t cgroup_events; /* samples near a cgroup limit */
 	uint64_t idle_scans;	/* ops->evict_idle calls */
 	uint64_t waits;		/* shrinker_wait_room() calls */
 	uint64_t wait_nospc;	/* of which answered -ENOSPC */

@@ -114,20 +114,19 @@ static off_t slot_offset(uint64_t slot)
 START_TEST(test_hdr_roundtrip)
 {
 	struct backing_hdr h = {
-		.magic = BACKING_MAGIC,
-		.version = 0xa5,
-		.units = 0x07,
-		.flags = 0xbeef,
-		.sector = 0x0102030405060708ull,
-		.len = 0x11223344,
-		.where = 0x55667788,
-		.checksum = 0x99aabbccddeeff00ull,
+	    .magic = BACKING_MAGIC,
+	    .version = 0xa5,
+	    .units = 0x07,
+	    .flags = 0xbeef,
+	    .sector = 0x0102030405060708ull,
+	    .len = 0x11223344,
+	    .where = 0x55667788,
+	    .checksum = 0x99aabbccddeeff00ull,
 	};
 	static const unsigned char want[BACKING_HDR_SIZE] = {
-		'Z',  'R',  'B',  'K',	0xa5, 0x07, 0xef, 0xbe,
-		0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,
-		0x44, 0x33, 0x22, 0x11, 0x88, 0x77, 0x66, 0x55,
-		0x00, 0xff, 0xee, 0xdd, 0xcc, 0xbb, 0xaa, 0x99,
+	    'Z',  'R',	'B',  'K',  0xa5, 0x07, 0xef, 0xbe, 0x08, 0x07, 0x06,
+	    0x05, 0x04, 0x03, 0x02, 0x01, 0x44, 0x33, 0x22, 0x11, 0x88, 0x77,
+	    0x66, 0x55, 0x00, 0xff, 0xee, 0xdd, 0xcc, 0xbb, 0xaa, 0x99,
 	};
 	unsigned char out[BACKING_HDR_SIZE];
 	struct backing_hdr d;
@@ -159,20 +158,19 @@ START_TEST(test_checksum_coverage)
 	for (size_t i = 0; i < BACKING_HDR_SIZE; i++) {
 		hdr[i] ^= 1;
 		if (i < 24)
-			ck_assert_uint_ne(backing_checksum(hdr, payload,
-							   sizeof(payload)),
-					  c0);
+			ck_assert_uint_ne(
+			    backing_checksum(hdr, payload, sizeof(payload)),
+			    c0);
 		else
-			ck_assert_uint_eq(backing_checksum(hdr, payload,
-							   sizeof(payload)),
-					  c0);
+			ck_assert_uint_eq(
+			    backing_checksum(hdr, payload, sizeof(payload)),
+			    c0);
 		hdr[i] ^= 1;
 	}
 	for (size_t i = 0; i < sizeof(payload); i++) {
 		payload[i] ^= 0x80;
-		ck_assert_uint_ne(backing_checksum(hdr, payload,
-						   sizeof(payload)),
-				  c0);
+		ck_assert_uint_ne(
+		    backing_checksum(hdr, payload, sizeof(payload)), c0);
 		payload[i] ^= 0x80;
 	}
 }
@@ -182,7 +180,7 @@ END_TEST
 
 START_TEST(test_write_read)
 {
-	static const size_t lens[] = {1,   100, 479, 480, 481, 992,
+	static const size_t lens[] = {1,   100,	 479,  480,  481,  992,
 				      993, 2048, 4063, 4064, 4065, 4096};
 	struct backing *b = open_ok(1 << 20);
 	uint64_t slots[sizeof(lens) / sizeof(lens[0])];
@@ -241,16 +239,15 @@ START_TEST(test_invalid_args)
 	size_t len;
 
 	ck_assert_int_eq(backing_write(b, 1, buf, 0, 0, &slot), -EINVAL);
-	ck_assert_int_eq(backing_write(b, 1, buf, BACKING_MAX_PAYLOAD + 1, 0,
-				       &slot),
-			 -EINVAL);
-	ck_assert_int_eq(backing_write(b, 1, buf, 10, 0x10000, &slot),
-			 -EINVAL);
+	ck_assert_int_eq(
+	    backing_write(b, 1, buf, BACKING_MAX_PAYLOAD + 1, 0, &slot),
+	    -EINVAL);
+	ck_assert_int_eq(backing_write(b, 1, buf, 10, 0x10000, &slot), -EINVAL);
 	ck_assert_int_eq(backing_write(b, 1, buf, 600, 0, &slot), 0);
 	/* Malformed slots: no units, too many units, past the end. */
-	ck_assert_int_eq(backing_read(b, slot & ~(uint64_t)15, 1, buf, 4096,
-				      &len, NULL),
-			 -EINVAL);
+	ck_assert_int_eq(
+	    backing_read(b, slot & ~(uint64_t)15, 1, buf, 4096, &len, NULL),
+	    -EINVAL);
 	ck_assert_int_eq(backing_read(b, (slot & ~(uint64_t)15) | 10, 1, buf,
 				      4096, &len, NULL),
 			 -EINVAL);
@@ -382,13 +379,12 @@ START_TEST(test_corrupt_payload)
 	ck_assert_int_eq(backing_write(b, 42, buf, sizeof(buf), 1, &slot), 0);
 	for (size_t off = 0; off < sizeof(buf); off += 397) {
 		flip_byte(slot_offset(slot) + BACKING_HDR_SIZE + (off_t)off);
-		ck_assert_int_eq(backing_read(b, slot, 42, out, sizeof(out),
-					      &len, NULL),
-				 -EIO);
+		ck_assert_int_eq(
+		    backing_read(b, slot, 42, out, sizeof(out), &len, NULL),
+		    -EIO);
 		flip_byte(slot_offset(slot) + BACKING_HDR_SIZE + (off_t)off);
-		ck_assert_int_eq(backing_read(b, slot, 42, out, sizeof(out),
-					      &len, NULL),
-				 0);
+		ck_assert_int_eq(
+		    backing_read(b, slot, 42, out, sizeof(out), &len, NULL), 0);
 		ck_assert_mem_eq(out, buf, sizeof(buf));
 	}
 	ck_assert_uint_eq(stats(b).checksum_errors, 8);
@@ -553,9 +549,8 @@ START_TEST(test_hole_punch)
 	for (int i = 0; i < N; i++) {
 		pattern(buf, sizeof(buf), (uint64_t)i);
 		/* 1800 bytes: 4 units, two records per 4 KiB block. */
-		ck_assert_int_eq(backing_write(b, (uint64_t)i, buf, 1800, 0,
-					       &slots[i]),
-				 0);
+		ck_assert_int_eq(
+		    backing_write(b, (uint64_t)i, buf, 1800, 0, &slots[i]), 0);
 		ck_assert_uint_eq(slots[i] & 15, 4);
 	}
 	ck_assert_int_eq(backing_drop_cache(b), 0);
@@ -574,9 +569,8 @@ START_TEST(test_hole_punch)
 	empty = blocks_of(path);
 	ck_assert_msg(empty <= full / 16, "st_blocks %ld -> %ld", full, empty);
 	/* A punched slot reads as zeros, which no check accepts. */
-	ck_assert_int_eq(backing_read(b, slots[0], 0, buf, sizeof(buf), &len,
-				      NULL),
-			 -EIO);
+	ck_assert_int_eq(
+	    backing_read(b, slots[0], 0, buf, sizeof(buf), &len, NULL), -EIO);
 	backing_close(b);
 }
 END_TEST
@@ -605,8 +599,8 @@ static void *worker_run(void *arg)
 		int rc;
 
 		if (!slots[i]) {
-			lens[i] = 1 + (size_t)rand_r(&w->seed) %
-					      BACKING_MAX_PAYLOAD;
+			lens[i] =
+			    1 + (size_t)rand_r(&w->seed) % BACKING_MAX_PAYLOAD;
 			pattern(buf, lens[i], sector + lens[i]);
 			rc = backing_write(w->b, sector, buf, lens[i], 0,
 					   &slots[i]);
@@ -644,12 +638,10 @@ START_TEST(test_concurrent)
 
 	printf("test_concurrent: TEST_SEED=%lu\n", seed);
 	for (int i = 0; i < T; i++) {
-		w[i] = (struct worker){.b = b,
-				       .seed = (unsigned int)(seed + i),
-				       .id = i};
-		ck_assert_int_eq(pthread_create(&th[i], NULL, worker_run,
-						&w[i]),
-				 0);
+		w[i] = (struct worker){
+		    .b = b, .seed = (unsigned int)(seed + i), .id = i};
+		ck_assert_int_eq(
+		    pthread_create(&th[i], NULL, worker_run, &w[i]), 0);
 	}
 	for (int i = 0; i < T; i++) {
 		void *res;

@@ -78,7 +78,7 @@ static char *at(const char *rel)
 
 START_TEST(test_parse_psi_key)
 {
-	static const char *const bad[] = {"",	"0",  "101", "abc", "15x",
+	static const char *const bad[] = {"",	"0",   "101", "abc", "15x",
 					  "-5", "on ", "ON",  " 5",  "1.5"};
 	enum pressure_mode m;
 	unsigned int pct;
@@ -107,11 +107,11 @@ START_TEST(test_psi_parse)
 	struct psi_stats st;
 
 	ck_assert_int_eq(
-		psi_parse("some avg10=12.34 avg60=5.60 avg300=0.07 "
-			  "total=123456789\n"
-			  "full avg10=100.00 avg60=0.00 avg300=99.9 total=42\n",
-			  &st),
-		0);
+	    psi_parse("some avg10=12.34 avg60=5.60 avg300=0.07 "
+		      "total=123456789\n"
+		      "full avg10=100.00 avg60=0.00 avg300=99.9 total=42\n",
+		      &st),
+	    0);
 	ck_assert(st.some.valid);
 	ck_assert_uint_eq(st.some.avg10, 1234);
 	ck_assert_uint_eq(st.some.avg60, 560);
@@ -143,8 +143,7 @@ START_TEST(test_psi_parse)
 				   "total=0\n",
 				   &st),
 			 -EINVAL);
-	ck_assert_int_eq(psi_parse("some avg10=0.00 avg60=0.00 total=0\n",
-				   &st),
+	ck_assert_int_eq(psi_parse("some avg10=0.00 avg60=0.00 total=0\n", &st),
 			 -EINVAL);
 	ck_assert_int_eq(psi_parse("some avg10=0.00 avg60=0.00 avg300=0.00 "
 				   "total=abc\n",
@@ -245,13 +244,12 @@ static const char psi_zero[] = "some avg10=0.00 avg60=0.00 avg300=0.00 "
 			       "total=0\nfull avg10=0.00 avg60=0.00 "
 			       "avg300=0.00 total=0\n";
 
-static struct pressure *open_fake(enum pressure_mode psi,
-				  enum pressure_mode cg)
+static struct pressure *open_fake(enum pressure_mode psi, enum pressure_mode cg)
 {
 	struct pressure_config cfg = {
-		.proc_root = at("proc"),
-		.psi = psi,
-		.cgroup = cg,
+	    .proc_root = at("proc"),
+	    .psi = psi,
+	    .cgroup = cg,
 	};
 	char err[256];
 	struct pressure *p = pressure_open(&cfg, err, sizeof(err));
@@ -460,11 +458,11 @@ END_TEST
 START_TEST(test_explicit_dir)
 {
 	struct pressure_config cfg = {
-		.proc_root = at("proc"),
-		.cgroup_dir = at("cg/system.slice/zramd.service"),
-		.psi = PRESSURE_OFF,
-		.cgroup = PRESSURE_ON,
-		.cgroup_margin_pct = 50,
+	    .proc_root = at("proc"),
+	    .cgroup_dir = at("cg/system.slice/zramd.service"),
+	    .psi = PRESSURE_OFF,
+	    .cgroup = PRESSURE_ON,
+	    .cgroup_margin_pct = 50,
 	};
 	struct pressure_sample s;
 	struct pressure *p;

@@ -27,15 +27,15 @@
 /* --- the fake pool --- */
 
 struct fake {
-	uint64_t size;		/* atomic: pool bytes */
-	uint64_t evictable;	/* atomic: bytes shrink may still release */
-	uint64_t calls[SHRINKER_NR_TRIGGERS];	/* atomic */
-	uint64_t idle_calls;	/* atomic */
-	unsigned int idle_age;	/* atomic: last age given to evict_idle */
-	int block;		/* atomic: shrink waits while set */
-	int entered;		/* atomic: shrink was entered */
-	char cg_current[600];	/* if set: memory.current follows the pool */
-	uint64_t cg_bytes;	/* shrinker thread only */
+	uint64_t size;	    /* atomic: pool bytes */
+	uint64_t evictable; /* atomic: bytes shrink may still release */
+	uint64_t calls[SHRINKER_NR_TRIGGERS]; /* atomic */
+	uint64_t idle_calls;		      /* atomic */
+	unsigned int idle_age; /* atomic: last age given to evict_idle */
+	int block;	       /* atomic: shrink waits while set */
+	int entered;	       /* atomic: shrink was entered */
+	char cg_current[600];  /* if set: memory.current follows the pool */
+	uint64_t cg_bytes;     /* shrinker thread only */
 };
 
 static uint64_t ld(const uint64_t *p)
@@ -145,12 +145,12 @@ static struct shrinker_stats stats(struct shrinker *s)
 }
 
 /* Waits (bounded, 60 s) for @cond; fails the test if it never holds. */
-#define wait_for(cond)                                                    \
-	do {                                                              \
-		int i_;                                                   \
-		for (i_ = 0; i_ < 60000 && !(cond); i_++)                 \
-			usleep(1000);                                     \
-		ck_assert_msg(cond, "gave up waiting for: %s", #cond);    \
+#define wait_for(cond)                                                         \
+	do {                                                                   \
+		int i_;                                                        \
+		for (i_ = 0; i_ < 60000 && !(cond); i_++)                      \
+			usleep(1000);                                          \
+		ck_assert_msg(cond, "gave up waiting for: %s", #cond);         \
 	} while (0)
 
 static void reset_fake(void)
@@ -616,9 +616,8 @@ static void *writer_run(void *arg)
 	struct writer *w = arg;
 
 	for (int i = 0; i < 3000; i++) {
-		uint64_t sz = __atomic_add_fetch(&fk.size,
-						 4096 + rand_r(&w->seed) % 4096,
-						 __ATOMIC_SEQ_CST);
+		uint64_t sz = __atomic_add_fetch(
+		    &fk.size, 4096 + rand_r(&w->seed) % 4096, __ATOMIC_SEQ_CST);
 
 		shrinker_kick(w->s);
 		if (sz >= 16 * MiB) {
@@ -651,11 +650,10 @@ START_TEST(test_concurrent_writers)
 	s = create_ok(&cfg);
 	ck_assert_int_eq(shrinker_start(s), 0);
 	for (int i = 0; i < T; i++) {
-		w[i] = (struct writer){.s = s,
-				       .seed = (unsigned int)(seed + i)};
-		ck_assert_int_eq(pthread_create(&th[i], NULL, writer_run,
-						&w[i]),
-				 0);
+		w[i] =
+		    (struct writer){.s = s, .seed = (unsigned int)(seed + i)};
+		ck_assert_int_eq(
+		    pthread_create(&th[i], NULL, writer_run, &w[i]), 0);
 	}
 	for (int i = 0; i < T; i++) {
 		void *res;
