@@ -41,10 +41,11 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_peers import (GiB, MiB, Peer, PeerFailed,  # noqa: E402
-                         PeerUnavailable, fio, fio_result, proc_status)
+                         PeerUnavailable, fio, fio_result)
 import bench_report  # noqa: E402
 
 TiB = 1 << 40
@@ -402,6 +403,10 @@ def main():
         except PeerFailed as e:
             res["errors"]["%s/%s" % (section, peer.key)] = str(e)
             log("  ERROR: %s" % e)
+        except (OSError, ValueError, KeyError) as e:
+            # A harness or environment fault: report it, run the rest.
+            traceback.print_exc(file=sys.stdout)
+            res["errors"]["%s/%s" % (section, peer.key)] = repr(e)
 
     if "idle" in sections:
         for p in [floor] + usable:
@@ -435,8 +440,8 @@ def main():
     log("bench: report written to %s (raw figures: %s)" % (
         out_md, os.path.join(workdir, "results.json")))
     if res["errors"]:
-        log("bench: %d run(s) failed: %s" % (len(res["errors"]),
-                                              ", ".join(res["errors"])))
+        log("bench: %d run(s) failed: %s" % (
+            len(res["errors"]), ", ".join(res["errors"])))
         return 1
     return 0
 

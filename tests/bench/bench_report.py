@@ -131,9 +131,15 @@ def targets(r):
             name, x, fmtv(v), fmtv(ref), refname,
             "met" if ok else "NOT MET"))
 
-    iops = lambda v: fmt(v, "iops")  # noqa: E731
-    secs = lambda v: fmt(v, "s") + " s"  # noqa: E731
-    mib = lambda v: fmt(v, "mib") + " MiB"  # noqa: E731
+    def iops(v):
+        return fmt(v, "iops")
+
+    def secs(v):
+        return fmt(v, "s") + " s"
+
+    def mib(v):
+        return fmt(v, "mib") + " MiB"
+
     check("random 4K write IOPS >= 1.0x nbdkit memory",
           r.value("random", "zsmalloc", "write_iops"),
           r.value("random", "memory", "write_iops"), 1.0, True, iops,
@@ -186,7 +192,7 @@ def shrinker(r):
     ]
     text = ("%s, mem_limit %s MiB, working set %s MiB, backing file on "
             "local disk.\n\n" % (s["label"], fmt(s["mem_limit"], "mib"),
-                                   fmt(s["working_set"], "mib")))
+                                 fmt(s["working_set"], "mib")))
     text += table([s["label"], "write IOPS", "read IOPS",
                    "read latency µs", "evictions/s", "backing reads/s"], rows)
     text += ("\nRead slowdown for evicted data: %s (in-memory read IOPS / "
@@ -234,8 +240,8 @@ def render(res):
           "\n## Random 4 KiB I/O\n\n",
           "A fresh %d MiB device per run, filled by a sequential write (not "
           "timed), then %d s of random writes and %d s of random reads "
-          "over the whole of it, so every read hits written data. fio, 2 jobs, "
-          "iodepth 32 each; each 4 KiB block is half random bytes, half "
+          "over the whole of it, so every read hits written data. fio, 2 "
+          "jobs, iodepth 32 each; each 4 KiB block is half random bytes, half "
           "repeated (buffer_compress_percentage=50), about 2:1 for LZ4. "
           "*server CPU*: user and system time of the nbdkit process, all "
           "threads, per I/O; it is steadier than IOPS on a busy machine. "
