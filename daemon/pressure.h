@@ -34,8 +34,6 @@
 
 #define PRESSURE_PSI_DEFAULT_PCT       10u
 #define PRESSURE_CGROUP_DEFAULT_MARGIN 10u
-/* Limits at or above this are "none" (cgroup v1 reports ~2^63). */
-#define PRESSURE_NO_LIMIT (UINT64_C(1) << 62)
 /* The most trigger fds pressure_poll_fds() fills in. */
 #define PRESSURE_MAX_FDS 2
 
@@ -140,7 +138,8 @@ void pressure_sample(struct pressure *p, struct pressure_sample *out);
 /* A one-line description of the sources, for the log. */
 void pressure_describe(const struct pressure *p, char *buf, size_t len);
 
-/* --- pure helpers, public for params.c and the unit tests --- */
+/* --- pure helpers, public for params.c and the unit tests (the cgroup
+ * ones are in cgroup.h) --- */
 
 /**
  * pressure_parse_psi() - parse the value of the psi= key
@@ -174,25 +173,5 @@ int psi_parse(const char *text, struct psi_stats *out);
  */
 bool psi_over(const struct psi_line *prev, const struct psi_line *cur,
 	      uint64_t elapsed_us, unsigned int pct);
-
-/**
- * cgroup_parse_value() - parse a cgroup memory file
- * @text: a decimal byte count or "max", optionally newline-terminated
- * @v:    set to the value; "max" and values >= PRESSURE_NO_LIMIT give
- *        UINT64_MAX
- *
- * Return: 0, or -EINVAL.
- */
-int cgroup_parse_value(const char *text, uint64_t *v);
-
-/**
- * cgroup_near() - whether usage is within @margin_pct of @limit
- * @current:    usage, bytes
- * @limit:      the limit, UINT64_MAX for none
- * @margin_pct: 0..99
- * @excess:     set to the bytes past limit * (100 - margin) / 100, or 0
- */
-bool cgroup_near(uint64_t current, uint64_t limit, unsigned int margin_pct,
-		 uint64_t *excess);
 
 #endif /* ZRAMD_PRESSURE_H */

@@ -1,6 +1,6 @@
 # Unit tests of the shrinker's modules: the backing file (daemon/backing.c),
-# the pressure sources (daemon/pressure.c) and the shrinker thread
-# (daemon/shrinker.c).
+# the pressure sources (daemon/pressure.c, daemon/cgroup.c) and the
+# shrinker thread (daemon/shrinker.c).
 #
 # tests/unit/build.mk already builds these as UNIT_DAEMON_TESTS, linked with
 # $(DAEMON_LIB_OBJS), and runs them in check-unit. The lines below make each
@@ -16,9 +16,10 @@ SHRINK_UNIT_BINS := $(patsubst %,$(BUILD)/tests/unit/%, \
 	$(filter $(SHRINK_UNIT_TESTS),$(UNIT_DAEMON_TESTS)))
 
 $(BUILD)/tests/unit/test_daemon_backing: $(BUILD)/daemon/backing.o
-$(BUILD)/tests/unit/test_daemon_pressure: $(BUILD)/daemon/pressure.o
+$(BUILD)/tests/unit/test_daemon_pressure: $(BUILD)/daemon/pressure.o \
+	$(BUILD)/daemon/cgroup.o
 $(BUILD)/tests/unit/test_daemon_shrinker: $(BUILD)/daemon/shrinker.o \
-	$(BUILD)/daemon/pressure.o
+	$(BUILD)/daemon/pressure.o $(BUILD)/daemon/cgroup.o
 $(SHRINK_UNIT_BINS): DAEMON_LIBS += $(call pkglibs,libxxhash)
 
 .PHONY: check-unit-shrink
