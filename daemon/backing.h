@@ -20,7 +20,7 @@
  * of threads, except backing_close(), which must be the last call. A slot
  * belongs to its caller, as a pool handle does: the caller must not free a
  * slot while one of its threads reads it, and frees each slot exactly once
- * (the sector table's stripe lock decides who frees, see daemon/backing.c).
+ * (the sector table's stripe lock decides who frees; see zdev_evict()).
  */
 #ifndef ZRAMD_BACKING_H
 #define ZRAMD_BACKING_H
