@@ -151,17 +151,24 @@ def sec_copy(cfg, peer, workdir, data):
     return median_of(runs)
 
 
-def random_io(cfg, dev, workdir, size, sampler=None):
-    """Fill [0, size) sequentially, then time random writes and reads over
-    it, so every read hits written data. Returns (write, read) results."""
+# The timed phases of random_io: (name, fio rw, jobs, iodepth).
+PHASES = [("randwrite", "randwrite", 2, 32), ("randread", "randread", 2, 32)]
+# The shrinker section adds one read at queue depth 1, where latency is
+# service time rather than queueing.
+PHASE_QD1 = ("randread-qd1", "randread", 1, 1)
+
+
+def random_io(cfg, dev, workdir, size, sampler=None, phases=PHASES):
+    """Fill [0, size) sequentially, then run each timed phase over it, so
+    every read hits written data. Returns one fio result per phase."""
     fio(dev, workdir, "prefill", "write", size, bs="1M", iodepth=4)
     res = []
-    for rw in ("randwrite", "randread"):
+    for name, rw, jobs, depth in phases:
         cpu = dev.cpu_time()
-        p, out = fio(dev, workdir, rw, rw, size, numjobs=2, iodepth=32,
-                     runtime=cfg.runtime, wait=False)
+        p, out = fio(dev, workdir, name, rw, size, numjobs=jobs,
+                     iodepth=depth, runtime=cfg.runtime, wait=False)
         if sampler:
-            sampler(rw, p)
+            sampler(name, p)
         r = fio_result(p, out)
         if cpu is not None and r["ios"]:
             r["cpu_us"] = (dev.cpu_time() - cpu) * 1e6 / r["ios"]
@@ -221,8 +228,9 @@ def rate(samples, phase, key):
 def sec_shrinker(cfg, peer, workdir):
     ws, limit = cfg.shrink_ws, cfg.shrink_limit
     backing = os.path.join(workdir, "backing.img")
+    phases = PHASES + [PHASE_QD1]
     with peer.device(ws, workdir) as dev:
-        mem_w, mem_r = random_io(cfg, dev, workdir, ws)
+        mem_w, mem_r, mem_q = random_io(cfg, dev, workdir, ws, None, phases)
     log("  shrinker %s in memory: write %.0f IOPS, read %.0f IOPS" % (
         peer.key, mem_w["iops"], mem_r["iops"]))
 
@@ -237,8 +245,8 @@ def sec_shrinker(cfg, peer, workdir):
                 raise PeerUnavailable("the stats file has no bd_writes "
                                       "counter")
             try:
-                lim_w, lim_r = random_io(cfg, dev, workdir, ws,
-                                         sample_stats(dev, samples))
+                lim_w, lim_r, lim_q = random_io(
+                    cfg, dev, workdir, ws, sample_stats(dev, samples), phases)
             except PeerFailed as e:
                 failure = e
         final = dev.final
@@ -258,7 +266,19 @@ def sec_shrinker(cfg, peer, workdir):
                "; the run failed: %s" % str(failure)[:160]))
     if failure:
         raise failure
+    # Queue depth 1: a read costs lat_mem from memory and lat_evicted from
+    # the backing file, so lat = (1 - f) lat_mem + f lat_evicted, with f
+    # the share of reads the backing file served.
+    bdr = rate(samples, PHASE_QD1[0], "bd_reads")
+    f = bdr / lim_q["iops"] if bdr is not None and lim_q["iops"] else None
+    lat_evicted = None
+    if f and f >= 0.05:
+        lat_evicted = (lim_q["lat_us"] - (1 - f) * mem_q["lat_us"]) / f
     out = {
+        "qd1_mem_lat_us": mem_q["lat_us"], "qd1_lat_us": lim_q["lat_us"],
+        "qd1_backing_share": f, "qd1_evicted_lat_us": lat_evicted,
+        "evicted_read_slowdown": lat_evicted / mem_q["lat_us"]
+        if lat_evicted and mem_q["lat_us"] else None,
         "label": peer.label, "mem_limit": limit, "working_set": ws,
         "mem_write_iops": mem_w["iops"], "mem_read_iops": mem_r["iops"],
         "mem_read_lat_us": mem_r["lat_us"],
