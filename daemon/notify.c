@@ -13,8 +13,8 @@
  * What is sent, and when:
  *
  *   notify_start   READY=1 and a first STATUS= line, in one datagram
- *   every 5 s      STATUS=<ops->status()>, e.g. "1.20 GiB stored in
- *                  412 MiB (2.98x), 0 B on backing file"
+ *   every 5 s      STATUS=<ops->status()>, the plugin's one-line summary,
+ *                  e.g. "zsmalloc: 1024 MiB stored in 310 MiB (3.30x), ..."
  *   every T/2      WATCHDOG=1, where T is WatchdogSec= (WATCHDOG_USEC),
  *                  but only if ops->probe() returned 0 just before: a
  *                  data path that hangs stops the pings, and systemd
