@@ -76,11 +76,21 @@ check "the example config is accepted as shipped (size $size)" \
 	[ "$size" = 1073741824 ]
 [ "$size" = 1073741824 ] || cat "$TMP/err"
 
-# Every commented "# key = value" whose key has a default, uncommented.
+# Every commented "# key = value" uncommented: first all but the backing
+# file's keys, then those too with backing= set (backing_size and
+# writeback_idle are refused without it, even at their defaults).
 sed -E 's/^# ([a-z_]+) = /\1 = /' "$conf" |
-	grep -Ev '^(backing|stats) = ' >"$TMP/all.conf"
+	grep -Ev '^(backing|backing_size|writeback_idle|stats) = ' >"$TMP/all.conf"
 size=$(serve_size config="$TMP/all.conf" 2>"$TMP/err")
-check "every default, uncommented, is accepted" [ "$size" = 1073741824 ]
+check "every default but the backing file's, uncommented, is accepted" \
+	[ "$size" = 1073741824 ]
+[ "$size" = 1073741824 ] || cat "$TMP/err"
+sed -E 's/^# ([a-z_]+) = /\1 = /' "$conf" |
+	sed -E "s|^backing = .*|backing = $TMP/zramd.backing|" |
+	grep -Ev '^stats = ' >"$TMP/all-backing.conf"
+size=$(serve_size config="$TMP/all-backing.conf" 2>"$TMP/err")
+check "every default uncommented, with backing set, is accepted" \
+	[ "$size" = 1073741824 ]
 [ "$size" = 1073741824 ] || cat "$TMP/err"
 
 # The example of zramd.conf(5), with its backing file moved to $TMP.
