@@ -57,15 +57,15 @@ _Static_assert(NOTIFY_STATUS_MAX >= 64, "status buffer too small to be useful");
 
 static struct {
 	pthread_mutex_t lock; /* protects stop, running, stopping */
-	pthread_cond_t wake;  /* signalled by notify_stop() */
-	bool stop;	      /* the thread must exit */
-	bool running;	      /* a thread was started and not yet joined */
-	bool stopping;	      /* STOPPING=1 was sent */
+	pthread_cond_t wake; /* signalled by notify_stop() */
+	bool stop; /* the thread must exit */
+	bool running; /* a thread was started and not yet joined */
+	bool stopping; /* STOPPING=1 was sent */
 	pthread_t thread;
 	/* Written before the thread starts, read-only afterwards. */
 	struct notify_ops ops;
 	uint64_t watchdog_usec; /* interval between pings; 0: no watchdog */
-	bool probe_failing;	/* thread-private: last probe failed */
+	bool probe_failing; /* thread-private: last probe failed */
 } notify = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };

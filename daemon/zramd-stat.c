@@ -41,13 +41,13 @@
 #define ZRAMD_SECTOR_SIZE 4096
 /* A stats file is a few hundred bytes; anything much bigger is not one. */
 #define STATS_FILE_MAX (64 * 1024)
-#define ALLOCATOR_MAX 32
+#define ALLOCATOR_MAX  32
 
 enum stat_id {
 #define X(name, desc) STAT_##name,
 	ZRAMD_STATS(X)
 #undef X
-	NR_STATS
+		NR_STATS
 };
 
 static const char *const stat_names[NR_STATS] = {
@@ -64,9 +64,9 @@ static const char *const stat_descs[NR_STATS] = {
 
 /* Counters that are sizes in bytes; the others count sectors or events. */
 static const bool stat_is_bytes[NR_STATS] = {
-	[STAT_disksize] = true,	      [STAT_orig_data_size] = true,
+	[STAT_disksize] = true,	       [STAT_orig_data_size] = true,
 	[STAT_compr_data_size] = true, [STAT_mem_used_total] = true,
-	[STAT_mem_limit] = true,      [STAT_mem_used_max] = true,
+	[STAT_mem_limit] = true,       [STAT_mem_used_max] = true,
 };
 
 /* Without these a file says nothing useful: refuse it. */
@@ -242,8 +242,8 @@ int zramd_stats_parse(const char *buf, size_t len, struct stats_file *out,
 			if (val != ZRAMD_STATS_VERSION)
 				return fail(err, errlen, line,
 					    "unknown stats file version "
-					    "%" PRIu64
-					    " (zramd-stat reads version %d)",
+					    "%" PRIu64 " (zramd-stat reads "
+						       "version %d)",
 					    val, ZRAMD_STATS_VERSION);
 			out->version = val;
 			have_version = true;
@@ -323,8 +323,9 @@ static int read_stats(const char *path, struct stats_file *st)
 			strerror(errno));
 		if (errno == ENOENT && strncmp(path, ZRAMD_STATS_DIR "/",
 					       sizeof ZRAMD_STATS_DIR) == 0)
-			fprintf(stderr, "%s: is the device running (systemctl "
-					"status 'zramd*')?\n",
+			fprintf(stderr,
+				"%s: is the device running (systemctl "
+				"status 'zramd*')?\n",
 				progname);
 		return -1;
 	}
@@ -433,8 +434,8 @@ enum column {
 };
 
 static const char *const col_names[NR_COLS] = {
-	"NAME", "ALLOC", "DISKSIZE", "DATA", "COMPR", "TOTAL",
-	"RATIO", "LIMIT", "SAME", "HUGE", "BACKING",
+	"NAME",	 "ALLOC", "DISKSIZE", "DATA", "COMPR",	 "TOTAL",
+	"RATIO", "LIMIT", "SAME",     "HUGE", "BACKING",
 };
 
 #define CELL_MAX 64
@@ -588,18 +589,18 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "all", no_argument, NULL, 'a' },
-		{ "bytes", no_argument, NULL, 'b' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+		{"json", no_argument, NULL, 'j'},
+		{"all", no_argument, NULL, 'a'},
+		{"bytes", no_argument, NULL, 'b'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
 	};
 	enum output out = OUT_TABLE;
 	const char *const *paths;
-	const char *fallback[] = { ZRAMD_STATS_DIR "/zramd.stats" };
+	const char *fallback[] = {ZRAMD_STATS_DIR "/zramd.stats"};
 	struct device *devs;
-	glob_t g = { 0 };
+	glob_t g = {0};
 	size_t npaths, n = 0, i;
 	int c, status = 0;
 

@@ -30,15 +30,15 @@
 
 /* A message is expected within this many ms: generous, a loaded box. */
 #define RECV_TIMEOUT_MS 30000
-#define SENTINEL "SENTINEL=1"
+#define SENTINEL	"SENTINEL=1"
 
 static char dir[48];
 static char sock_path[96];
 static int sock = -1;
 
-static atomic_int probes;    /* calls of probe() */
+static atomic_int probes; /* calls of probe() */
 static atomic_int fail_next; /* probe() fails this many more calls */
-static atomic_int errors;    /* calls of nbdkit_error() */
+static atomic_int errors; /* calls of nbdkit_error() */
 
 /* Stubs for the two nbdkit functions notify.c uses. */
 void nbdkit_error(const char *fs, ...)
@@ -100,7 +100,7 @@ static const struct notify_ops ops = {
 
 static void setup(void)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 
 	snprintf(dir, sizeof dir, "/tmp/zramd-notify-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -139,7 +139,7 @@ static void watchdog_env(unsigned usec, pid_t pid)
 /* The next datagram, NUL-terminated; fails the test after the timeout. */
 static void recv_msg(char *buf, size_t len)
 {
-	struct pollfd p = { .fd = sock, .events = POLLIN };
+	struct pollfd p = {.fd = sock, .events = POLLIN};
 	ssize_t n;
 
 	ck_assert_msg(poll(&p, 1, RECV_TIMEOUT_MS) == 1,
@@ -151,7 +151,7 @@ static void recv_msg(char *buf, size_t len)
 
 static void send_sentinel(void)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
 	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock_path);
@@ -205,8 +205,8 @@ START_TEST(test_ready_watchdog_stopping)
 	ck_assert_int_eq(notify_start(&ops), 0);
 
 	recv_msg(buf, sizeof buf);
-	ck_assert_str_eq(buf,
-			 "READY=1\nSTATUS=1.20 GiB stored in 412 MiB (2.98x)");
+	ck_assert_str_eq(buf, "READY=1\nSTATUS=1.20 GiB stored in 412 MiB "
+			      "(2.98x)");
 	while (pings < 3) {
 		recv_msg(buf, sizeof buf);
 		if (strcmp(buf, "WATCHDOG=1") == 0)
@@ -246,8 +246,8 @@ START_TEST(test_failing_probe_no_watchdog)
 	atomic_store(&fail_next, 1000000);
 	ck_assert_int_eq(notify_start(&ops), 0);
 	recv_msg(buf, sizeof buf);
-	ck_assert_str_eq(buf,
-			 "READY=1\nSTATUS=1.20 GiB stored in 412 MiB (2.98x)");
+	ck_assert_str_eq(buf, "READY=1\nSTATUS=1.20 GiB stored in 412 MiB "
+			      "(2.98x)");
 
 	/* Let the thread probe (and fail) at least five times. */
 	for (int i = 0; i < RECV_TIMEOUT_MS / 10; i++) {
@@ -287,8 +287,8 @@ START_TEST(test_status_refresh_no_watchdog)
 	watchdog_env(20000, getppid());
 	ck_assert_int_eq(notify_start(&ops), 0);
 	recv_msg(buf, sizeof buf);
-	ck_assert_str_eq(buf,
-			 "READY=1\nSTATUS=1.20 GiB stored in 412 MiB (2.98x)");
+	ck_assert_str_eq(buf, "READY=1\nSTATUS=1.20 GiB stored in 412 MiB "
+			      "(2.98x)");
 	/* The refresh comes after ~5 s; the watchdog never. */
 	recv_msg(buf, sizeof buf);
 	ck_assert_str_eq(buf, "STATUS=1.20 GiB stored in 412 MiB (2.98x)");
@@ -331,8 +331,8 @@ START_TEST(test_start_twice)
 	ck_assert_int_eq(notify_start(&ops), 0);
 	ck_assert_int_eq(notify_start(&ops), 0);
 	recv_msg(buf, sizeof buf);
-	ck_assert_str_eq(buf,
-			 "READY=1\nSTATUS=1.20 GiB stored in 412 MiB (2.98x)");
+	ck_assert_str_eq(buf, "READY=1\nSTATUS=1.20 GiB stored in 412 MiB "
+			      "(2.98x)");
 	notify_stop();
 	ck_assert_int_eq(drain_count("READY=1\nSTATUS=1.20 GiB stored in "
 				     "412 MiB (2.98x)"),
