@@ -1,0 +1,758 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fuzz_device.c - device request sequences against a shadow byte array
+ *
+ * Drives the device core (daemon/device.h) directly, with no nbdkit: the
+ * requests the plugin would pass on, at any offset and length, with data
+ * of mixed compressibility, checked byte for byte against a shadow copy.
+ *
+ * Input: two configuration bytes, then ops.
+ *
+ *   byte 0  bit 0     allocator: zsmalloc or zbud
+ *           bits 1-2  mem_limit: none, 64K, 96K, 256K
+ *           bit 3     attach a backing file (daemon/backing.c, in a
+ *                     tmpfs directory) through zdev_set_backing()
+ *           bit 4     shrinkable pool (always, with a backing file)
+ *           bits 5-7  huge_threshold: 3072 1 64 512 2048 3000 4000 4095
+ *   byte 1  bits 0-1  acceleration: 1 2 17 65537
+ *           bits 2-4  device size: 1M, 1M+1234, 12388, 0, 2^63-1,
+ *                     2^40+777, 4096, 1M
+ *           bits 5-6  backing file size: 64K 128K 1M 4M
+ *           bit 7     backing store() fails every 5th call (-EIO)
+ *
+ * Requests stay inside a window of at most 1 MiB at the end of the device
+ * (its start unaligned when the size is), so a device of 2^63-1 bytes
+ * needs no more shadow than a small one, and offsets near the top of the
+ * range are exercised. Ops:
+ *
+ *   write OFF LEN KIND ...  data: zeroes, one repeated word, text, random,
+ *                           input bytes, per-sector mix, sparse, one byte;
+ *                           at mem_limit (-ENOSPC) with a backing file, the
+ *                           shrinker is played: zpool_shrink() down to 80%
+ *                           of the limit, then the write is retried once
+ *   read OFF LEN            must succeed and match the shadow
+ *   zero OFF LEN            zdev_zero()
+ *   trim OFF LEN            zdev_trim(): whole sectors must read as zeroes,
+ *                           partial pieces as zeroes or as before (advisory)
+ *   extents OFF LEN FLAGS   in order, contiguous, covering the request,
+ *                           sector aligned; a hole must read as zeroes;
+ *                           req_one; a callback that stops the walk
+ *   shrink SIZE             zpool_shrink() on the device's pool (evicts
+ *                           through zdev_evict() to the backing file)
+ *   compact, flush, stats   stats are checked against the shadow
+ *   bad                     requests out of range must be -EINVAL and
+ *                           counted in invalid_io
+ *
+ * A write that fails with -ENOSPC must leave the sectors before the one
+ * that failed new and the rest old (device.h); the target reads the range
+ * back and checks exactly that. At the end the window is trimmed, and the
+ * device must then hold nothing: no stored sectors, no backing slots, a
+ * pool back near its starting size.
+ *
+ * Not covered: concurrency (this is one thread), the shrinker thread
+ * (daemon/shrinker.c; played synchronously here), backing-file corruption
+ * (fuzz_backing.c covers the record reader).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backing.h"
+#include "device.h"
+#include "fuzz.h"
+#include "stats.h"
+#include "zpool.h"
+
+#define MAX_OPS 400
+#define WINDOW (1u << 20)
+#define SECTOR 4096u
+/* The longest request: a few sectors, so that requests span several. */
+#define MAX_LEN (4 * SECTOR + 1000)
+#define EMPTY_SLACK (64u * 1024)
+
+struct dev_model {
+	struct zdev *dev;
+	struct zdev_config cfg;
+	uint64_t size, base, wlen; /* device size; the window [base, +wlen) */
+	unsigned char *shadow;	   /* wlen bytes */
+	struct backing *bk;
+	char bk_path[512];
+	bool fail_stores;
+	unsigned long stores;
+	uint64_t invalid, failed_writes, failed_reads;
+	uint64_t base_total; /* the empty pool's size */
+	struct fin in;
+};
+
+static struct dev_model d;
+static unsigned char buf[MAX_LEN], rbuf[MAX_LEN];
+
+static const unsigned int huge_thresholds[8] = { 3072, 1,    64,   512,
+						  2048, 3000, 4000, 4095 };
+static const int accels[4] = { 1, 2, 17, 65537 };
+static const uint64_t mem_limits[4] = { 0, 64 << 10, 96 << 10, 256 << 10 };
+static const uint64_t bk_sizes[4] = { 64 << 10, 128 << 10, 1 << 20,
+				      4 << 20 };
+
+/* --- the backing file, as the plugin would attach it --------------------- */
+
+static int64_t bk_store(void *ctx, uint64_t sector, const void *data,
+			unsigned int len)
+{
+	uint64_t slot;
+	int r;
+
+	(void)ctx;
+	if (d.fail_stores && ++d.stores % 5 == 0)
+		return -EIO;
+	r = backing_write(d.bk, sector, data, len,
+			  len == SECTOR ? 0 : BACKING_FLAG_COMPRESSED, &slot);
+	if (r < 0)
+		return r;
+	return (int64_t)slot;
+}
+
+static int bk_load(void *ctx, uint64_t slot, uint64_t sector, void *out,
+		   unsigned int len)
+{
+	unsigned int flags;
+	size_t got;
+	int r;
+
+	(void)ctx;
+	r = backing_read(d.bk, slot, sector, out, len, &got, &flags);
+	if (r < 0)
+		return r;
+	FUZZ_CHECK(got == len, "slot %llu of sector %llu: %zu bytes, the "
+		   "table says %u", (unsigned long long)slot,
+		   (unsigned long long)sector, got, len);
+	FUZZ_CHECK(!!(flags & BACKING_FLAG_COMPRESSED) == (len != SECTOR),
+		   "slot flags %#x for a %u-byte object", flags, len);
+	return 0;
+}
+
+static void bk_release(void *ctx, uint64_t slot)
+{
+	(void)ctx;
+	backing_free(d.bk, slot);
+}
+
+/* --- data ------------------------------------------------------------------ */
+
+static const char *const words[] = {
+	"the ", "zram ", "sector ", "of ", "data ", "\n", "compress ",
+	"0123456789", "lz4 ", "    ", "block ", "page ", "\t", "nbd ",
+};
+
+/* Fills @len bytes at @p of the kind @kind, from the input and a seed. */
+static void gen(unsigned char *p, size_t len, uint8_t kind, uint64_t seed)
+{
+	uint64_t word = seed * UINT64_C(0x9e3779b97f4a7c15);
+	size_t i, k;
+
+	switch (kind % 8) {
+	case 0:
+		memset(p, 0, len);
+		break;
+	case 1: /* one repeated 8-byte word (same-filled if aligned) */
+		for (i = 0; i < len; i++)
+			p[i] = (unsigned char)(word >> (8 * (i % 8)));
+		break;
+	case 2: /* text: compresses, not same-filled */
+		for (i = 0; i < len;) {
+			const char *w = words[fuzz_rand(&seed) % 14];
+
+			for (k = 0; w[k] && i < len; k++)
+				p[i++] = (unsigned char)w[k];
+		}
+		break;
+	case 3:
+		fuzz_fill_random(p, len, seed);
+		break;
+	case 4: /* the input itself, random after it runs out */
+		k = fin_bytes(&d.in, p, len);
+		fuzz_fill_random(p + k, len - k, seed);
+		break;
+	case 5: /* a different kind every sector */
+		for (i = 0; i < len; i += k) {
+			k = len - i < SECTOR ? len - i : SECTOR;
+			gen(p + i, k, (uint8_t)(fuzz_rand(&seed) % 4),
+			    fuzz_rand(&seed));
+		}
+		break;
+	case 6: /* sparse: a few bytes in zeroes */
+		memset(p, 0, len);
+		for (k = 0; len && k < 1 + seed % 4; k++)
+			p[fuzz_rand(&seed) % len] = (unsigned char)(seed | 1);
+		break;
+	default:
+		memset(p, (int)(seed & 0xff), len);
+		break;
+	}
+}
+
+/* --- the model ------------------------------------------------------------- */
+
+/* A request inside the window: offset relative to the device. */
+static void pick_range(uint64_t *off, size_t *len)
+{
+	uint8_t how = fin_u8(&d.in);
+	uint32_t o = fin_u32(&d.in) % (uint32_t)(d.wlen + 1);
+	uint16_t l = fin_u16(&d.in);
+	uint32_t r;
+
+	switch (how % 4) {
+	case 0: /* sector aligned, whole sectors */
+		r = (uint32_t)((d.base + o) % SECTOR);
+		o = r <= o ? o - r : o + (SECTOR - r);
+		if (o > d.wlen)
+			o = (uint32_t)d.wlen;
+		*len = SECTOR * (1 + l % 4);
+		break;
+	case 1: /* small */
+		*len = l % 600;
+		break;
+	case 2: /* ends at the window's end */
+		*len = d.wlen - o;
+		break;
+	default:
+		*len = l % MAX_LEN;
+		break;
+	}
+	if (*len > MAX_LEN)
+		*len = MAX_LEN;
+	if (*len > d.wlen - o)
+		*len = d.wlen - o;
+	*off = d.base + o;
+}
+
+static unsigned char *shadow_at(uint64_t off)
+{
+	return d.shadow + (off - d.base);
+}
+
+/*
+ * After a request that may have changed only a prefix of its sectors
+ * (zdev_write(), zdev_zero() failing part way): read the range back and
+ * check that every piece before some point equals @want and every piece
+ * after it the old contents. The shadow then follows the device.
+ */
+static void reconcile_prefix(uint64_t off, size_t len, const unsigned char *want,
+			     const char *what)
+{
+	bool old_part = false;
+	size_t done, n;
+	int r = zdev_read(d.dev, rbuf, len, off);
+
+	FUZZ_CHECK(r == 0, "%s: read back after a failure: %d", what, r);
+	for (done = 0; done < len; done += n) {
+		uint64_t o = (off + done) % SECTOR;
+		bool is_new, is_old;
+
+		n = SECTOR - o < len - done ? SECTOR - o : len - done;
+		is_new = memcmp(rbuf + done, want + done, n) == 0;
+		is_old = memcmp(rbuf + done, shadow_at(off + done), n) == 0;
+		if (!old_part && !is_new)
+			old_part = true;
+		FUZZ_CHECK(old_part ? is_old : is_new,
+			   "%s [%llu, +%zu) failed part way: the piece at "
+			   "%llu holds neither the %s bytes nor the old ones",
+			   what, (unsigned long long)off, len,
+			   (unsigned long long)(off + done),
+			   old_part ? "old" : "new");
+	}
+	memcpy(shadow_at(off), rbuf, len);
+}
+
+static void check_read(uint64_t off, size_t len, const char *what)
+{
+	int r = zdev_read(d.dev, rbuf, len, off);
+
+	FUZZ_CHECK(r == 0, "%s: read [%llu, +%zu): %d", what,
+		   (unsigned long long)off, len, r);
+	if (memcmp(rbuf, shadow_at(off), len) == 0)
+		return;
+	for (size_t i = 0; i < len; i++)
+		FUZZ_CHECK(rbuf[i] == shadow_at(off)[i],
+			   "%s: read [%llu, +%zu): byte at %llu (sector %llu "
+			   "+ %llu) is %#x, expected %#x",
+			   what, (unsigned long long)off, len,
+			   (unsigned long long)(off + i),
+			   (unsigned long long)((off + i) / SECTOR),
+			   (unsigned long long)((off + i) % SECTOR), rbuf[i],
+			   shadow_at(off)[i]);
+}
+
+/* The shrinker, played synchronously: evict down to 80% of mem_limit. */
+static void play_shrinker(void)
+{
+	uint64_t total = zpool_get_total_size(zdev_pool(d.dev));
+	uint64_t low = d.cfg.mem_limit / 10 * 8;
+	size_t released;
+
+	if (total > low)
+		(void)zpool_shrink(zdev_pool(d.dev), total - low + SECTOR,
+				   &released);
+}
+
+static void do_write(uint64_t off, size_t len, uint8_t kind, uint64_t seed)
+{
+	int r;
+
+	gen(buf, len, kind, seed);
+	r = zdev_write(d.dev, buf, len, off, kind & 0x80);
+	if (r == -ENOSPC && d.bk) {
+		d.failed_writes++;
+		play_shrinker();
+		r = zdev_write(d.dev, buf, len, off, false);
+	}
+	if (r == 0) {
+		memcpy(shadow_at(off), buf, len);
+		return;
+	}
+	d.failed_writes++;
+	FUZZ_CHECK(r == -ENOSPC && d.cfg.mem_limit,
+		   "write [%llu, +%zu) returned %d (mem_limit %llu)",
+		   (unsigned long long)off, len, r,
+		   (unsigned long long)d.cfg.mem_limit);
+	reconcile_prefix(off, len, buf, "write");
+}
+
+static void do_zero(uint64_t off, size_t len)
+{
+	int r = zdev_zero(d.dev, len, off);
+
+	if (r == 0) {
+		memset(shadow_at(off), 0, len);
+		return;
+	}
+	d.failed_writes++;
+	FUZZ_CHECK(r == -ENOSPC && d.cfg.mem_limit,
+		   "zero [%llu, +%zu) returned %d", (unsigned long long)off,
+		   len, r);
+	memset(buf, 0, len);
+	reconcile_prefix(off, len, buf, "zero");
+}
+
+static void do_trim(uint64_t off, size_t len)
+{
+	size_t done, n;
+	int r = zdev_trim(d.dev, len, off);
+
+	FUZZ_CHECK(r == 0, "trim [%llu, +%zu) returned %d",
+		   (unsigned long long)off, len, r);
+	r = zdev_read(d.dev, rbuf, len, off);
+	FUZZ_CHECK(r == 0, "read after trim: %d", r);
+	for (done = 0; done < len; done += n) {
+		uint64_t o = (off + done) % SECTOR;
+		bool zero;
+
+		n = SECTOR - o < len - done ? SECTOR - o : len - done;
+		zero = fuzz_all_zero(rbuf + done, n);
+		if (n == SECTOR)
+			FUZZ_CHECK(zero, "trim: whole sector %llu not zero",
+				   (unsigned long long)((off + done) / SECTOR));
+		else
+			FUZZ_CHECK(zero || memcmp(rbuf + done,
+						  shadow_at(off + done),
+						  n) == 0,
+				   "trim: partial piece at %llu is neither "
+				   "zeroes nor the old bytes",
+				   (unsigned long long)(off + done));
+	}
+	memcpy(shadow_at(off), rbuf, len);
+}
+
+struct ext_walk {
+	uint64_t off, len, next;
+	int n, stop_after;
+	bool req_one;
+};
+
+static int ext_cb(void *arg, uint64_t off, uint64_t len, uint32_t type)
+{
+	struct ext_walk *w = arg;
+	uint64_t lo, hi;
+
+	FUZZ_CHECK(len > 0, "extent of length 0 at %llu",
+		   (unsigned long long)off);
+	FUZZ_CHECK(off + len <= d.size && off + len > off,
+		   "extent [%llu, +%llu) past the device end %llu",
+		   (unsigned long long)off, (unsigned long long)len,
+		   (unsigned long long)d.size);
+	if (w->n == 0)
+		FUZZ_CHECK(off <= w->off && off + len > w->off,
+			   "first extent [%llu, +%llu) does not hold the "
+			   "request start %llu",
+			   (unsigned long long)off, (unsigned long long)len,
+			   (unsigned long long)w->off);
+	else
+		FUZZ_CHECK(off == w->next,
+			   "extent at %llu, previous one ended at %llu",
+			   (unsigned long long)off,
+			   (unsigned long long)w->next);
+	FUZZ_CHECK(off % SECTOR == 0, "extent start %llu not aligned",
+		   (unsigned long long)off);
+	FUZZ_CHECK((off + len) % SECTOR == 0 || off + len == d.size,
+		   "extent end %llu neither aligned nor the device end",
+		   (unsigned long long)(off + len));
+	FUZZ_CHECK(type == 0 || type == (ZDEV_EXTENT_HOLE | ZDEV_EXTENT_ZERO),
+		   "extent type %#x", type);
+	FUZZ_CHECK(!w->req_one || w->n == 0, "req_one, but a second extent");
+	if (type) {
+		/* A hole reads as zeroes: the part inside the window. */
+		lo = off > d.base ? off : d.base;
+		hi = off + len < d.base + d.wlen ? off + len : d.base + d.wlen;
+		if (lo < hi)
+			FUZZ_CHECK(fuzz_all_zero(shadow_at(lo), hi - lo),
+				   "extent [%llu, +%llu) is a hole, but the "
+				   "shadow holds data in it",
+				   (unsigned long long)off,
+				   (unsigned long long)len);
+	}
+	w->n++;
+	w->next = off + len;
+	if (w->stop_after && w->n == w->stop_after)
+		return -EINTR;
+	return 0;
+}
+
+static void do_extents(uint64_t off, size_t len, uint8_t flags)
+{
+	struct ext_walk w = { .off = off, .len = len, .req_one = flags & 1,
+			      .stop_after = (flags >> 1) % 4 };
+	int r = zdev_extents(d.dev, len, off, w.req_one, ext_cb, &w);
+
+	if (len == 0) {
+		struct zstats st;
+
+		/* device.h: len is 1 or more. Whether invalid_io counts it
+		 * is not said; follow the device. */
+		FUZZ_CHECK(r == -EINVAL && w.n == 0, "extents of length 0: %d",
+			   r);
+		zdev_get_stats(d.dev, &st);
+		FUZZ_CHECK(st.v[ZSTAT_invalid_io] - d.invalid <= 1,
+			   "invalid_io");
+		d.invalid = st.v[ZSTAT_invalid_io];
+		return;
+	}
+	if (w.stop_after && w.n == w.stop_after) {
+		FUZZ_CHECK(r == -EINTR, "extents: the callback stopped the "
+			   "walk with -EINTR, zdev_extents() returned %d", r);
+		return;
+	}
+	FUZZ_CHECK(r == 0, "extents [%llu, +%zu): %d", (unsigned long long)off,
+		   len, r);
+	FUZZ_CHECK(w.n >= 1, "extents: no extent");
+	if (!w.req_one)
+		FUZZ_CHECK(w.next >= off + len,
+			   "extents end at %llu, the request at %llu",
+			   (unsigned long long)w.next,
+			   (unsigned long long)(off + len));
+}
+
+static void do_shrink(size_t size)
+{
+	size_t released = 0;
+	int r = zpool_shrink(zdev_pool(d.dev), size, &released);
+
+	if (!d.cfg.shrinkable) {
+		FUZZ_CHECK(r == -EINVAL, "shrink, no evict callback: %d", r);
+		return;
+	}
+	FUZZ_CHECK(r == 0 || r == -ENOENT || r == -ENOSPC ||
+			   (r == -EIO && d.fail_stores),
+		   "shrink(%zu) returned %d", size, r);
+	if (!d.bk)
+		FUZZ_CHECK(r != 0 || size == 0,
+			   "shrink(%zu) with no backing file returned 0 "
+			   "(released %zu)",
+			   size, released);
+}
+
+/* Non-zero sectors of the window: each must be stored somewhere. */
+static uint64_t nonzero_sectors(void)
+{
+	uint64_t n = 0, s, first = d.base / SECTOR,
+		 last = (d.base + d.wlen + SECTOR - 1) / SECTOR;
+
+	for (s = first; s < last; s++) {
+		uint64_t lo = s * SECTOR > d.base ? s * SECTOR : d.base;
+		uint64_t hi = (s + 1) * SECTOR < d.base + d.wlen
+				      ? (s + 1) * SECTOR
+				      : d.base + d.wlen;
+
+		if (lo < hi && !fuzz_all_zero(shadow_at(lo), hi - lo))
+			n++;
+	}
+	return n;
+}
+
+static void check_stats(void)
+{
+	struct zstats st;
+	struct backing_stats bs;
+	uint64_t stored, total = zpool_get_total_size(zdev_pool(d.dev));
+
+	zdev_get_stats(d.dev, &st);
+	stored = st.v[ZSTAT_orig_data_size] / SECTOR;
+	FUZZ_CHECK(st.v[ZSTAT_orig_data_size] % SECTOR == 0,
+		   "orig_data_size %llu",
+		   (unsigned long long)st.v[ZSTAT_orig_data_size]);
+	FUZZ_CHECK(stored + st.v[ZSTAT_bd_count] == nonzero_sectors(),
+		   "%llu sectors stored + %llu on the backing file, but %llu "
+		   "sectors of the shadow are not zero",
+		   (unsigned long long)stored,
+		   (unsigned long long)st.v[ZSTAT_bd_count],
+		   (unsigned long long)nonzero_sectors());
+	FUZZ_CHECK(st.v[ZSTAT_same_pages] + st.v[ZSTAT_huge_pages] <= stored,
+		   "same %llu + huge %llu > stored %llu",
+		   (unsigned long long)st.v[ZSTAT_same_pages],
+		   (unsigned long long)st.v[ZSTAT_huge_pages],
+		   (unsigned long long)stored);
+	FUZZ_CHECK(st.v[ZSTAT_compr_data_size] <=
+				   (stored - st.v[ZSTAT_same_pages]) * SECTOR &&
+			   st.v[ZSTAT_compr_data_size] >=
+				   stored - st.v[ZSTAT_same_pages],
+		   "compr_data_size %llu for %llu pool objects",
+		   (unsigned long long)st.v[ZSTAT_compr_data_size],
+		   (unsigned long long)(stored - st.v[ZSTAT_same_pages]));
+	FUZZ_CHECK(st.v[ZSTAT_mem_used_total] == total,
+		   "mem_used_total %llu, pool %llu",
+		   (unsigned long long)st.v[ZSTAT_mem_used_total],
+		   (unsigned long long)total);
+	FUZZ_CHECK(st.v[ZSTAT_mem_used_max] >= total, "mem_used_max");
+	FUZZ_CHECK(st.v[ZSTAT_disksize] == d.size, "disksize");
+	FUZZ_CHECK(st.v[ZSTAT_mem_limit] == d.cfg.mem_limit, "mem_limit");
+	FUZZ_CHECK(st.v[ZSTAT_invalid_io] == d.invalid,
+		   "invalid_io %llu, expected %llu",
+		   (unsigned long long)st.v[ZSTAT_invalid_io],
+		   (unsigned long long)d.invalid);
+	FUZZ_CHECK(st.v[ZSTAT_failed_writes] == d.failed_writes,
+		   "failed_writes %llu, expected %llu",
+		   (unsigned long long)st.v[ZSTAT_failed_writes],
+		   (unsigned long long)d.failed_writes);
+	FUZZ_CHECK(st.v[ZSTAT_failed_reads] == d.failed_reads,
+		   "failed_reads %llu, expected %llu",
+		   (unsigned long long)st.v[ZSTAT_failed_reads],
+		   (unsigned long long)d.failed_reads);
+	FUZZ_CHECK(st.v[ZSTAT_bd_checksum_errors] == 0, "checksum errors");
+	FUZZ_CHECK(strcmp(st.allocator, d.cfg.allocator) == 0, "allocator %s",
+		   st.allocator);
+	if (d.bk) {
+		backing_get_stats(d.bk, &bs);
+		FUZZ_CHECK(bs.slots_used == st.v[ZSTAT_bd_count],
+			   "backing file holds %llu slots, bd_count is %llu",
+			   (unsigned long long)bs.slots_used,
+			   (unsigned long long)st.v[ZSTAT_bd_count]);
+		FUZZ_CHECK(bs.bad_frees == 0, "%llu bad backing frees",
+			   (unsigned long long)bs.bad_frees);
+		FUZZ_CHECK(bs.checksum_errors == 0 && bs.read_errors == 0,
+			   "backing read errors");
+	} else {
+		FUZZ_CHECK(st.v[ZSTAT_bd_count] == 0, "bd_count without file");
+	}
+}
+
+static bool range_valid(uint64_t off, size_t len)
+{
+	return off <= d.size && len <= d.size - off;
+}
+
+/* Requests out of range: -EINVAL, counted in invalid_io. */
+static void do_bad(uint8_t how)
+{
+	struct ext_walk w = { 0 };
+	uint64_t off;
+	size_t len = 1 + how % 8192, rwlen = len < MAX_LEN ? len : MAX_LEN;
+	int r;
+
+	switch ((how >> 4) % 4) {
+	case 0:
+		off = d.size - (len > d.size ? d.size : len) + 1;
+		break;
+	case 1:
+		off = d.size + 1;
+		break;
+	case 2:
+		off = UINT64_MAX - how;
+		break;
+	default:
+		off = d.size;
+		break;
+	}
+	if (!range_valid(off, rwlen)) {
+		r = zdev_read(d.dev, rbuf, rwlen, off);
+		FUZZ_CHECK(r == -EINVAL, "read out of range: %d", r);
+		d.invalid++;
+		d.failed_reads++;
+		r = zdev_write(d.dev, buf, rwlen, off, false);
+		FUZZ_CHECK(r == -EINVAL, "write out of range: %d", r);
+		d.invalid++;
+		d.failed_writes++;
+	}
+	if (range_valid(off, len))
+		return;
+	r = zdev_trim(d.dev, len, off);
+	FUZZ_CHECK(r == -EINVAL, "trim out of range: %d", r);
+	d.invalid++;
+	r = zdev_zero(d.dev, len, off);
+	FUZZ_CHECK(r == -EINVAL, "zero out of range: %d", r);
+	d.invalid++;
+	d.failed_writes++;
+	r = zdev_extents(d.dev, len, off, false, ext_cb, &w);
+	FUZZ_CHECK(r == -EINVAL, "extents out of range: %d", r);
+	FUZZ_CHECK(w.n == 0, "extents out of range called back");
+	d.invalid++;
+}
+
+static void setup(void)
+{
+	static const uint64_t sizes[8] = {
+		1 << 20,	 (1 << 20) + 1234,	 12388, 0,
+		ZDEV_MAX_SIZE, (UINT64_C(1) << 40) + 777, 4096,	 1 << 20,
+	};
+	uint8_t c0 = fin_u8(&d.in), c1 = fin_u8(&d.in);
+	struct zdev_backing_ops ops;
+	char err[256];
+	int e;
+
+	d.cfg.allocator = c0 & 1 ? ZPOOL_TYPE_ZBUD : ZPOOL_TYPE_ZSMALLOC;
+	d.cfg.mem_limit = mem_limits[(c0 >> 1) & 3];
+	d.cfg.shrinkable = (c0 >> 3) & 3;
+	d.cfg.huge_threshold = huge_thresholds[c0 >> 5];
+	d.cfg.acceleration = accels[c1 & 3];
+	d.cfg.size = d.size = sizes[(c1 >> 2) & 7];
+	d.fail_stores = c1 >> 7;
+	d.wlen = d.size < WINDOW ? d.size : WINDOW;
+	d.base = d.size - d.wlen;
+	d.shadow = calloc(1, d.wlen + 1);
+	FUZZ_CHECK(d.shadow, "out of memory");
+
+	d.dev = zdev_create(&d.cfg, &e);
+	FUZZ_CHECK(d.dev != NULL, "zdev_create: %d", e);
+	FUZZ_CHECK(zdev_size(d.dev) == d.size, "size");
+	d.base_total = zpool_get_total_size(zdev_pool(d.dev));
+
+	if ((c0 >> 3) & 1 && fuzz_tmpdir()) {
+		snprintf(d.bk_path, sizeof(d.bk_path), "%s/device-%d.bk",
+			 fuzz_tmpdir(), (int)getpid());
+		d.bk = backing_open(d.bk_path, bk_sizes[(c1 >> 5) & 3], err,
+				    sizeof(err));
+		FUZZ_CHECK(d.bk != NULL, "backing_open: %s", err);
+		ops = (struct zdev_backing_ops){ .store = bk_store,
+						 .load = bk_load,
+						 .release = bk_release };
+		zdev_set_backing(d.dev, &ops);
+	}
+}
+
+static void teardown(void)
+{
+	struct zstats st;
+	uint64_t total;
+	int r;
+
+	/* Trim everything: the device must then hold nothing. */
+	if (d.wlen) {
+		r = zdev_trim(d.dev, d.wlen, d.base);
+		FUZZ_CHECK(r == 0, "final trim: %d", r);
+		memset(d.shadow, 0, d.wlen);
+		check_read(d.base, d.wlen < MAX_LEN ? d.wlen : MAX_LEN,
+			   "after the final trim");
+	}
+	check_stats();
+	zdev_get_stats(d.dev, &st);
+	FUZZ_CHECK(st.v[ZSTAT_orig_data_size] == 0 &&
+			   st.v[ZSTAT_compr_data_size] == 0 &&
+			   st.v[ZSTAT_bd_count] == 0,
+		   "after trimming everything: orig %llu compr %llu bd %llu",
+		   (unsigned long long)st.v[ZSTAT_orig_data_size],
+		   (unsigned long long)st.v[ZSTAT_compr_data_size],
+		   (unsigned long long)st.v[ZSTAT_bd_count]);
+	total = zpool_get_total_size(zdev_pool(d.dev));
+	FUZZ_CHECK(total <= d.base_total + EMPTY_SLACK,
+		   "empty device, the pool holds %llu bytes (%llu at first)",
+		   (unsigned long long)total,
+		   (unsigned long long)d.base_total);
+	zdev_destroy(d.dev);
+	if (d.bk) {
+		backing_close(d.bk);
+		unlink(d.bk_path);
+	}
+	free(d.shadow);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	memset(&d, 0, sizeof(d));
+	d.in = (struct fin){ data, size };
+	fuzz_op_index = 0;
+	setup();
+
+	while (fin_left(&d.in) && fuzz_op_index < MAX_OPS) {
+		uint8_t op = fin_u8(&d.in), kind;
+		uint64_t off = 0;
+		size_t len = 0;
+
+		fuzz_op_index++;
+		switch (op % 16) {
+		case 0:
+		case 1:
+		case 2:
+		case 3:
+		case 4:
+			pick_range(&off, &len);
+			kind = fin_u8(&d.in);
+			do_write(off, len, kind, fin_u32(&d.in));
+			break;
+		case 5:
+		case 6:
+		case 7:
+			pick_range(&off, &len);
+			check_read(off, len, "read");
+			break;
+		case 8:
+			pick_range(&off, &len);
+			do_zero(off, len);
+			break;
+		case 9:
+			pick_range(&off, &len);
+			do_trim(off, len);
+			break;
+		case 10:
+			pick_range(&off, &len);
+			do_extents(off, len, fin_u8(&d.in));
+			break;
+		case 11:
+			do_shrink((size_t)fin_u16(&d.in) * 16);
+			break;
+		case 12:
+			(void)zdev_compact(d.dev);
+			check_read(d.base, d.wlen < MAX_LEN ? d.wlen : MAX_LEN,
+				   "after compact");
+			break;
+		case 13:
+			check_stats();
+			break;
+		case 14:
+			do_bad(fin_u8(&d.in));
+			break;
+		case 15:
+			FUZZ_CHECK(zdev_flush(d.dev) == 0, "flush");
+			FUZZ_CHECK(zdev_probe(d.dev) == 0, "probe");
+			break;
+		}
+	}
+	fuzz_op_index++;
+	for (uint64_t o = 0; o < d.wlen; o += MAX_LEN)
+		check_read(d.base + o,
+			   d.wlen - o < MAX_LEN ? d.wlen - o : MAX_LEN,
+			   "at the end");
+	teardown();
+	return 0;
+}
