@@ -29,6 +29,8 @@
  * the compaction: a wrong byte stops the bench with an error. With
  * BENCH_ALLOC_PROFILE=1 the zsmalloc rows are followed by where the
  * overhead goes (slot rounding, zspage tails, free slots, tables).
+ * BENCH_ALLOC_ONLY=zsmalloc (or zbud) runs one backend only (and prints
+ * no ratios), for perf record.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -385,6 +387,7 @@ int main(int argc, char **argv)
 		{ .type = ZPOOL_TYPE_ZBUD, .owners = true },
 	};
 	const char *env = getenv("BENCH_ALLOC_PROFILE");
+	const char *only = getenv("BENCH_ALLOC_ONLY");
 	bool prof = env && *env && strcmp(env, "0") != 0;
 	const double mib = 1 << 20;
 
@@ -396,7 +399,8 @@ int main(int argc, char **argv)
 	if (!nobjs)
 		die("no data");
 	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++)
-		run(&runs[i], prof);
+		if (!only || strcmp(only, runs[i].type) == 0)
+			run(&runs[i], prof);
 
 	printf("\n%-9s %-6s %9s %10s %10s %9s %10s %10s %10s %10s %10s %10s\n",
 	       "backend", "owners", "objects", "stored", "total", "overhead",
@@ -408,6 +412,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
 		const struct run *r = &runs[i];
 
+		if (!r->total)
+			continue; /* not run */
 		printf("%-9s %-6s %9zu %10.1f %10.1f %8.2f%% %9.2f%% %9.2f%% "
 		       "%10.0f %10.0f %10.0f %10.0f\n",
 		       r->type, r->owners ? "yes" : "no", nobjs,
@@ -418,6 +424,8 @@ int main(int argc, char **argv)
 			   r->stored_churned),
 		       r->churn1, r->churn2, r->map1, r->map2);
 	}
+	if (only)
+		return 0;
 	printf("\nratios, zsmalloc / zbud (same owners setting): memory "
 	       "(total_size) %.2fx and %.2fx, malloc+free %.2fx, "
 	       "map+unmap %.2fx\n",
