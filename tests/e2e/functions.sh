@@ -1,0 +1,197 @@
+# tests/e2e/functions.sh - shared prelude of the end-to-end tests
+#
+# Sourced by each tests/e2e/test-*.sh. A test reports each check with
+# ok / not_ok / skip (or check DESC CMD...), and ends with `finish`, which
+# prints the one summary line
+#
+#   N passed, N failed, N skipped
+#
+# and exits 1 if a check failed. `requires CMD` skips the whole script
+# (exit 77, the reason printed) when a tool is missing. tests/e2e/run.sh
+# runs every script and prints the grand total.
+#
+# To run one script by hand, after `make BUILD=build all`:
+#
+#   PLUGIN_SO=$PWD/build/nbdkit-zramd-plugin.so tests/e2e/test-nbdsh.sh
+#
+# Environment:
+#   PLUGIN_SO     the plugin (required)
+#   E2E_CACHE     where expensive inputs (the real-data tar) are kept
+#   E2E_PRELOAD   a sanitizer runtime to LD_PRELOAD into nbdkit (only)
+#   E2E_QUICK=1   smaller workloads (sanitizer runs)
+#   E2E_ALLOCATORS  allocators to test (default: every one built in)
+
+set -u
+# nbdsh (python3 -m nbd) needs Debian's python3, not pyenv's.
+export PATH=/usr/bin:/usr/sbin:/bin:/sbin:$PATH
+
+: "${PLUGIN_SO:?set PLUGIN_SO to the plugin to test}"
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+E2E_DIR=$TOP/tests/e2e
+NAME=$(basename "$0" .sh)
+: "${E2E_CACHE:=/tmp/zramd-e2e-cache}"
+: "${E2E_PRELOAD:=}"
+: "${E2E_QUICK:=}"
+
+npass=0 nfail=0 nskip=0
+
+ok() { echo "ok - $*"; npass=$((npass + 1)); }
+not_ok() { echo "FAIL - $*"; nfail=$((nfail + 1)); }
+skip() { echo "skip - $*"; nskip=$((nskip + 1)); }
+
+# check DESCRIPTION COMMAND...: ok if COMMAND succeeds.
+check() {
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+
+# requires CMD [REASON]: skip the whole script if CMD is not there.
+requires() {
+	if ! command -v "$1" >/dev/null 2>&1; then
+		echo "SKIP: $NAME: ${2:-$1 is not installed}"
+		exit 77
+	fi
+}
+
+# skip_all REASON: skip the whole script.
+skip_all() {
+	echo "SKIP: $NAME: $*"
+	exit 77
+}
+
+finish() {
+	echo "$npass passed, $nfail failed, $nskip skipped"
+	[ "$nfail" -eq 0 ]
+	exit
+}
+
+# Temporary files go in $TMP, removed at exit after the cleanup hooks,
+# which run in reverse order of registration.
+TMP=$(mktemp -d /tmp/zramd-e2e.XXXXXX)
+cleanup_hooks=()
+on_exit() { cleanup_hooks=("$1" "${cleanup_hooks[@]}"); }
+run_cleanup() {
+	local h
+	for h in "${cleanup_hooks[@]}"; do eval "$h" || true; done
+	rm -rf "$TMP"
+}
+trap run_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# wait_for TENTHS CMD...: retry CMD every 0.1 s, at most TENTHS times.
+wait_for() {
+	local n=$1
+	shift
+	while [ "$n" -gt 0 ]; do
+		"$@" && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	return 1
+}
+
+# The allocators to test: E2E_ALLOCATORS, or every one built in.
+allocators() {
+	if [ -n "${E2E_ALLOCATORS:-}" ]; then
+		echo "$E2E_ALLOCATORS"
+		return
+	fi
+	nbdkit "$PLUGIN_SO" --dump-plugin |
+		sed -n 's/^zramd_allocators=//p' | tr , ' '
+}
+
+# start_zramd [PARAM...]: start nbdkit with the plugin on a private unix
+# socket, in the foreground of a background job, and wait until it
+# serves. Sets SOCK, URI, ZRAMD_PID, ZRAMD_LOG and STATS (the stats file,
+# written every second). Only nbdkit gets E2E_PRELOAD.
+nstarted=0
+start_zramd() {
+	nstarted=$((nstarted + 1))
+	SOCK=$TMP/zramd$nstarted.sock
+	URI="nbd+unix:///?socket=$SOCK"
+	STATS=$TMP/zramd$nstarted.stats
+	ZRAMD_LOG=$TMP/zramd$nstarted.log
+	local pidfile=$TMP/zramd$nstarted.pid defaults=(stats="$STATS")
+	[[ " $* " == *" stats_interval="* ]] || defaults+=(stats_interval=1)
+	env ${E2E_PRELOAD:+LD_PRELOAD=$E2E_PRELOAD} \
+		nbdkit -f -U "$SOCK" -P "$pidfile" "$PLUGIN_SO" \
+		"${defaults[@]}" "$@" 2>"$ZRAMD_LOG" &
+	ZRAMD_PID=$!
+	on_exit "kill $ZRAMD_PID 2>/dev/null"
+	# Sanitized builds start slowly: allow 30 s.
+	if ! wait_for 300 test -S "$SOCK" -a -s "$pidfile"; then
+		echo "nbdkit did not start ($*):"
+		cat "$ZRAMD_LOG"
+		return 1
+	fi
+}
+
+# stop_zramd: stop nbdkit (SIGTERM: clean shutdown, final stats written)
+# and check that it exited cleanly with no sanitizer report. Returns 1 and
+# prints the log otherwise.
+stop_zramd() {
+	local rc=0
+	kill -TERM "$ZRAMD_PID" 2>/dev/null
+	wait "$ZRAMD_PID" || rc=$?
+	if [ "$rc" -ne 0 ] ||
+		grep -qE 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:' \
+			"$ZRAMD_LOG"; then
+		echo "nbdkit exited with status $rc; its log:"
+		cat "$ZRAMD_LOG"
+		return 1
+	fi
+}
+
+# stat_value KEY [FILE]: a counter from the stats file.
+stat_value() {
+	sed -n "s/^$1 //p" "${2:-$STATS}"
+}
+
+# wait_stat KEY OP VALUE: wait (up to 10 s) until the stats file has
+# KEY OP VALUE (OP as in test: -eq, -ge, ...).
+wait_stat() {
+	local key=$1 op=$2 want=$3
+	_stat_is() {
+		local v
+		v=$(stat_value "$key" 2>/dev/null)
+		[ -n "$v" ] && [ "$v" "$op" "$want" ]
+	}
+	wait_for 100 _stat_is
+}
+
+# nbdsh_checks LABEL [--base-allocation] -c CODE...: run python checks with
+# nbdsh on $URI. They print "ok - ..." / "FAIL - ..." lines, which are
+# counted here; a crash counts as one failure.
+nbdsh_checks() {
+	local label=$1 out rc=0 pre=()
+	shift
+	if [ "${1:-}" = --base-allocation ]; then
+		pre=(--base-allocation)
+		shift
+	fi
+	out=$(nbdsh "${pre[@]}" -u "$URI" "$@" 2>&1) || rc=$?
+	while IFS= read -r line; do
+		case $line in
+		"ok - "*) ok "$label: ${line#ok - }" ;;
+		"FAIL - "*) not_ok "$label: ${line#FAIL - }" ;;
+		*) echo "$line" ;;
+		esac
+	done <<<"$out"
+	[ "$rc" -eq 0 ] || not_ok "$label: nbdsh exited with $rc"
+}
+
+# realdata_tar: print the path of a ~160 MiB tar of system files (binaries,
+# libraries, documentation), made once and kept in $E2E_CACHE.
+realdata_tar() {
+	local f=$E2E_CACHE/realdata.tar size=$((160 << 20))
+	[ -n "$E2E_QUICK" ] && f=$E2E_CACHE/realdata-small.tar size=$((32 << 20))
+	if [ ! -s "$f" ]; then
+		mkdir -p "$E2E_CACHE"
+		tar cf - -C / usr/lib/x86_64-linux-gnu usr/bin usr/share/doc \
+			usr/share/man usr/share/locale 2>/dev/null |
+			head -c "$size" >"$f.tmp"
+		mv "$f.tmp" "$f"
+	fi
+	echo "$f"
+}

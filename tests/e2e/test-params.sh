@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Parameters: each bad one refused before serving, with its message and a
+# non-zero exit; the config file and command-line precedence; what
+# --dump-plugin and --help say.
+source "$(dirname "$0")/functions.sh"
+requires nbdkit
+requires nbdinfo
+
+# refused WANT PARAM...: nbdkit must exit non-zero, printing WANT.
+refused() {
+	local want=$1 out rc=0
+	shift
+	out=$(timeout 60 env ${E2E_PRELOAD:+LD_PRELOAD=$E2E_PRELOAD} \
+		nbdkit -f -U "$TMP/refused.sock" "$PLUGIN_SO" "$@" 2>&1) || rc=$?
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -qF -- "$want" <<<"$out"; then
+		ok "refused: $* ($want)"
+	else
+		echo "exit $rc, output: $out"
+		not_ok "refused: $* (want '$want')"
+	fi
+}
+
+refused "size: missing" allocator=zbud
+refused "unknown key" 1G colour=blue
+refused "size=lots: not a number" lots
+refused "size=4Q: bad size suffix" 4Q
+refused "size=8E: too large" 8E
+refused "allocator=slab: unknown allocator" 1G allocator=slab
+refused "compressor=zstd: unknown choice; allowed: lz4" 1G compressor=zstd
+refused "acceleration=0: out of range; allowed: an integer from 1 to 65537" \
+	1G acceleration=0
+refused "huge_threshold=5000: out of range" 1G huge_threshold=5000
+refused "mem_limit=4K: too small to hold a single sector" 1G mem_limit=4K
+refused "acceleration given twice" 1G acceleration=2 acceleration=3
+refused "backing_size=" 1G backing_size=1G
+refused "does not exist" 1G backing=/nonexistent/dir/backing
+refused "does not exist" 1G stats=/nonexistent/dir/stats
+refused "mem_low must be below mem_high" 1G mem_low=90 mem_high=50
+refused "psi=maybe: not on, off or a number" 1G psi=maybe
+refused "cannot read the config file: No such file or directory" \
+	config=/nonexistent/zramd.conf
+
+conf=$TMP/zramd.conf
+printf 'size = 1G\nsize = 2G\n' >"$conf"
+refused "$conf:2: size=2G: key given twice in the file" config="$conf"
+printf '# comment\nsize = 1G\nacceleration = fast\n' >"$conf"
+refused "$conf:3: acceleration=fast: not a number" config="$conf"
+printf 'size = 1G\nmem_limit = 10X\n' >"$conf"
+refused "$conf:2: mem_limit=10X: bad size suffix" config="$conf"
+printf 'size = 1G\nfrobnicate = yes\n' >"$conf"
+refused "$conf:2: frobnicate: unknown key" config="$conf"
+
+# A good file; the command line wins over it, before or after config=.
+cat >"$conf" <<'CONF'
+# zramd test configuration
+[zramd]
+size = 1G
+mem_limit = 1G
+stats_interval = 5
+CONF
+alloc=$(allocators | cut -d' ' -f1)
+if start_zramd config="$conf" 2G mem_limit=512M allocator="$alloc"; then
+	check "config file: command line size wins" \
+		test "$(nbdinfo --size "$URI")" = $((2 << 30))
+	check "config file: command line mem_limit wins (after config=)" \
+		wait_stat mem_limit -eq $((512 << 20))
+	check "config file: allocator in the stats file" \
+		grep -qx "allocator $alloc" "$STATS"
+	check "config file: clean shutdown" stop_zramd
+else
+	not_ok "config file: start"
+fi
+if start_zramd allocator="$alloc" config="$conf"; then
+	check "config file: its size is used" \
+		test "$(nbdinfo --size "$URI")" = $((1 << 30))
+	check "config file: its mem_limit is used" \
+		wait_stat mem_limit -eq $((1 << 30))
+	check "config file: clean shutdown" stop_zramd
+else
+	not_ok "config file (size from file): start"
+fi
+
+dump=$(nbdkit "$PLUGIN_SO" --dump-plugin)
+check "--dump-plugin: zramd_version" grep -q '^zramd_version=[0-9]' <<<"$dump"
+check "--dump-plugin: allocators" grep -q '^zramd_allocators=.*zbud' <<<"$dump"
+check "--dump-plugin: lz4 version" \
+	grep -q '^zramd_lz4_version=[0-9]*\.[0-9]*\.[0-9]*$' <<<"$dump"
+check "--dump-plugin: thread model parallel" \
+	grep -q '^thread_model=parallel' <<<"$dump"
+check "--help lists the keys" \
+	bash -c "nbdkit '$PLUGIN_SO' --help | grep -q 'mem_limit=SIZE'"
+# After make install (PREFIX=/usr) the short name works too.
+if nbdkit zramd --dump-plugin >/dev/null 2>&1; then
+	check "nbdkit zramd (installed) loads" \
+		bash -c "nbdkit zramd --dump-plugin | grep -q zramd_version"
+else
+	skip "nbdkit zramd: the plugin is not installed in nbdkit's plugin directory"
+fi
+finish
