@@ -17,9 +17,10 @@
  * objects can keep them dense.
  *
  * Size classes. An object of s bytes takes a slot of s + header bytes
- * rounded up to 16 (the header is below). Slots of one size are cut from a
- * zspage: a run of 1 to ZS_MAX_PAGES (16) contiguous pages from the page
- * source. Because the run is contiguous, a slot may straddle a page
+ * rounded up to 16; the header is empty in a pool without owner words (no
+ * evict callback), 12 bytes in one with (below). Slots of one size are cut
+ * from a zspage: a run of 1 to ZS_MAX_PAGES (16) contiguous pages from the
+ * page source. Because the run is contiguous, a slot may straddle a page
  * boundary and mapping it is a plain pointer: nothing is ever copied.
  *
  *   zspage of 3 pages, class of 1536-byte slots (8 slots, no waste)
@@ -27,41 +28,49 @@
  *   +-------+-------+------+-+-------+-------+----+--+-------+-------+
  *   | slot0 | slot1 | slot2  | slot3 | slot4 | slot5   | slot6 | slot7 |
  *   +-------+-------+------+-+-------+-------+----+--+-------+-------+
- *    ^hdr (4 bytes: handle << 1 | 1) [owner word, 8 bytes] object bytes...
+ *   slot, no owner words:    | object bytes ...                      |
+ *   slot, with owner words:  | handle | owner word | object bytes ... |
+ *                              4 bytes  8 bytes
  *
- * For each slot size the zspage length n is the one where an object costs
- * the least memory, n * 4096 / floor(n * 4096 / slot); a longer zspage is
- * taken only if it cuts that cost by more than ZS_LONGER_GAIN_PCT (1%),
- * since every class keeps one partly filled zspage and long ones cost more
- * there. Slot sizes whose layout comes out identical (same pages, same
- * objects per zspage) are one class, whose slot is the largest of them: an
- * object costs exactly the same memory in either. Why 16 pages at most:
- * on the LZ4 block sizes of a tar of /usr (tests/bench/bench_alloc.c)
- * the whole pool overhead is about 3.2% with 4-page zspages, 1.8% with 8,
- * 1.6% with 16 and 1.6% again with 32 (more, longer partial zspages eat the
- * gain); 16 is the knee. The page source allows runs of up to 64.
+ * Zspage length. A zspage of n pages wastes its tail, n * 4096 mod slot;
+ * longer zspages waste less there, but every class keeps one zspage
+ * partly filled, half empty on average, and a long one wastes more there.
+ * zs_layout() takes the n of least tail fraction + n * 0.25%
+ * (ZS_PAGE_PENALTY). On the LZ4 block sizes of 512 MiB of /usr (made by
+ * tests/bench/bench_alloc.c), modelled, the whole pool overhead is 3.8%
+ * with zspages of at most 4 pages, 2.0% with 8, and 1.8% with 16 or more
+ * (the penalty keeps longer ones from being chosen); without the penalty,
+ * the least tail waste alone gives 2.1% (8 pages), 2.3% (16), 2.9% (32).
+ * Hence 16, with the penalty. Slot sizes whose layout comes out identical
+ * (same pages, same objects per zspage) are one class, whose slot is the
+ * largest of them: an object costs the same memory in either.
  *
  * Huge objects. Where no zspage of up to 16 pages holds more objects than
  * pages, an object costs a whole page anyway: such slots (3856 bytes and
  * up: 16 * 4096 / 3856 < 17) form the huge class, one object a page, with
  * no slot header, so that an incompressible 4096-byte sector takes exactly
  * one page. The threshold is computed, not chosen: 3840-byte slots still
- * fit 17 to 16 pages (6% less than a page each), so objects up to 3836
+ * fit 16 to 15 pages (6% less than a page each), so objects up to 3840
  * bytes (3828 with owner words) are packed. Linux's zsmalloc puts it at
- * about 3264 because its zspages are at most 4 pages long.
+ * about 3264 because its zspages are at most 4 pages long. Freed huge
+ * pages are kept for reuse, up to ZS_HUGE_CACHE of them (128 KiB): an
+ * overwrite then costs no madvise() and no page fault.
  *
- * Handles. A handle is an index into the pool's handle table; the 8-byte
- * entry there says where the object is now (class, zspage id, slot), so
- * compaction can move the object by rewriting the entry. The slot header
- * holds the handle back, so the zspage side can find the entry of each
- * object it holds (compaction and shrink walk zspages). Per object, a pool
- * without owner words thus spends 8 (entry) + 4 (header) bytes plus the
- * rounding to 16; a shrinkable pool adds the 8-byte owner word, in the
- * slot after the header. A huge object of a pool without owner words has
- * a "direct" entry, the address of its page, and no zspage structure at
- * all: 8 bytes a page. (See zsmalloc_int.h for every bit.)
+ * Handles. A handle names an 8-byte entry of the pool's handle table, which
+ * says where the object is now (class, zspage id, slot), so compaction can
+ * move the object by rewriting the entry. That is all an object of a pool
+ * without owner words costs beyond its bytes rounded to 16: 8 bytes. To
+ * move the objects of a zspage, compaction must find their entries; in
+ * such a pool it scans the handle table once per compaction (see
+ * zsmalloc_reclaim.c) rather than keep a back pointer in every slot, which
+ * would cost 4 bytes an object, 0.15% of the pool, on every object, for
+ * the sake of a rare operation. A pool with owner words must also find the
+ * objects of a zspage at every shrink, so there the slot header holds the
+ * handle, followed by the owner word. A huge object of a pool without owner
+ * words has no entry and no zspage structure at all: its handle is its
+ * page's address with bit 0 set (table handles are even).
  *
- *   handle h ---> handle table[h - 1]      zspage table[id]
+ *   handle h ---> handle table[h/2 - 1]    zspage table[id]
  *                 +-------------------+    +---------------------------+
  *                 | id | obj | class  |--->| base, LRU links, group    |
  *                 | flags | pins      |    | links, stamp, in-use,     |
@@ -71,13 +80,15 @@
  *
  * Both tables live in pages of the pool's page source (zsmalloc_table.c):
  * what the pool holds is pagesrc_bytes_used() plus a little malloc'd
- * bookkeeping (directories, the class array), all of it counted in
- * zpool_get_total_size().
+ * bookkeeping (table directories, the class array), all of it counted in
+ * zpool_get_total_size(). Per object, in a pool without owner words on the
+ * bench data: 8 bytes of entry and under 3 of zspage table; in all, the
+ * pool holds 1.8% more than the bytes stored (2.7% with owner words).
  *
- * Free slots of a zspage form a list threaded through their headers. A
- * fresh zspage is all zero, and a zero header means "the next free slot is
- * the one after me", so a new zspage needs no initialisation at all and its
- * pages are touched only as objects fill them.
+ * Free slots of a zspage form a list threaded through their first 4 bytes.
+ * A fresh zspage is all zero, and a zero link means "the next free slot is
+ * the one after me", so a new zspage needs no initialisation at all and
+ * its pages are touched only as objects fill them.
  *
  * Fullness groups. Each class keeps its partly used zspages in four lists
  * by quarter of fullness; full zspages are on no list, and an empty one is
@@ -123,6 +134,8 @@
  *       -> zs_table.lock        handle or zspage table ids (leaf, but for:)
  *         -> pagesrc lock       page runs
  *
+ *   The huge class's lock also guards the cache of free huge pages.
+ *
  *   Handle entries are changed with atomics: pins by map/unmap with no
  *   lock; location, MOVING and DEAD under the object's class lock.
  *   total_size reads two atomic counters.
@@ -130,7 +143,12 @@
  * Known limits. Handle-table and zspage-table pages in the middle of the
  * tables stay while any id in them lives (a long-lived object pins 4 KiB
  * of handle table at worst); only the top of a table shrinks. Objects
- * mapped during compaction are skipped, so their zspage may survive it.
+ * mapped during compaction are skipped, so their zspage may survive it;
+ * so are, in a pool without owner words, objects allocated into a sparse
+ * zspage after compaction scanned the handle table. Every zspage given
+ * back costs a madvise(), which in a virtual machine with several CPUs
+ * can take tens of microseconds (TLB shootdown): freeing gigabytes at once
+ * takes seconds.
  */
 #include <assert.h>
 #include <errno.h>
@@ -148,21 +166,25 @@
  * @pages: set to the pages of a zspage
  * @objs:  set to the slots a zspage holds
  *
- * An object costs pages * 4096 / objs bytes. Among 1..ZS_MAX_PAGES pages,
- * the shortest zspage is kept unless a longer one cuts that cost by more
- * than ZS_LONGER_GAIN_PCT.
+ * A zspage of n pages holds k = n * 4096 / slot slots and wastes the rest,
+ * w = n * 4096 - k * slot. The length chosen, among 1..ZS_MAX_PAGES, is the
+ * one of least w / (n * 4096) + n / ZS_PAGE_PENALTY: the tail wasted, plus
+ * a charge per page for the partly filled zspage of the class (ties go to
+ * the shorter).
  */
 static void zs_layout(uint32_t slot, uint32_t *pages, uint32_t *objs)
 {
-	uint64_t bn = 1, bk = ZS_PAGE_SIZE / slot;
+	const uint64_t P = ZS_PAGE_SIZE, Q = ZS_PAGE_PENALTY;
+	uint64_t bn = 1, bk = P / slot, bw = P - bk * slot;
 
 	for (uint64_t n = 2; n <= ZS_MAX_PAGES; n++) {
-		uint64_t k = n * ZS_PAGE_SIZE / slot;
+		uint64_t k = n * P / slot, w = n * P - k * slot;
 
-		/* n / k < bn / bk * (100 - gain) / 100 */
-		if (100 * n * bk < (100 - ZS_LONGER_GAIN_PCT) * bn * k) {
+		/* w/(nP) + n/Q < bw/(bn P) + bn/Q, times Q P n bn */
+		if (Q * w * bn + P * n * n * bn < Q * bw * n + P * bn * bn * n) {
 			bn = n;
 			bk = k;
+			bw = w;
 		}
 	}
 	*pages = (uint32_t)bn;
@@ -361,7 +383,7 @@ static unsigned long zs_handle_get(struct zs_pool *pool, struct zs_class *c)
 		c->nmag = zs_table_get(&pool->handles, c->mag, ZS_MAG_BATCH);
 	if (c->nmag == 0)
 		return 0;
-	return (unsigned long)c->mag[--c->nmag] + 1;
+	return zs_handle_of(c->mag[--c->nmag]);
 }
 
 /* Return: table pages given back. */
@@ -373,7 +395,7 @@ static unsigned int zs_handle_put(struct zs_pool *pool, struct zs_class *c,
 	__atomic_store_n(zs_hentry(pool, handle), 0, __ATOMIC_RELAXED);
 	if (c->nmag == ZS_MAG_SIZE)
 		released = zs_mag_flush(pool, c, ZS_MAG_BATCH);
-	c->mag[c->nmag++] = (uint32_t)(handle - 1);
+	c->mag[c->nmag++] = zs_id_of(handle);
 	/* An idle class keeps no handles: an empty pool gives its table back. */
 	if (c->nr_objs == 0)
 		released += zs_mag_flush(pool, c, c->nmag);
@@ -454,46 +476,110 @@ unsigned int zs_release_obj(struct zs_pool *pool, struct zs_class *c,
 
 /* ------------------------------------------------------ the zpool driver */
 
-/* Huge object of a pool without owner words: a page, no zspage. */
+/*
+ * The cache of free huge pages (see ZS_HUGE_CACHE): page addresses in a
+ * pool without owner words, zspage ids (with their page) in one with.
+ */
+
+/* Keeps @v for reuse if there is room. Huge class lock held. */
+static bool zs_huge_keep(struct zs_pool *pool, uintptr_t v)
+{
+	if (pool->nhuge_cache == ZS_HUGE_CACHE || pool->huge->nr_objs == 0)
+		return false;
+	if (pool->nhuge_cache == 0 && v == pool->huge_fresh)
+		return false; /* an allocation undone */
+	pool->huge_cache[pool->nhuge_cache++] = v;
+	return true;
+}
+
+/* Empties the cache into @out. Huge class lock held. Return: how many. */
+static unsigned int zs_huge_take(struct zs_pool *pool, uintptr_t *out)
+{
+	unsigned int n = pool->nhuge_cache;
+
+	memcpy(out, pool->huge_cache, n * sizeof(*out));
+	pool->nhuge_cache = 0;
+	return n;
+}
+
+/* Gives back what zs_huge_take() took. No lock held. Return: pages. */
+static unsigned int zs_huge_release(struct zs_pool *pool, const uintptr_t *v,
+				    unsigned int n)
+{
+	unsigned int pages = 0;
+
+	for (unsigned int i = 0; i < n; i++) {
+		if (pool->huge_direct) {
+			pagesrc_free(pool->ps, (void *)v[i], 1);
+			pages++;
+		} else {
+			pages += zs_zspage_free(pool, pool->huge,
+						(uint32_t)v[i]);
+		}
+	}
+	return pages;
+}
+
+unsigned int zs_huge_flush(struct zs_pool *pool)
+{
+	uintptr_t v[ZS_HUGE_CACHE];
+	unsigned int n;
+
+	pthread_mutex_lock(&pool->huge->lock);
+	n = zs_huge_take(pool, v);
+	pthread_mutex_unlock(&pool->huge->lock);
+	return zs_huge_release(pool, v, n);
+}
+
+/*
+ * Huge object of a pool without owner words: a page, no zspage, no handle
+ * table entry. The huge class lock guards the counts and the cache only.
+ */
 static int zs_malloc_direct(struct zs_pool *pool, unsigned long *handle)
 {
 	struct zs_class *c = pool->huge;
-	unsigned long h;
-	char *page;
+	char *page = NULL;
 
-	page = pagesrc_alloc(pool->ps, 1);
-	if (!page)
-		return -ENOMEM;
 	pthread_mutex_lock(&c->lock);
-	h = zs_handle_get(pool, c);
-	if (h) {
-		c->nr_objs++;
-		c->nr_zspages++;
-		__atomic_store_n(zs_hentry(pool, h),
-				 (uint64_t)(uintptr_t)page | ZS_E_DIRECT |
-					 ZS_E_ALLOC,
-				 __ATOMIC_RELEASE);
-	}
+	if (pool->nhuge_cache)
+		page = (char *)pool->huge_cache[--pool->nhuge_cache];
+	c->nr_objs++;
+	c->nr_zspages++;
 	pthread_mutex_unlock(&c->lock);
-	if (!h) {
-		pagesrc_free(pool->ps, page, 1);
-		return -ENOMEM;
+	if (!page) {
+		page = pagesrc_alloc(pool->ps, 1);
+		pthread_mutex_lock(&c->lock);
+		if (page) {
+			pool->huge_fresh = (uintptr_t)page;
+		} else {
+			c->nr_objs--;
+			c->nr_zspages--;
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (!page)
+			return -ENOMEM;
 	}
-	*handle = h;
+	*handle = (unsigned long)(uintptr_t)page | ZS_H_DIRECT;
 	return 0;
 }
 
-static void zs_free_direct(struct zs_pool *pool, unsigned long handle,
-			   uint64_t e)
+static void zs_free_direct(struct zs_pool *pool, unsigned long handle)
 {
+	uintptr_t page = handle & ~ZS_H_DIRECT, v[ZS_HUGE_CACHE];
 	struct zs_class *c = pool->huge;
+	unsigned int n = 0;
 
 	pthread_mutex_lock(&c->lock);
 	c->nr_objs--;
 	c->nr_zspages--;
-	zs_handle_put(pool, c, handle);
+	if (zs_huge_keep(pool, page))
+		page = 0;
+	else if (c->nr_objs == 0)
+		n = zs_huge_take(pool, v);
 	pthread_mutex_unlock(&c->lock);
-	pagesrc_free(pool->ps, (void *)(uintptr_t)(e & ZS_E_PAGE_MASK), 1);
+	if (page)
+		pagesrc_free(pool->ps, (void *)page, 1);
+	zs_huge_release(pool, v, n);
 }
 
 /**
@@ -529,6 +615,10 @@ static int zs_malloc(struct zpool *zp, size_t size, uint64_t owner,
 			break;
 		}
 	}
+	if (!id && c->huge && pool->nhuge_cache) {
+		id = fresh = (uint32_t)pool->huge_cache[--pool->nhuge_cache];
+		c->nr_zspages++;
+	}
 	if (!id) {
 		pthread_mutex_unlock(&c->lock);
 		fresh = zs_zspage_new(pool, c);
@@ -539,22 +629,24 @@ static int zs_malloc(struct zpool *zp, size_t size, uint64_t owner,
 		}
 		id = fresh;
 		c->nr_zspages++;
+		if (c->huge)
+			pool->huge_fresh = id;
 	}
 	zs = zs_zspage(pool, id);
 	if (c->huge) {
-		zs->state = (uint32_t)h;
+		zs->state = (uint32_t)(h >> 1);
 		zs->owner = owner;
 	} else {
-		uint32_t hdr = (uint32_t)h << 1 | ZS_HDR_ALLOC;
-		char *slot;
-
 		if (!fresh)
 			zs_group_del(pool, c, id);
 		obj = zs_slot_take(c, zs);
-		slot = zs_slot(c, zs, obj);
-		memcpy(slot, &hdr, sizeof(hdr));
-		if (pool->shrinkable)
+		if (pool->shrinkable) {
+			uint32_t hdr = (uint32_t)h | ZS_HDR_ALLOC;
+			char *slot = zs_slot(c, zs, obj);
+
+			memcpy(slot, &hdr, sizeof(hdr));
 			memcpy(slot + ZS_HDR_SIZE, &owner, sizeof(owner));
+		}
 		zs_group_add(pool, c, id);
 	}
 	if (!fresh)
@@ -584,17 +676,19 @@ nomem:
 static void zs_free(struct zpool *zp, unsigned long handle)
 {
 	struct zs_pool *pool = zs_pool_of(zp);
-	uint64_t *ep = zs_hentry(pool, handle);
-	uint64_t e = __atomic_load_n(ep, __ATOMIC_ACQUIRE);
+	uintptr_t v[ZS_HUGE_CACHE];
+	unsigned int r, n = 0;
 	struct zs_class *c;
-	unsigned int r;
+	uint64_t *ep, e;
 	uint32_t id;
 
-	assert(e & ZS_E_ALLOC);
-	if (e & ZS_E_DIRECT) {
-		zs_free_direct(pool, handle, e);
+	if (handle & ZS_H_DIRECT) {
+		zs_free_direct(pool, handle);
 		return;
 	}
+	ep = zs_hentry(pool, handle);
+	e = __atomic_load_n(ep, __ATOMIC_ACQUIRE);
+	assert(e & ZS_E_ALLOC);
 	/* The class never changes; the location may until the lock is held. */
 	c = &pool->classes[zs_e_class(e)];
 	pthread_mutex_lock(&c->lock);
@@ -606,9 +700,16 @@ static void zs_free(struct zpool *zp, unsigned long handle)
 		return;
 	}
 	r = zs_release_obj(pool, c, id, zs_e_obj(e), handle);
+	if (c->huge) {
+		if ((r & 1) && zs_huge_keep(pool, id))
+			r &= ~1u;
+		else if (c->nr_objs == 0)
+			n = zs_huge_take(pool, v);
+	}
 	pthread_mutex_unlock(&c->lock);
 	if (r & 1)
 		zs_zspage_free(pool, c, id);
+	zs_huge_release(pool, v, n);
 }
 
 /**
@@ -626,12 +727,15 @@ static void *zs_map(struct zpool *zp, unsigned long handle,
 		    enum zpool_mapmode mm)
 {
 	struct zs_pool *pool = zs_pool_of(zp);
-	uint64_t *ep = zs_hentry(pool, handle);
-	uint64_t e = __atomic_load_n(ep, __ATOMIC_ACQUIRE);
 	const struct zs_class *c;
 	unsigned int spins = 0;
+	uint64_t *ep, e;
 
 	(void)mm;
+	if (handle & ZS_H_DIRECT)
+		return (void *)(uintptr_t)(handle & ~ZS_H_DIRECT);
+	ep = zs_hentry(pool, handle);
+	e = __atomic_load_n(ep, __ATOMIC_ACQUIRE);
 	for (;;) {
 		if ((e & ZS_E_MOVING) || (e & ZS_E_PIN_MASK) == ZS_E_PIN_MASK) {
 			if (++spins % 64 == 0)
@@ -645,8 +749,6 @@ static void *zs_map(struct zpool *zp, unsigned long handle,
 			break;
 	}
 	assert(e & ZS_E_ALLOC);
-	if (e & ZS_E_DIRECT)
-		return (void *)(uintptr_t)(e & ZS_E_PAGE_MASK);
 	c = &pool->classes[zs_e_class(e)];
 	return zs_slot(c, zs_zspage(pool, zs_e_zspage(e)), zs_e_obj(e)) +
 	       (c->huge ? 0 : pool->hdr_size);
@@ -654,10 +756,12 @@ static void *zs_map(struct zpool *zp, unsigned long handle,
 
 static void zs_unmap(struct zpool *zp, unsigned long handle)
 {
-	uint64_t *ep = zs_hentry(zs_pool_of(zp), handle);
 	uint64_t e __attribute__((unused));
 
-	e = __atomic_fetch_sub(ep, 1, __ATOMIC_RELEASE);
+	if (handle & ZS_H_DIRECT)
+		return;
+	e = __atomic_fetch_sub(zs_hentry(zs_pool_of(zp), handle), 1,
+			       __ATOMIC_RELEASE);
 	assert(e & ZS_E_PIN_MASK);
 }
 
@@ -700,7 +804,7 @@ static struct zpool *zs_create(bool shrinkable)
 	pool->meta_bytes = sizeof(*pool);
 	pool->shrinkable = shrinkable;
 	pool->huge_direct = !shrinkable;
-	pool->hdr_size = ZS_HDR_SIZE + (shrinkable ? ZS_OWNER_SIZE : 0);
+	pool->hdr_size = shrinkable ? ZS_HDR_SIZE + ZS_OWNER_SIZE : 0;
 	pthread_mutex_init(&pool->reclaim_lock, NULL);
 	pool->ps = pagesrc_create();
 	if (!pool->ps) {
@@ -774,10 +878,10 @@ unsigned int zs_test_size_class(struct zpool *zp, size_t size)
 
 uint32_t zs_test_handle_zspage(struct zpool *zp, unsigned long handle)
 {
-	uint64_t e = __atomic_load_n(zs_hentry(zs_pool_of(zp), handle),
-				     __ATOMIC_ACQUIRE);
-
-	return e & ZS_E_DIRECT ? 0 : zs_e_zspage(e);
+	if (handle & ZS_H_DIRECT)
+		return 0;
+	return zs_e_zspage(__atomic_load_n(zs_hentry(zs_pool_of(zp), handle),
+					   __ATOMIC_ACQUIRE));
 }
 
 size_t zs_test_huge_threshold(struct zpool *zp)

@@ -26,24 +26,65 @@
 #define ZS_NR_SLOTS (ZS_PAGE_SIZE / ZS_ALIGN)
 /* The longest zspage, in pages. */
 #define ZS_MAX_PAGES 16u
-/* A longer zspage must cut the memory an object costs by more than this. */
-#define ZS_LONGER_GAIN_PCT 1u
+/*
+ * Choosing a zspage's length, each of its pages counts as 1/ZS_PAGE_PENALTY
+ * of waste (0.25%): the partly filled zspage every class keeps costs half a
+ * zspage on average, so length is not free (see zs_layout()).
+ */
+#define ZS_PAGE_PENALTY 400u
 /* The most objects a zspage holds (16-byte slots in the longest zspage). */
 #define ZS_MAX_OBJS (ZS_MAX_PAGES * ZS_PAGE_SIZE / ZS_ALIGN)
 /* Partial zspages are kept in groups by quarter of fullness. */
 #define ZS_NR_GROUPS 4u
 #define ZS_GROUP_EMPTY ZS_NR_GROUPS
 #define ZS_GROUP_FULL (ZS_NR_GROUPS + 1)
+/*
+ * Free huge pages kept for reuse: an overwrite of an incompressible sector
+ * frees a huge object and allocates another, and giving the page back and
+ * taking a new one costs a madvise() (a TLB shootdown on every CPU that ran
+ * the process) and a page fault each time. At most this many (128 KiB),
+ * and none once the class is empty, compacted or shrunk. In the churn of
+ * bench_alloc, 32 cuts the pages given back per overwrite from 1 in 56 (8
+ * pages) to 1 in 240. One exception: a page freed while the cache is empty
+ * right after it was taken new goes back at once, so that a caller that
+ * undoes an allocation (it found the pool over its memory limit) sees
+ * total_size fall back.
+ */
+#define ZS_HUGE_CACHE 32u
 /* Free handles a class keeps at hand, and how many move at a time. */
 #define ZS_MAG_SIZE 64u
 #define ZS_MAG_BATCH 32u
 
-/* Slot header (normal classes): the first 4 bytes of every slot. */
+/*
+ * Handles. A handle of the handle table is (id + 1) << 1: even, never 0,
+ * below 2^32. A huge object of a pool without owner words has no entry and
+ * no zspage structure: its handle is its page's address with bit 0 set
+ * (ZS_H_DIRECT). Table ids are below ZS_MAX_HANDLES.
+ */
+#define ZS_H_DIRECT 1ul
+#define ZS_MAX_HANDLES ((UINT32_C(1) << 31) - 1)
+
+static inline unsigned long zs_handle_of(uint32_t id)
+{
+	return ((unsigned long)id + 1) << 1;
+}
+
+static inline uint32_t zs_id_of(unsigned long handle)
+{
+	return (uint32_t)((handle >> 1) - 1);
+}
+
+/*
+ * Slot header, in pools with owner words only (normal classes): the
+ * handle with bit 0 set (a free slot's link has bit 0 clear), then the
+ * 8-byte owner word, then the object.
+ */
 #define ZS_HDR_SIZE 4u
 #define ZS_OWNER_SIZE 8u
 #define ZS_HDR_ALLOC 1u
-/* Handles are table ids + 1 and must fit the header's 31 bits. */
-#define ZS_MAX_HANDLES ((UINT32_C(1) << 31) - 1)
+
+_Static_assert(((uint64_t)ZS_MAX_HANDLES << 1) <= UINT32_MAX,
+	       "a handle fits the 32-bit slot header");
 
 _Static_assert(PAGESRC_PAGE_SIZE == ZS_PAGE_SIZE, "one page size");
 _Static_assert(ZS_MAX_PAGES <= PAGESRC_MAX_RUN, "a zspage is one run");
@@ -53,29 +94,25 @@ _Static_assert(ZS_PAGE_SIZE % ZS_ALIGN == 0, "slots tile a page");
  * Handle table entry (64 bits). The handle names the entry; the entry says
  * where the object is now.
  *
- *   63                 32 31      20 19      12 11 10  9  8  7  6      0
- *  +---------------------+----------+----------+--+--+--+--+--+--------+
- *  |     zspage id       | obj idx  |  class   |  |DI|DE|AL|MV|  pins  |
- *  +---------------------+----------+----------+--+--+--+--+--+--------+
+ *   63                 32 31      20 19      12 11   10  9  8  7  6      0
+ *  +---------------------+----------+----------+------+--+--+--+--------+
+ *  |     zspage id       | obj idx  |  class   |  0   |DE|AL|MV|  pins  |
+ *  +---------------------+----------+----------+------+--+--+--+--------+
  *
  *  pins    how many mappings are open (map adds one, unmap takes it away)
  *  MV      compaction is copying the object: map waits
  *  AL      allocated (a free entry is all zero)
  *  DE      freed while its zspage was under reclaim; released afterwards
- *  DI      direct: a huge object of a pool without owner words, bits 12-63
- *          are then the address of its page (no zspage structure)
  */
 #define ZS_E_PIN_MASK 0x7fu
 #define ZS_E_MOVING (1u << 7)
 #define ZS_E_ALLOC (1u << 8)
 #define ZS_E_DEAD (1u << 9)
-#define ZS_E_DIRECT (1u << 10)
 #define ZS_E_CLASS_SHIFT 12
 #define ZS_E_CLASS_BITS 8
 #define ZS_E_OBJ_SHIFT 20
 #define ZS_E_OBJ_BITS 12
 #define ZS_E_ZSPAGE_SHIFT 32
-#define ZS_E_PAGE_MASK (~(uint64_t)(ZS_PAGE_SIZE - 1))
 
 _Static_assert(ZS_NR_SLOTS <= 1u << ZS_E_CLASS_BITS,
 	       "every class index fits the entry");
@@ -84,8 +121,9 @@ _Static_assert(ZS_MAX_OBJS <= 1u << ZS_E_OBJ_BITS,
 _Static_assert(ZS_E_CLASS_SHIFT + ZS_E_CLASS_BITS == ZS_E_OBJ_SHIFT &&
 		       ZS_E_OBJ_SHIFT + ZS_E_OBJ_BITS == ZS_E_ZSPAGE_SHIFT,
 	       "entry fields do not overlap");
-_Static_assert(ZS_E_DIRECT < ZS_PAGE_SIZE && ZS_E_PIN_MASK < ZS_E_MOVING,
-	       "flags fit below a page address, pins below the flags");
+_Static_assert(ZS_E_DEAD < (1u << ZS_E_CLASS_SHIFT) &&
+		       ZS_E_PIN_MASK < ZS_E_MOVING,
+	       "flags fit below the class, pins below the flags");
 
 static inline uint64_t zs_e_make(unsigned int cls, uint32_t zspage,
 				 uint32_t obj)
@@ -116,9 +154,9 @@ static inline uint32_t zs_e_zspage(uint64_t e)
  * 32 bytes, in the zspage table (ids are 32-bit, 0 means none).
  *
  * state, normal class: bits 0-12 objects in use, bits 13-25 the first free
- * slot (objs: none), bit 31 under reclaim. Huge class (one object, a page):
- * bits 0-30 the object's handle, bit 31 under reclaim; the owner word sits
- * in @owner, since the object fills its page.
+ * slot (objs: none), bit 31 under reclaim. Huge class (one object, a page): bits 0-30 the object's
+ * handle, bit 31 under reclaim; the owner word sits in @owner, since the
+ * object fills its page.
  */
 struct zspage {
 	char *base;		  /* first byte of the run */
@@ -143,7 +181,7 @@ _Static_assert(sizeof(struct zspage) == 32, "zspage entries are 32 bytes");
 
 _Static_assert(ZS_MAX_OBJS <= ZS_ST_INUSE_MASK,
 	       "in-use count and free index (or the none value) fit 13 bits");
-_Static_assert(ZS_ST_FREE_SHIFT + 13 < 31, "state fields do not overlap");
+_Static_assert(ZS_ST_FREE_SHIFT + 13 <= 30, "state fields do not overlap");
 _Static_assert(ZS_MAX_HANDLES <= ZS_ST_HANDLE_MASK,
 	       "a huge zspage's state holds any handle");
 
@@ -187,7 +225,7 @@ struct zs_pool {
 	struct pagesrc *ps;
 	bool shrinkable;
 	bool huge_direct;      /* huge objects have no zspage structure */
-	uint32_t hdr_size;     /* slot header: 4, or 12 with the owner */
+	uint32_t hdr_size;     /* slot header: 0, or 12 with owner words */
 	uint32_t nr_classes;
 	struct zs_class *classes;
 	struct zs_class *huge; /* the huge class */
@@ -196,6 +234,11 @@ struct zs_pool {
 
 	struct zs_table handles; /* uint64_t entries */
 	struct zs_table zspages; /* struct zspage entries */
+
+	/* Free huge pages (direct) or huge zspage ids, under the huge lock. */
+	uint32_t nhuge_cache;
+	uintptr_t huge_cache[ZS_HUGE_CACHE];
+	uintptr_t huge_fresh; /* the last one taken new from the page source */
 
 	uint64_t meta_bytes;   /* malloc'd metadata, atomic */
 	uint32_t clock;	       /* malloc counter for LRU stamps, atomic */
@@ -211,7 +254,7 @@ static inline struct zs_pool *zs_pool_of(const struct zpool *zp)
 static inline uint64_t *zs_hentry(const struct zs_pool *pool,
 				  unsigned long handle)
 {
-	return zs_table_entry(&pool->handles, (uint32_t)(handle - 1));
+	return zs_table_entry(&pool->handles, zs_id_of(handle));
 }
 
 static inline struct zspage *zs_zspage(const struct zs_pool *pool,
@@ -265,6 +308,8 @@ unsigned int zs_mag_flush(struct zs_pool *pool, struct zs_class *c,
 /* No lock held: gives a zspage (off every list) back. Return: pages. */
 unsigned int zs_zspage_free(struct zs_pool *pool, struct zs_class *c,
 			    uint32_t id);
+/* No lock held: gives the cached huge pages back. Return: pages. */
+unsigned int zs_huge_flush(struct zs_pool *pool);
 
 /* zsmalloc_reclaim.c */
 long zs_compact(struct zpool *zp);

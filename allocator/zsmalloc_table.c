@@ -165,11 +165,36 @@ out:
 	return got;
 }
 
+/*
+ * Gives back wholly free chunks at the top, keeping one free chunk there so
+ * that ids coming and going at the edge do not make a page come and go each
+ * time; not while a hold is outstanding. Lock held. Return: pages.
+ */
+static unsigned int trim(struct zs_table *t)
+{
+	const uint32_t full = per_chunk(t);
+	unsigned int released = 0;
+
+	while (!t->holds && t->nchunks >= 2 &&
+	       t->info[t->nchunks - 1].nfree == full &&
+	       t->info[t->nchunks - 2].nfree == full) {
+		size_t c = --t->nchunks;
+		char *page = t->dir[c];
+
+		__atomic_store_n(&t->dir[c], NULL, __ATOMIC_RELAXED);
+		pagesrc_free(t->ps, page, 1);
+		released++;
+	}
+	if (t->hint > t->nchunks)
+		t->hint = t->nchunks;
+	return released;
+}
+
 unsigned int zs_table_put(struct zs_table *t, const uint32_t *ids,
 			  unsigned int n)
 {
 	const uint32_t full = per_chunk(t);
-	unsigned int released = 0;
+	unsigned int released;
 
 	pthread_mutex_lock(&t->lock);
 	for (unsigned int i = 0; i < n; i++) {
@@ -182,24 +207,44 @@ unsigned int zs_table_put(struct zs_table *t, const uint32_t *ids,
 			t->hint = c;
 	}
 	t->nused -= n;
-	/*
-	 * Give back wholly free chunks at the top, keeping one free chunk
-	 * there so that ids coming and going at the edge do not make a page
-	 * come and go each time.
-	 */
-	while (t->nchunks >= 2 && t->info[t->nchunks - 1].nfree == full &&
-	       t->info[t->nchunks - 2].nfree == full) {
-		size_t c = --t->nchunks;
-		char *page = t->dir[c];
-
-		__atomic_store_n(&t->dir[c], NULL, __ATOMIC_RELAXED);
-		pagesrc_free(t->ps, page, 1);
-		released++;
-	}
-	if (t->hint > t->nchunks)
-		t->hint = t->nchunks;
+	released = trim(t);
 	pthread_mutex_unlock(&t->lock);
 	return released;
+}
+
+void zs_table_hold(struct zs_table *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->holds++;
+	pthread_mutex_unlock(&t->lock);
+}
+
+unsigned int zs_table_unhold(struct zs_table *t)
+{
+	unsigned int released;
+
+	pthread_mutex_lock(&t->lock);
+	t->holds--;
+	released = trim(t);
+	pthread_mutex_unlock(&t->lock);
+	return released;
+}
+
+void zs_table_scan(struct zs_table *t,
+		   void (*fn)(void *entries, uint32_t first, uint32_t n,
+			      void *arg),
+		   void *arg)
+{
+	for (size_t c = 0;; c++) {
+		pthread_mutex_lock(&t->lock);
+		if (c >= t->nchunks) {
+			pthread_mutex_unlock(&t->lock);
+			break;
+		}
+		fn(t->dir[c], (uint32_t)(c << t->chunk_shift), per_chunk(t),
+		   arg);
+		pthread_mutex_unlock(&t->lock);
+	}
 }
 
 uint64_t zs_table_used(struct zs_table *t)

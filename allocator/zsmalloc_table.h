@@ -66,6 +66,7 @@ struct zs_table {
 	size_t nchunks;		   /* chunks present: 0 .. nchunks-1 */
 	size_t hint;		   /* no free id below this chunk */
 	uint64_t nused;		   /* ids handed out */
+	unsigned int holds;	   /* zs_table_hold() calls outstanding */
 	void **retired;		   /* old dir arrays (freed at destroy) */
 	size_t nretired;
 };
@@ -117,6 +118,35 @@ unsigned int zs_table_get(struct zs_table *t, uint32_t *ids, unsigned int n);
  */
 unsigned int zs_table_put(struct zs_table *t, const uint32_t *ids,
 			  unsigned int n);
+
+/**
+ * zs_table_hold() - keep every chunk present until zs_table_unhold()
+ * @t: the table
+ *
+ * While a hold is outstanding, no chunk is given back, so zs_table_entry()
+ * is safe on any id below the top present at zs_table_hold() time, even on
+ * one that has since been put back (its entry is then stale, not gone).
+ */
+void zs_table_hold(struct zs_table *t);
+
+/* Return: the pages given back now that the hold is gone. */
+unsigned int zs_table_unhold(struct zs_table *t);
+
+/**
+ * zs_table_scan() - call @fn on every present chunk of the table
+ * @t:   the table
+ * @fn:  called with the chunk's first entry, the id of that entry and the
+ *       number of entries; the table lock is held during the call, so the
+ *       chunk cannot go away (@fn must not call back into the table)
+ * @arg: passed to @fn
+ *
+ * The lock is dropped between chunks: ids may come and go meanwhile, and
+ * @fn sees each entry as it is at that moment.
+ */
+void zs_table_scan(struct zs_table *t,
+		   void (*fn)(void *entries, uint32_t first, uint32_t n,
+			      void *arg),
+		   void *arg);
 
 /* Return: ids currently handed out (a snapshot, under the lock). */
 uint64_t zs_table_used(struct zs_table *t);
