@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * zsmalloc_int.h - zsmalloc's structures and encodings, shared by
- * zsmalloc.c (classes, malloc, free, map) and zsmalloc_reclaim.c
- * (compaction and shrink), and seen by the unit tests. Internal: nothing
- * outside allocator/ and tests/unit/ includes it.
+ * zsmalloc.c (malloc, free, map), zsmalloc_class.c (classes, zspages) and
+ * zsmalloc_reclaim.c (compaction and shrink), and seen by the unit tests
+ * and bench_alloc. Internal: nothing else includes it.
  *
  * The design, the memory layout and the lock ordering are described at the
  * top of zsmalloc.c.
@@ -22,7 +22,7 @@
 
 #define ZS_PAGE_SIZE ZPOOL_PAGE_SIZE
 /* Slot sizes are multiples of this: 16, 32, ..., 4096. */
-#define ZS_ALIGN 16u
+#define ZS_ALIGN    16u
 #define ZS_NR_SLOTS (ZS_PAGE_SIZE / ZS_ALIGN)
 /* The longest zspage, in pages. */
 #define ZS_MAX_PAGES 16u
@@ -35,9 +35,9 @@
 /* The most objects a zspage holds (16-byte slots in the longest zspage). */
 #define ZS_MAX_OBJS (ZS_MAX_PAGES * ZS_PAGE_SIZE / ZS_ALIGN)
 /* Partial zspages are kept in groups by quarter of fullness. */
-#define ZS_NR_GROUPS 4u
+#define ZS_NR_GROUPS   4u
 #define ZS_GROUP_EMPTY ZS_NR_GROUPS
-#define ZS_GROUP_FULL (ZS_NR_GROUPS + 1)
+#define ZS_GROUP_FULL  (ZS_NR_GROUPS + 1)
 /*
  * Free huge pages kept for reuse: an overwrite of an incompressible sector
  * frees a huge object and allocates another, and giving the page back and
@@ -52,7 +52,7 @@
  */
 #define ZS_HUGE_CACHE 32u
 /* Free handles a class keeps at hand, and how many move at a time. */
-#define ZS_MAG_SIZE 64u
+#define ZS_MAG_SIZE  64u
 #define ZS_MAG_BATCH 32u
 
 /*
@@ -61,7 +61,7 @@
  * no zspage structure: its handle is its page's address with bit 0 set
  * (ZS_H_DIRECT). Table ids are below ZS_MAX_HANDLES.
  */
-#define ZS_H_DIRECT 1ul
+#define ZS_H_DIRECT    1ul
 #define ZS_MAX_HANDLES ((UINT32_C(1) << 31) - 1)
 
 static inline unsigned long zs_handle_of(uint32_t id)
@@ -79,12 +79,11 @@ static inline uint32_t zs_id_of(unsigned long handle)
  * handle with bit 0 set (a free slot's link has bit 0 clear), then the
  * 8-byte owner word, then the object.
  */
-#define ZS_HDR_SIZE 4u
+#define ZS_HDR_SIZE   4u
 #define ZS_OWNER_SIZE 8u
-#define ZS_HDR_ALLOC 1u
+#define ZS_HDR_ALLOC  1u
 
-_Static_assert(((uint64_t)ZS_MAX_HANDLES << 1) <= UINT32_MAX,
-	       "a handle fits the 32-bit slot header");
+_Static_assert(ZS_MAX_HANDLES <= UINT32_MAX / 2, "a handle fits 32 bits");
 
 _Static_assert(PAGESRC_PAGE_SIZE == ZS_PAGE_SIZE, "one page size");
 _Static_assert(ZS_MAX_PAGES <= PAGESRC_MAX_RUN, "a zspage is one run");
@@ -104,20 +103,18 @@ _Static_assert(ZS_PAGE_SIZE % ZS_ALIGN == 0, "slots tile a page");
  *  AL      allocated (a free entry is all zero)
  *  DE      freed while its zspage was under reclaim; released afterwards
  */
-#define ZS_E_PIN_MASK 0x7fu
-#define ZS_E_MOVING (1u << 7)
-#define ZS_E_ALLOC (1u << 8)
-#define ZS_E_DEAD (1u << 9)
-#define ZS_E_CLASS_SHIFT 12
-#define ZS_E_CLASS_BITS 8
-#define ZS_E_OBJ_SHIFT 20
-#define ZS_E_OBJ_BITS 12
+#define ZS_E_PIN_MASK	  0x7fu
+#define ZS_E_MOVING	  (1u << 7)
+#define ZS_E_ALLOC	  (1u << 8)
+#define ZS_E_DEAD	  (1u << 9)
+#define ZS_E_CLASS_SHIFT  12
+#define ZS_E_CLASS_BITS	  8
+#define ZS_E_OBJ_SHIFT	  20
+#define ZS_E_OBJ_BITS	  12
 #define ZS_E_ZSPAGE_SHIFT 32
 
-_Static_assert(ZS_NR_SLOTS <= 1u << ZS_E_CLASS_BITS,
-	       "every class index fits the entry");
-_Static_assert(ZS_MAX_OBJS <= 1u << ZS_E_OBJ_BITS,
-	       "every object index fits the entry");
+_Static_assert(ZS_NR_SLOTS <= 1u << ZS_E_CLASS_BITS, "class fits entry");
+_Static_assert(ZS_MAX_OBJS <= 1u << ZS_E_OBJ_BITS, "index fits entry");
 _Static_assert(ZS_E_CLASS_SHIFT + ZS_E_CLASS_BITS == ZS_E_OBJ_SHIFT &&
 		       ZS_E_OBJ_SHIFT + ZS_E_OBJ_BITS == ZS_E_ZSPAGE_SHIFT,
 	       "entry fields do not overlap");
@@ -154,14 +151,14 @@ static inline uint32_t zs_e_zspage(uint64_t e)
  * 32 bytes, in the zspage table (ids are 32-bit, 0 means none).
  *
  * state, normal class: bits 0-12 objects in use, bits 13-25 the first free
- * slot (objs: none), bit 31 under reclaim. Huge class (one object, a page): bits 0-30 the object's
- * handle, bit 31 under reclaim; the owner word sits in @owner, since the
- * object fills its page.
+ * slot (objs: none), bit 31 under reclaim. Huge class (one object, a page):
+ * bits 0-30 the object's handle, bit 31 under reclaim; the owner word sits in
+ * @owner, since the object fills its page.
  */
 struct zspage {
-	char *base;		  /* first byte of the run */
-	uint32_t lru_prev;	  /* class LRU, towards the head (newer) */
-	uint32_t lru_next;	  /* towards the tail (older) */
+	char *base; /* first byte of the run */
+	uint32_t lru_prev; /* class LRU, towards the head (newer) */
+	uint32_t lru_next; /* towards the tail (older) */
 	union {
 		struct {
 			uint32_t prev, next; /* fullness group list */
@@ -174,16 +171,14 @@ struct zspage {
 
 _Static_assert(sizeof(struct zspage) == 32, "zspage entries are 32 bytes");
 
-#define ZS_ST_INUSE_MASK 0x1fffu
-#define ZS_ST_FREE_SHIFT 13
-#define ZS_ST_RECLAIM (UINT32_C(1) << 31)
+#define ZS_ST_INUSE_MASK  0x1fffu
+#define ZS_ST_FREE_SHIFT  13
+#define ZS_ST_RECLAIM	  (UINT32_C(1) << 31)
 #define ZS_ST_HANDLE_MASK (ZS_ST_RECLAIM - 1)
 
-_Static_assert(ZS_MAX_OBJS <= ZS_ST_INUSE_MASK,
-	       "in-use count and free index (or the none value) fit 13 bits");
+_Static_assert(ZS_MAX_OBJS <= ZS_ST_INUSE_MASK, "13-bit counts");
 _Static_assert(ZS_ST_FREE_SHIFT + 13 <= 30, "state fields do not overlap");
-_Static_assert(ZS_MAX_HANDLES <= ZS_ST_HANDLE_MASK,
-	       "a huge zspage's state holds any handle");
+_Static_assert(ZS_MAX_HANDLES <= ZS_ST_HANDLE_MASK, "state holds handle");
 
 static inline uint32_t zs_st_inuse(uint32_t st)
 {
@@ -207,25 +202,25 @@ static inline uint32_t zs_st_make(uint32_t st, uint32_t inuse, uint32_t free)
 struct zs_class {
 	pthread_mutex_t lock;
 	uint32_t group[ZS_NR_GROUPS]; /* partial zspages: list heads */
-	uint32_t lru_head, lru_tail;  /* zspages not under reclaim */
-	uint64_t nr_zspages;	      /* all of the class's zspages */
-	uint64_t nr_objs;	      /* objects allocated (dead ones too) */
+	uint32_t lru_head, lru_tail; /* zspages not under reclaim */
+	uint64_t nr_zspages; /* all of the class's zspages */
+	uint64_t nr_objs; /* objects allocated (dead ones too) */
 	uint32_t nmag;
 	uint32_t mag[ZS_MAG_SIZE]; /* free handle-table ids at hand */
 
-	uint32_t slot;	/* bytes a slot (header included) */
-	uint32_t objs;	/* slots a zspage */
+	uint32_t slot; /* bytes a slot (header included) */
+	uint32_t objs; /* slots a zspage */
 	uint32_t pages; /* pages a zspage */
 	uint32_t index; /* in pool->classes */
-	bool huge;	/* one object a page, no slot header */
+	bool huge; /* one object a page, no slot header */
 } __attribute__((aligned(64)));
 
 struct zs_pool {
 	struct zpool zpool; /* first: zpool.c sees this */
 	struct pagesrc *ps;
 	bool shrinkable;
-	bool huge_direct;      /* huge objects have no zspage structure */
-	uint32_t hdr_size;     /* slot header: 0, or 12 with owner words */
+	bool huge_direct; /* huge objects have no zspage structure */
+	uint32_t hdr_size; /* slot header: 0, or 12 with owner words */
 	uint32_t nr_classes;
 	struct zs_class *classes;
 	struct zs_class *huge; /* the huge class */
@@ -240,9 +235,9 @@ struct zs_pool {
 	uintptr_t huge_cache[ZS_HUGE_CACHE];
 	uintptr_t huge_fresh; /* the last one taken new from the page source */
 
-	uint64_t meta_bytes;   /* malloc'd metadata, atomic */
-	uint32_t clock;	       /* malloc counter for LRU stamps, atomic */
-	uint64_t compacted;    /* pages freed by compaction, atomic */
+	uint64_t meta_bytes; /* malloc'd metadata, atomic */
+	uint32_t clock; /* malloc counter for LRU stamps, atomic */
+	uint64_t compacted; /* pages freed by compaction, atomic */
 	pthread_mutex_t reclaim_lock; /* one shrink or compact at a time */
 };
 
@@ -257,8 +252,7 @@ static inline uint64_t *zs_hentry(const struct zs_pool *pool,
 	return zs_table_entry(&pool->handles, zs_id_of(handle));
 }
 
-static inline struct zspage *zs_zspage(const struct zs_pool *pool,
-				       uint32_t id)
+static inline struct zspage *zs_zspage(const struct zs_pool *pool, uint32_t id)
 {
 	return zs_table_entry(&pool->zspages, id);
 }
@@ -283,8 +277,7 @@ static inline uint32_t zs_hdr_read(const struct zs_class *c,
  * Fullness group of a zspage with @inuse objects: ZS_GROUP_EMPTY,
  * ZS_GROUP_FULL, or 0..ZS_NR_GROUPS-1 by quarter (partial ones).
  */
-static inline unsigned int zs_group_of(const struct zs_class *c,
-				       uint32_t inuse)
+static inline unsigned int zs_group_of(const struct zs_class *c, uint32_t inuse)
 {
 	if (inuse == 0)
 		return ZS_GROUP_EMPTY;
@@ -293,7 +286,19 @@ static inline unsigned int zs_group_of(const struct zs_class *c,
 	return inuse * ZS_NR_GROUPS / c->objs;
 }
 
-/* zsmalloc.c: helpers the reclaim code shares. Class lock held. */
+/* The class of an object of @size (1..ZPOOL_MAX_SIZE) bytes. */
+static inline struct zs_class *zs_class_for(struct zs_pool *pool, size_t size)
+{
+	size_t need = size + pool->hdr_size;
+
+	if (need > ZS_PAGE_SIZE)
+		return pool->huge;
+	return &pool->classes[pool->slot_class[(need + ZS_ALIGN - 1) / ZS_ALIGN -
+					       1]];
+}
+
+/* zsmalloc_class.c: classes and zspages. Class lock held unless said. */
+int zs_build_classes(struct zs_pool *pool); /* at creation */
 void zs_group_add(struct zs_pool *pool, struct zs_class *c, uint32_t id);
 void zs_group_del(struct zs_pool *pool, struct zs_class *c, uint32_t id);
 void zs_lru_add(struct zs_pool *pool, struct zs_class *c, uint32_t id,
@@ -303,12 +308,20 @@ uint32_t zs_slot_take(struct zs_class *c, struct zspage *zs);
 void zs_slot_give(struct zs_class *c, struct zspage *zs, uint32_t obj);
 unsigned int zs_release_obj(struct zs_pool *pool, struct zs_class *c,
 			    uint32_t id, uint32_t obj, unsigned long handle);
-unsigned int zs_mag_flush(struct zs_pool *pool, struct zs_class *c,
-			  uint32_t n);
+unsigned int zs_mag_flush(struct zs_pool *pool, struct zs_class *c, uint32_t n);
+unsigned long zs_handle_get(struct zs_pool *pool, struct zs_class *c);
+unsigned int zs_handle_put(struct zs_pool *pool, struct zs_class *c,
+			   unsigned long handle);
+/* No lock held: a new empty zspage of @c. Return: its id, or 0. */
+uint32_t zs_zspage_new(struct zs_pool *pool, struct zs_class *c);
 /* No lock held: gives a zspage (off every list) back. Return: pages. */
 unsigned int zs_zspage_free(struct zs_pool *pool, struct zs_class *c,
 			    uint32_t id);
-/* No lock held: gives the cached huge pages back. Return: pages. */
+/* The cache of free huge pages: huge class lock held, but the last two. */
+bool zs_huge_keep(struct zs_pool *pool, uintptr_t v);
+unsigned int zs_huge_take(struct zs_pool *pool, uintptr_t *out);
+unsigned int zs_huge_release(struct zs_pool *pool, const uintptr_t *v,
+			     unsigned int n);
 unsigned int zs_huge_flush(struct zs_pool *pool);
 
 /* zsmalloc_reclaim.c */

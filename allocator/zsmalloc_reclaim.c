@@ -291,7 +291,7 @@ long zs_compact(struct zpool *zp)
 {
 	struct zs_pool *pool = zs_pool_of(zp);
 	struct zs_snapshot *snap = calloc(1, sizeof(*snap));
-	bool want[ZS_NR_SLOTS] = { false }, any = false;
+	bool want[ZS_NR_SLOTS] = {false}, any = false;
 	uint64_t *buf = malloc(ZS_MAX_OBJS * sizeof(*buf));
 	unsigned long pages = 0;
 
@@ -324,8 +324,8 @@ long zs_compact(struct zpool *zp)
 	}
 	for (uint32_t i = 0; i < pool->nr_classes && !snap->nomem; i++)
 		if (want[i])
-			pages += zs_compact_class(pool, &pool->classes[i],
-						  snap, buf);
+			pages += zs_compact_class(pool, &pool->classes[i], snap,
+						  buf);
 	pages += zs_table_unhold(&pool->handles);
 	__atomic_add_fetch(&pool->compacted, pages, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&pool->reclaim_lock);
@@ -430,8 +430,8 @@ static int zs_reclaim_zspage(struct zs_pool *pool, struct zs_class *c,
 	for (uint32_t obj = 0; obj < c->objs; obj++) {
 		if (!zs_obj_of(pool, c, zs, obj, &handle, &owner))
 			continue;
-		if (__atomic_load_n(zs_hentry(pool, handle),
-				    __ATOMIC_ACQUIRE) & ZS_E_DEAD)
+		if (__atomic_load_n(zs_hentry(pool, handle), __ATOMIC_ACQUIRE) &
+		    ZS_E_DEAD)
 			continue; /* its owner freed it already */
 		ret = zpool_call_evict(&pool->zpool, handle, owner);
 		if (ret < 0)
@@ -442,8 +442,8 @@ static int zs_reclaim_zspage(struct zs_pool *pool, struct zs_class *c,
 	for (uint32_t obj = 0; obj < c->objs; obj++) {
 		if (!zs_obj_of(pool, c, zs, obj, &handle, &owner))
 			continue;
-		if (__atomic_load_n(zs_hentry(pool, handle),
-				    __ATOMIC_ACQUIRE) & ZS_E_DEAD)
+		if (__atomic_load_n(zs_hentry(pool, handle), __ATOMIC_ACQUIRE) &
+		    ZS_E_DEAD)
 			*pages += zs_release_obj(pool, c, id, obj, handle) >> 1;
 		else
 			left++;
@@ -463,8 +463,8 @@ static int zs_reclaim_zspage(struct zs_pool *pool, struct zs_class *c,
 	} else {
 		/* Not all freed: newest, so this shrink does not retake it. */
 		zs_lru_add(pool, c, id, true);
-		zs->stamp = __atomic_fetch_add(&pool->clock, 1,
-					       __ATOMIC_RELAXED);
+		zs->stamp =
+			__atomic_fetch_add(&pool->clock, 1, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return ret;

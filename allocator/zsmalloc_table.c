@@ -15,10 +15,8 @@
 
 #include "zsmalloc_table.h"
 
-_Static_assert(ZS_TABLE_CHUNK_SIZE == PAGESRC_PAGE_SIZE,
-	       "a chunk is one page of the page source");
-_Static_assert(ZS_TABLE_MAX_PER_CHUNK % 64 == 0,
-	       "the free bitmap is whole words");
+_Static_assert(ZS_TABLE_CHUNK_SIZE == PAGESRC_PAGE_SIZE, "chunk is a page");
+_Static_assert(ZS_TABLE_MAX_PER_CHUNK % 64 == 0, "bitmap of whole words");
 
 static void meta_add(struct zs_table *t, int64_t bytes)
 {
@@ -41,8 +39,8 @@ int zs_table_init(struct zs_table *t, struct pagesrc *ps, uint64_t *meta_bytes,
 	t->ps = ps;
 	t->meta_bytes = meta_bytes;
 	t->entry_shift = (unsigned int)__builtin_ctz(entry_size);
-	t->chunk_shift = (unsigned int)__builtin_ctz(ZS_TABLE_CHUNK_SIZE /
-						     entry_size);
+	t->chunk_shift =
+		(unsigned int)__builtin_ctz(ZS_TABLE_CHUNK_SIZE / entry_size);
 	t->max_ids = max_ids;
 	if (reserve_zero) {
 		uint32_t id;
@@ -146,8 +144,8 @@ unsigned int zs_table_get(struct zs_table *t, uint32_t *ids, unsigned int n)
 		for (unsigned int w = 0; w < ZS_TABLE_MAP_WORDS && got < n;
 		     w++) {
 			while (ci->free[w] && got < n) {
-				unsigned int b =
-					(unsigned int)__builtin_ctzll(ci->free[w]);
+				unsigned int b = (unsigned int)__builtin_ctzll(
+					ci->free[w]);
 				uint64_t id = ((uint64_t)c << t->chunk_shift) +
 					      w * 64 + b;
 

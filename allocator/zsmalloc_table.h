@@ -45,7 +45,7 @@
 #define ZS_TABLE_CHUNK_SIZE PAGESRC_PAGE_SIZE
 /* The most entries a chunk holds: 8-byte entries. */
 #define ZS_TABLE_MAX_PER_CHUNK (ZS_TABLE_CHUNK_SIZE / 8)
-#define ZS_TABLE_MAP_WORDS (ZS_TABLE_MAX_PER_CHUNK / 64)
+#define ZS_TABLE_MAP_WORDS     (ZS_TABLE_MAX_PER_CHUNK / 64)
 
 /* The bookkeeping of one chunk (under the table lock). */
 struct zs_table_chunk {
@@ -56,18 +56,18 @@ struct zs_table_chunk {
 struct zs_table {
 	pthread_mutex_t lock; /* protects all below but the entries */
 	struct pagesrc *ps;
-	uint64_t *meta_bytes;	   /* the pool's malloc'd-bytes counter */
-	unsigned int entry_shift;  /* log2 of the entry size */
-	unsigned int chunk_shift;  /* log2 of the entries per chunk */
-	uint32_t max_ids;	   /* ids are below this */
-	char **dir;		   /* chunk addresses (atomic); NULL: absent */
-	size_t dir_cap;		   /* entries of dir and info */
+	uint64_t *meta_bytes; /* the pool's malloc'd-bytes counter */
+	unsigned int entry_shift; /* log2 of the entry size */
+	unsigned int chunk_shift; /* log2 of the entries per chunk */
+	uint32_t max_ids; /* ids are below this */
+	char **dir; /* chunk addresses (atomic); NULL: absent */
+	size_t dir_cap; /* entries of dir and info */
 	struct zs_table_chunk *info; /* per chunk */
-	size_t nchunks;		   /* chunks present: 0 .. nchunks-1 */
-	size_t hint;		   /* no free id below this chunk */
-	uint64_t nused;		   /* ids handed out */
-	unsigned int holds;	   /* zs_table_hold() calls outstanding */
-	void **retired;		   /* old dir arrays (freed at destroy) */
+	size_t nchunks; /* chunks present: 0 .. nchunks-1 */
+	size_t hint; /* no free id below this chunk */
+	uint64_t nused; /* ids handed out */
+	unsigned int holds; /* zs_table_hold() calls outstanding */
+	void **retired; /* old dir arrays (freed at destroy) */
 	size_t nretired;
 };
 
@@ -161,11 +161,11 @@ uint64_t zs_table_used(struct zs_table *t);
 static inline void *zs_table_entry(const struct zs_table *t, uint32_t id)
 {
 	char **dir = __atomic_load_n(&t->dir, __ATOMIC_ACQUIRE);
-	char *chunk = __atomic_load_n(&dir[id >> t->chunk_shift],
-				      __ATOMIC_ACQUIRE);
+	char *chunk =
+		__atomic_load_n(&dir[id >> t->chunk_shift], __ATOMIC_ACQUIRE);
 
-	return chunk + ((size_t)(id & ((1u << t->chunk_shift) - 1))
-			<< t->entry_shift);
+	return chunk +
+	       ((size_t)(id & ((1u << t->chunk_shift) - 1)) << t->entry_shift);
 }
 
 #endif /* ZRAMD_ZSMALLOC_TABLE_H */

@@ -48,7 +48,7 @@
 #include "zpool.h"
 #include "zsmalloc_int.h"
 
-#define BLOCK 4096u
+#define BLOCK	  4096u
 #define RAW_ABOVE (BLOCK * 3 / 4)
 
 struct object {
@@ -56,7 +56,7 @@ struct object {
 	uint32_t len;
 };
 
-static unsigned char *data;	/* the stored bytes of every object, end to end */
+static unsigned char *data; /* the stored bytes of every object, end to end */
 static struct object *objs;
 static size_t nobjs;
 static uint64_t stored;
@@ -182,7 +182,8 @@ static void verify(struct zpool *pool, const unsigned long *h, const char *when)
 
 		zpool_unmap_handle(pool, h[i]);
 		if (bad) {
-			fprintf(stderr, "bench_alloc: %s: object %zu wrong %s\n",
+			fprintf(stderr,
+				"bench_alloc: %s: object %zu wrong %s\n",
 				zpool_get_type(pool), i, when);
 			exit(1);
 		}
@@ -323,8 +324,8 @@ static void profile(struct zpool *pool)
 			continue;
 		classes++;
 		zspages += ci.nr_zspages * ci.pages * ZS_PAGE_SIZE;
-		tail += ci.nr_zspages * (ci.pages * ZS_PAGE_SIZE -
-					 ci.objs * ci.slot);
+		tail += ci.nr_zspages *
+			(ci.pages * ZS_PAGE_SIZE - ci.objs * ci.slot);
 		free_slots += (ci.nr_zspages * ci.objs - ci.nr_objs) * ci.slot;
 	}
 	printf("  profile %s owners=%s: %llu classes in use of %u; of the "
@@ -332,7 +333,8 @@ static void profile(struct zpool *pool)
 	       "zspage tails %.3f, free slots %.3f, handle and zspage "
 	       "tables and bookkeeping %.3f (handles %llu, zspages %llu)\n",
 	       zpool_get_type(pool), zp->shrinkable ? "yes" : "no",
-	       (unsigned long long)classes, nc, 100.0 * (double)round / (double)stored,
+	       (unsigned long long)classes, nc,
+	       100.0 * (double)round / (double)stored,
 	       100.0 * (double)tail / (double)stored,
 	       100.0 * (double)free_slots / (double)stored,
 	       100.0 * (double)(total - zspages) / (double)stored,
@@ -342,9 +344,9 @@ static void profile(struct zpool *pool)
 
 static void run(struct run *r, bool prof)
 {
-	const struct zpool_ops ops = { evict_refuse, NULL };
-	struct zpool *pool = zpool_create_pool(r->type, r->owners ? &ops : NULL,
-					       false);
+	const struct zpool_ops ops = {evict_refuse, NULL};
+	struct zpool *pool =
+		zpool_create_pool(r->type, r->owners ? &ops : NULL, false);
 	unsigned long *h = calloc(nobjs, sizeof(*h));
 	size_t quarter = nobjs / 4;
 
@@ -381,10 +383,10 @@ static double pct(uint64_t total, uint64_t bytes)
 int main(int argc, char **argv)
 {
 	struct run runs[] = {
-		{ .type = ZPOOL_TYPE_ZSMALLOC, .owners = false },
-		{ .type = ZPOOL_TYPE_ZSMALLOC, .owners = true },
-		{ .type = ZPOOL_TYPE_ZBUD, .owners = false },
-		{ .type = ZPOOL_TYPE_ZBUD, .owners = true },
+		{.type = ZPOOL_TYPE_ZSMALLOC, .owners = false},
+		{.type = ZPOOL_TYPE_ZSMALLOC, .owners = true},
+		{.type = ZPOOL_TYPE_ZBUD, .owners = false},
+		{.type = ZPOOL_TYPE_ZBUD, .owners = true},
 	};
 	const char *env = getenv("BENCH_ALLOC_PROFILE");
 	const char *only = getenv("BENCH_ALLOC_ONLY");
@@ -418,7 +420,8 @@ int main(int argc, char **argv)
 		       "%10.0f %10.0f %10.0f %10.0f\n",
 		       r->type, r->owners ? "yes" : "no", nobjs,
 		       (double)stored / mib, (double)r->total / mib,
-		       pct(r->total, stored), pct(r->churned, r->stored_churned),
+		       pct(r->total, stored),
+		       pct(r->churned, r->stored_churned),
 		       pct(r->compacted_pages < 0 ? r->churned
 						  : r->compacted_total,
 			   r->stored_churned),

@@ -31,7 +31,7 @@ static int refuse_evict(void *ctx, struct zpool *pool, unsigned long handle,
 /* A pool without owner words (@owners 0) or with (1). */
 static struct zpool *pool_for(int owners)
 {
-	static const struct zpool_ops ops = { refuse_evict, NULL };
+	static const struct zpool_ops ops = {refuse_evict, NULL};
 
 	return tz_create(owners ? &ops : NULL);
 }
@@ -56,7 +56,7 @@ START_TEST(test_class_layout)
 {
 	struct zpool *pool = pool_for(_i);
 	unsigned int nc = zs_test_nr_classes(pool), nhuge = 0;
-	struct zs_class_info ci, prev = { 0 };
+	struct zs_class_info ci, prev = {0};
 	uint64_t waste_sum = 0;
 
 	ck_assert_uint_gt(nc, 100);
@@ -87,7 +87,8 @@ START_TEST(test_class_layout)
 		ck_assert_uint_eq(ci.huge, ci.objs == ci.pages);
 		nhuge += ci.huge;
 		if (!ci.huge)
-			waste_sum += ci.pages * ZS_PAGE_SIZE - ci.objs * ci.slot;
+			waste_sum +=
+				ci.pages * ZS_PAGE_SIZE - ci.objs * ci.slot;
 		prev = ci;
 	}
 	ck_assert_uint_eq(nhuge, 1);
@@ -232,9 +233,10 @@ START_TEST(test_huge)
 	ck_assert_uint_eq(zpool_get_total_size(pool), before);
 	tz_write(pool, h[1], ZPOOL_MAX_SIZE, 1);
 	for (int i = 0; i < 64; i++)
-		ck_assert(tz_verify(pool, h[i],
-				    i % 2 ? ZPOOL_MAX_SIZE : thr + 1 + (size_t)i,
-				    (uint64_t)i));
+		ck_assert(
+			tz_verify(pool, h[i],
+				  i % 2 ? ZPOOL_MAX_SIZE : thr + 1 + (size_t)i,
+				  (uint64_t)i));
 	/* Compaction gives the cached pages back. */
 	for (int i = 0; i < 4; i++)
 		zpool_free(pool, h[i]);
@@ -332,15 +334,14 @@ START_TEST(test_compact)
 	printf("  %zu objects %llu KiB, 80%% freed: %llu KiB left, %llu KiB "
 	       "live; compacted %ld pages: %llu KiB; RSS %ld -> %ld KiB\n",
 	       n, (unsigned long long)full >> 10,
-	       (unsigned long long)sparse >> 10,
-	       (unsigned long long)live >> 10, pages,
-	       (unsigned long long)dense >> 10, rss1, rss2);
+	       (unsigned long long)sparse >> 10, (unsigned long long)live >> 10,
+	       pages, (unsigned long long)dense >> 10, rss1, rss2);
 	ck_assert_int_gt(pages, 0);
 	ck_assert_uint_le(dense + (uint64_t)pages * ZS_PAGE_SIZE, sparse);
 	/* Dense: per class, less than one zspage of free slots is left. */
-	ck_assert_uint_le(dense, live + live / 16 +
-					 (uint64_t)nc * ZS_MAX_PAGES *
-						 ZS_PAGE_SIZE);
+	ck_assert_uint_le(dense,
+			  live + live / 16 +
+				  (uint64_t)nc * ZS_MAX_PAGES * ZS_PAGE_SIZE);
 	for (unsigned int c = 0; c < nc; c++) {
 		struct zs_class_info ci;
 
@@ -460,12 +461,11 @@ START_TEST(test_compact_race)
 	for (int t = 0; t < THREADS; t++) {
 		uint64_t st = seed + (uint64_t)t;
 
-		r[t] = (struct racer){ .pool = pool, .st = st, .stop = &stop };
+		r[t] = (struct racer){.pool = pool, .st = st, .stop = &stop};
 		objset_fill(pool, &r[t].os, TEST_SANITIZED ? 1000 : 4000,
 			    &r[t].st);
-		ck_assert_int_eq(pthread_create(&tid[t], NULL, racer_main,
-						&r[t]),
-				 0);
+		ck_assert_int_eq(
+			pthread_create(&tid[t], NULL, racer_main, &r[t]), 0);
 	}
 	for (int k = 0; k < rounds; k++) {
 		long n = zpool_compact(pool);
@@ -506,8 +506,8 @@ static int log_evict(void *ctx, struct zpool *pool, unsigned long handle,
 
 	ck_assert_int_lt(l->n, MAX_EVICT);
 	ck_assert_uint_eq(l->os->h[owner], handle);
-	ck_assert(tz_verify(pool, handle, l->os->len[owner],
-			    l->os->seed[owner]));
+	ck_assert(
+		tz_verify(pool, handle, l->os->len[owner], l->os->seed[owner]));
 	l->zspage[l->n] = zs_test_handle_zspage(pool, handle);
 	l->owner[l->n++] = owner;
 	zpool_free(pool, handle);
@@ -516,8 +516,7 @@ static int log_evict(void *ctx, struct zpool *pool, unsigned long handle,
 }
 
 /* Allocates object @i of @os (length set) into the pool. */
-static void put_obj(struct zpool *pool, struct objset *os, size_t i,
-		    size_t len)
+static void put_obj(struct zpool *pool, struct objset *os, size_t i, size_t len)
 {
 	os->len[i] = len;
 	os->seed[i] = 1000 + i;
@@ -533,7 +532,7 @@ static void put_obj(struct zpool *pool, struct objset *os, size_t i,
 START_TEST(test_shrink_lru)
 {
 	struct evict_log *l = calloc(1, sizeof(*l));
-	struct objset os = { 0 };
+	struct objset os = {0};
 	struct zpool *pool;
 	struct zs_class_info a, b;
 	uint32_t za1, zb1, za2, want[3];
@@ -542,7 +541,7 @@ START_TEST(test_shrink_lru)
 	int k;
 
 	ck_assert_ptr_nonnull(l);
-	pool = tz_create(&(struct zpool_ops){ log_evict, l });
+	pool = tz_create(&(struct zpool_ops){log_evict, l});
 	l->pool = pool;
 	l->os = &os;
 	os.h = calloc(1024, sizeof(*os.h));
@@ -578,8 +577,8 @@ START_TEST(test_shrink_lru)
 	for (int w = 0; w < 3; w++)
 		while (k < l->n && l->zspage[k] == want[w])
 			k++;
-	ck_assert_msg(k == l->n, "eviction #%d from zspage %u out of order",
-		      k, l->zspage[k < l->n ? k : 0]);
+	ck_assert_msg(k == l->n, "eviction #%d from zspage %u out of order", k,
+		      l->zspage[k < l->n ? k : 0]);
 	ck_assert_uint_ge(rel, (2 * a.pages + b.pages) * ZS_PAGE_SIZE);
 	for (i = 0; i < n; i++)
 		ck_assert_uint_eq(os.h[i], 0);
@@ -604,9 +603,9 @@ struct race {
 	struct objset os;
 	pthread_mutex_t lock; /* protects os.h and the members below */
 	pthread_cond_t cond;
-	unsigned long todo;   /* owner + 1 of the object to free; 0: none */
+	unsigned long todo; /* owner + 1 of the object to free; 0: none */
 	bool done, stop;
-	uint32_t victim;      /* zspage being evicted */
+	uint32_t victim; /* zspage being evicted */
 	unsigned long evicted, skipped_dead, junk_in_victim;
 	unsigned long junk[4096];
 	size_t junk_len[4096];
@@ -630,9 +629,10 @@ static void *race_main(void *arg)
 		r->todo = 0;
 		/* Free the object, and the others of its zspage. */
 		for (size_t i = 0; i < r->os.n; i++) {
-			if (!r->os.h[i] || (i != owner &&
-					    zs_test_handle_zspage(r->pool,
-						r->os.h[i]) != r->victim))
+			if (!r->os.h[i] ||
+			    (i != owner &&
+			     zs_test_handle_zspage(r->pool, r->os.h[i]) !=
+				     r->victim))
 				continue;
 			zpool_free(r->pool, r->os.h[i]);
 			r->os.h[i] = 0;
@@ -641,8 +641,8 @@ static void *race_main(void *arg)
 		for (int k = 0; k < 4 && r->njunk < 4096; k++) {
 			unsigned long h;
 
-			if (zpool_malloc(r->pool, r->os.len[owner],
-					 UINT64_MAX, &h) != 0)
+			if (zpool_malloc(r->pool, r->os.len[owner], UINT64_MAX,
+					 &h) != 0)
 				abort();
 			if (zs_test_handle_zspage(r->pool, h) == r->victim)
 				r->junk_in_victim++;
@@ -711,7 +711,7 @@ START_TEST(test_eviction_race)
 	r->st = seed;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
-	r->pool = tz_create(&(struct zpool_ops){ race_evict, r });
+	r->pool = tz_create(&(struct zpool_ops){race_evict, r});
 	r->os.h = calloc(n, sizeof(*r->os.h));
 	r->os.len = calloc(n, sizeof(*r->os.len));
 	r->os.seed = calloc(n, sizeof(*r->os.seed));
@@ -731,8 +731,8 @@ START_TEST(test_eviction_race)
 	pthread_mutex_unlock(&r->lock);
 	pthread_join(tid, NULL);
 
-	printf("  %lu evicted while being freed, %zu new objects\n",
-	       r->evicted, r->njunk);
+	printf("  %lu evicted while being freed, %zu new objects\n", r->evicted,
+	       r->njunk);
 	ck_assert_uint_ge(r->evicted, 1);
 	ck_assert_uint_eq(r->junk_in_victim, 0);
 	objset_verify(r->pool, &r->os);
@@ -744,8 +744,8 @@ START_TEST(test_eviction_race)
 			sorted[m++] = r->os.h[i];
 	for (size_t k = 0; k < r->njunk; k++)
 		if (r->junk[k]) {
-			ck_assert(tz_verify(r->pool, r->junk[k],
-					    r->junk_len[k], r->junk[k]));
+			ck_assert(tz_verify(r->pool, r->junk[k], r->junk_len[k],
+					    r->junk[k]));
 			sorted[m++] = r->junk[k];
 		}
 	for (size_t i = 0; i < m; i++)
