@@ -175,6 +175,7 @@ static int zs_malloc_direct(struct zs_pool *pool, unsigned long *handle)
 	c->nr_objs++;
 	c->nr_zspages++;
 	pthread_mutex_unlock(&c->lock);
+	zs_unpoison(page, page ? ZS_PAGE_SIZE : 0);
 	if (!page) {
 		page = pagesrc_alloc(pool->ps, 1);
 		pthread_mutex_lock(&c->lock);
@@ -265,17 +266,23 @@ static int zs_malloc(struct zpool *zp, size_t size, uint64_t owner,
 	if (c->huge) {
 		zs->state = (uint32_t)(h >> 1);
 		zs->owner = owner;
+		zs_unpoison(zs->base, ZS_PAGE_SIZE); /* it may come cached */
+		zs_poison(zs->base + size, ZS_PAGE_SIZE - size);
 	} else {
+		char *slot;
+
 		if (!fresh)
 			zs_group_del(pool, c, id);
 		obj = zs_slot_take(c, zs);
+		slot = zs_slot(c, zs, obj);
 		if (pool->shrinkable) {
 			uint32_t hdr = (uint32_t)h | ZS_HDR_ALLOC;
-			char *slot = zs_slot(c, zs, obj);
 
 			memcpy(slot, &hdr, sizeof(hdr));
 			memcpy(slot + ZS_HDR_SIZE, &owner, sizeof(owner));
 		}
+		zs_poison(slot + pool->hdr_size + size,
+			  c->slot - pool->hdr_size - size);
 		zs_group_add(pool, c, id);
 	}
 	if (!fresh)
@@ -406,6 +413,20 @@ static void zs_destroy(struct zpool *zp)
 {
 	struct zs_pool *pool = zs_pool_of(zp);
 
+#ifdef ZS_ASAN
+	/* Every zspage is on its class's LRU; the cache holds the rest. */
+	for (uint32_t i = 0; i < pool->nr_classes; i++) {
+		struct zs_class *c = &pool->classes[i];
+
+		for (uint32_t id = c->lru_head; id;
+		     id = zs_zspage(pool, id)->lru_next)
+			zs_unpoison(zs_zspage(pool, id)->base,
+				    (size_t)c->pages * ZS_PAGE_SIZE);
+	}
+	for (uint32_t i = 0; i < pool->nhuge_cache; i++)
+		zs_unpoison(zs_huge_page(pool, pool->huge_cache[i]),
+			    ZS_PAGE_SIZE);
+#endif
 	/* Every page, zspages and tables alike, goes with the page source. */
 	zs_table_destroy(&pool->handles);
 	zs_table_destroy(&pool->zspages);

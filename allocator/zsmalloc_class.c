@@ -200,6 +200,7 @@ uint32_t zs_slot_take(struct zs_class *c, struct zspage *zs)
 	assert(!(hdr & ZS_HDR_ALLOC));
 	next = (hdr >> 1) ^ (obj + 1);
 	zs->state = zs_st_make(zs->state, zs_st_inuse(zs->state) + 1, next);
+	zs_unpoison(zs_slot(c, zs, obj), c->slot);
 	return obj;
 }
 
@@ -208,7 +209,9 @@ void zs_slot_give(struct zs_class *c, struct zspage *zs, uint32_t obj)
 {
 	uint32_t hdr = (zs_st_free(zs->state) ^ (obj + 1)) << 1;
 
+	zs_unpoison(zs_slot(c, zs, obj), sizeof(hdr)); /* a 1-byte object's */
 	memcpy(zs_slot(c, zs, obj), &hdr, sizeof(hdr));
+	zs_poison(zs_slot(c, zs, obj) + sizeof(hdr), c->slot - sizeof(hdr));
 	zs->state = zs_st_make(zs->state, zs_st_inuse(zs->state) - 1, obj);
 }
 
@@ -243,8 +246,7 @@ unsigned int zs_handle_put(struct zs_pool *pool, struct zs_class *c,
 	if (c->nmag == ZS_MAG_SIZE)
 		released = zs_mag_flush(pool, c, ZS_MAG_BATCH);
 	c->mag[c->nmag++] = zs_id_of(handle);
-	/* An idle class keeps no handles: an empty pool gives its table back.
-	 */
+	/* An idle class keeps no handles: an empty pool frees its table. */
 	if (c->nr_objs == 0)
 		released += zs_mag_flush(pool, c, c->nmag);
 	return released;
@@ -267,6 +269,13 @@ uint32_t zs_zspage_new(struct zs_pool *pool, struct zs_class *c)
 	zs = zs_zspage(pool, id);
 	memset(zs, 0, sizeof(*zs));
 	zs->base = base;
+#ifdef ZS_ASAN
+	if (!c->huge) { /* all but the links of the free slots */
+		zs_poison(base, (size_t)c->pages * ZS_PAGE_SIZE);
+		for (uint32_t obj = 0; obj < c->objs; obj++)
+			zs_unpoison(zs_slot(c, zs, obj), sizeof(uint32_t));
+	}
+#endif
 	return id;
 }
 
@@ -275,6 +284,7 @@ unsigned int zs_zspage_free(struct zs_pool *pool, struct zs_class *c,
 {
 	struct zspage *zs = zs_zspage(pool, id);
 
+	zs_unpoison(zs->base, (size_t)c->pages * ZS_PAGE_SIZE);
 	pagesrc_free(pool->ps, zs->base, c->pages);
 	return c->pages + zs_table_put(&pool->zspages, &id, 1);
 }
@@ -329,6 +339,13 @@ unsigned int zs_release_obj(struct zs_pool *pool, struct zs_class *c,
  * pool without owner words, zspage ids (with their page) in one with.
  */
 
+/* The page of a cache entry. */
+char *zs_huge_page(const struct zs_pool *pool, uintptr_t v)
+{
+	return pool->huge_direct ? (char *)v
+				 : zs_zspage(pool, (uint32_t)v)->base;
+}
+
 /* Keeps @v for reuse if there is room. Huge class lock held. */
 bool zs_huge_keep(struct zs_pool *pool, uintptr_t v)
 {
@@ -337,6 +354,7 @@ bool zs_huge_keep(struct zs_pool *pool, uintptr_t v)
 	if (pool->nhuge_cache == 0 && v == pool->huge_fresh)
 		return false; /* an allocation undone */
 	pool->huge_cache[pool->nhuge_cache++] = v;
+	zs_poison(zs_huge_page(pool, v), ZS_PAGE_SIZE);
 	return true;
 }
 
@@ -358,6 +376,7 @@ unsigned int zs_huge_release(struct zs_pool *pool, const uintptr_t *v,
 
 	for (unsigned int i = 0; i < n; i++) {
 		if (pool->huge_direct) {
+			zs_unpoison((void *)v[i], ZS_PAGE_SIZE);
 			pagesrc_free(pool->ps, (void *)v[i], 1);
 			pages++;
 		} else {

@@ -20,6 +20,32 @@
 #include "zpool_backend.h"
 #include "zsmalloc_table.h"
 
+/*
+ * Under AddressSanitizer, memory that holds no object is poisoned: free
+ * slots (but for their 4-byte link), the slack after an object in its slot
+ * (as allocated; a slot compaction moved keeps its slack addressable), the
+ * tail of a zspage, and cached huge pages. An overrun or a stale mapping is
+ * then reported where it happens. Everything is unpoisoned before it goes
+ * back to the page source, which unmaps without unpoisoning. Huge pages of
+ * a pool without owner words are left unpoisoned: nothing lists them, so
+ * destroy could not unpoison them.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define ZS_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ZS_ASAN 1
+#endif
+#endif
+#ifdef ZS_ASAN
+#include <sanitizer/asan_interface.h>
+#define zs_poison(addr, len)   ASAN_POISON_MEMORY_REGION(addr, len)
+#define zs_unpoison(addr, len) ASAN_UNPOISON_MEMORY_REGION(addr, len)
+#else
+#define zs_poison(addr, len)   ((void)(addr), (void)(len))
+#define zs_unpoison(addr, len) ((void)(addr), (void)(len))
+#endif
+
 #define ZS_PAGE_SIZE ZPOOL_PAGE_SIZE
 /* Slot sizes are multiples of this: 16, 32, ..., 4096. */
 #define ZS_ALIGN    16u
@@ -318,6 +344,7 @@ uint32_t zs_zspage_new(struct zs_pool *pool, struct zs_class *c);
 unsigned int zs_zspage_free(struct zs_pool *pool, struct zs_class *c,
 			    uint32_t id);
 /* The cache of free huge pages: huge class lock held, but the last two. */
+char *zs_huge_page(const struct zs_pool *pool, uintptr_t v);
 bool zs_huge_keep(struct zs_pool *pool, uintptr_t v);
 unsigned int zs_huge_take(struct zs_pool *pool, uintptr_t *out);
 unsigned int zs_huge_release(struct zs_pool *pool, const uintptr_t *v,

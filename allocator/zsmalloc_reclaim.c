@@ -217,6 +217,7 @@ static uint32_t zs_drain(struct zs_pool *pool, struct zs_class *c,
 		dst = zs_zspage(pool, dst_id);
 		zs_group_del(pool, c, dst_id);
 		to = zs_slot_take(c, dst);
+		zs_unpoison(zs_slot(c, src, obj), c->slot); /* its slack */
 		memcpy(zs_slot(c, dst, to), zs_slot(c, src, obj), c->slot);
 		zs_group_add(pool, c, dst_id);
 		/* The new location, with no pins and MOVING clear. */

@@ -5,16 +5,20 @@
  * words, with mapped objects, and racing with malloc, free and map), the
  * LRU order of shrink across classes, and the eviction race with a second
  * thread freeing the zspage's objects while the callback reads them.
+ * Under AddressSanitizer, also that an overrun and a stale mapping are
+ * reported (those tests end the process, as ASan does: not with CK_FORK=no).
  *
  *   TEST_SEED=N   replay a randomized test (the seed is printed)
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ZPOOL_BACKEND ZPOOL_TYPE_ZSMALLOC
 #include "test_zpool_common.h"
@@ -762,6 +766,68 @@ START_TEST(test_eviction_race)
 }
 END_TEST
 
+/* ----------------------------------------------------- AddressSanitizer */
+
+#ifdef ZS_ASAN
+/*
+ * Under ASan, memory that holds no object is poisoned: touching it ends the
+ * process with ASan's exit code 1, which these tests expect (ASan's report
+ * goes to /dev/null, so the log does not show a failure that is none).
+ */
+static volatile char *asan_victim(struct zpool **pool, int owners,
+				  unsigned long *h)
+{
+	volatile char *p;
+
+	*pool = pool_for(owners);
+	ck_assert_int_eq(zpool_malloc(*pool, 90, 0, h), 0);
+	p = zpool_map_handle(*pool, *h, ZPOOL_MM_WO);
+	for (int i = 0; i < 90; i++)
+		p[i] = (char)i;
+	printf("test_asan (%s owner words): an ASan report is expected "
+	       "(hidden)\n",
+	       owners ? "with" : "without");
+	fflush(stdout);
+	return p;
+}
+
+static void asan_quiet(void)
+{
+	int fd = open("/dev/null", O_WRONLY);
+
+	ck_assert_int_ge(fd, 0);
+	dup2(fd, STDERR_FILENO);
+}
+
+/* One byte past the end of an object. */
+START_TEST(test_asan_overrun)
+{
+	struct zpool *pool;
+	unsigned long h;
+	volatile char *p = asan_victim(&pool, _i, &h);
+
+	asan_quiet();
+	p[90] = 1;
+	ck_abort_msg("an overrun went unnoticed");
+}
+END_TEST
+
+/* A mapping used after its object was freed. */
+START_TEST(test_asan_stale)
+{
+	struct zpool *pool;
+	unsigned long h;
+	volatile char *p = asan_victim(&pool, _i, &h);
+
+	zpool_unmap_handle(pool, h);
+	zpool_free(pool, h);
+	asan_quiet();
+	p[50] = 1;
+	ck_abort_msg("a stale mapping went unnoticed");
+}
+END_TEST
+#endif
+
 static Suite *zsmalloc_suite(void)
 {
 	Suite *s = suite_create("alloc_zsmalloc");
@@ -786,6 +852,16 @@ static Suite *zsmalloc_suite(void)
 	tcase_add_test(shrink, test_eviction_race);
 	tcase_set_timeout(shrink, 60);
 	suite_add_tcase(s, shrink);
+
+#ifdef ZS_ASAN
+	{
+		TCase *asan = tcase_create("asan");
+
+		tcase_add_loop_exit_test(asan, test_asan_overrun, 1, 0, 2);
+		tcase_add_loop_exit_test(asan, test_asan_stale, 1, 0, 2);
+		suite_add_tcase(s, asan);
+	}
+#endif
 	return s;
 }
 
