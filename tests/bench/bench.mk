@@ -9,8 +9,13 @@
 
 BENCH_PLUGIN = $(or $(PLUGIN_SO),$(BUILD)/nbdkit-zramd-plugin.so)
 
+# The 512 MiB data file is shared with bench-alloc (tests/bench/alloc.mk),
+# whose rule builds it; depending on it keeps two builds from racing.
+BENCH_DEVICE_DATA = $(if $(BENCH_QUICK),,$(BENCH_ALLOC_DATA))
+
 .PHONY: bench-device
-bench-device: deps $(if $(wildcard daemon/build.mk),$(BENCH_PLUGIN))
+bench-device: deps $(if $(wildcard daemon/build.mk),$(BENCH_PLUGIN)) \
+		$(BENCH_DEVICE_DATA)
 	PATH=/usr/bin:$$PATH /usr/bin/python3 tests/bench/bench.py \
 		--build $(BUILD) --plugin $(BENCH_PLUGIN)
 
