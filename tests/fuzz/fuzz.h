@@ -44,6 +44,17 @@ extern unsigned long fuzz_op_index;
 		}                                                          \
 	} while (0)
 
+/* With FUZZ_TRACE=1 in the environment, targets narrate their ops. */
+extern int fuzz_trace;
+#define FUZZ_TRACE(...)                                                    \
+	do {                                                               \
+		if (fuzz_trace) {                                          \
+			fprintf(stderr, "op %lu: ", fuzz_op_index);        \
+			fprintf(stderr, __VA_ARGS__);                      \
+			fputc('\n', stderr);                               \
+		}                                                          \
+	} while (0)
+
 /* A read cursor over the input; reads past the end return zeroes. */
 struct fin {
 	const uint8_t *p;

@@ -12,6 +12,14 @@
 #include "fuzz.h"
 
 unsigned long fuzz_op_index;
+int fuzz_trace;
+
+static void __attribute__((constructor)) read_env(void)
+{
+	const char *t = getenv("FUZZ_TRACE");
+
+	fuzz_trace = t && *t && strcmp(t, "0") != 0;
+}
 
 static char tmpdir[256];
 static pid_t tmpdir_owner;

@@ -18,7 +18,9 @@
  *           bits 2-4  device size: 1M, 1M+1234, 12388, 0, 2^63-1,
  *                     2^40+777, 4096, 1M
  *           bits 5-6  backing file size: 64K 128K 1M 4M
- *           bit 7     backing store() fails every 5th call (-EIO)
+ *           bit 7     hooks in the backing store() callback: each call
+ *                     reads a byte that says what happens while the
+ *                     evicted object is being written (see bk_store)
  *
  * Requests stay inside a window of at most 1 MiB at the end of the device
  * (its start unaligned when the size is), so a device of 2^63-1 bytes
@@ -62,6 +64,7 @@
 #include <unistd.h>
 
 #include "backing.h"
+#include "codec.h"
 #include "device.h"
 #include "fuzz.h"
 #include "stats.h"
@@ -73,6 +76,7 @@
 /* The longest request: a few sectors, so that requests span several. */
 #define MAX_LEN (4 * SECTOR + 1000)
 #define EMPTY_SLACK (64u * 1024)
+#define MEM_LIMIT_SLACK (16u * 1024)
 
 struct dev_model {
 	struct zdev *dev;
@@ -81,8 +85,7 @@ struct dev_model {
 	unsigned char *shadow;	   /* wlen bytes */
 	struct backing *bk;
 	char bk_path[512];
-	bool fail_stores;
-	unsigned long stores;
+	bool store_hooks;
 	uint64_t invalid, failed_writes, failed_reads;
 	uint64_t base_total; /* the empty pool's size */
 	struct fin in;
@@ -100,15 +103,31 @@ static const uint64_t bk_sizes[4] = { 64 << 10, 128 << 10, 1 << 20,
 
 /* --- the backing file, as the plugin would attach it --------------------- */
 
+static void race(uint64_t sector, uint8_t how);
+
+/*
+ * The backing file's store(). zdev_evict() calls it with no lock held,
+ * from inside the pool's evict callback; with store hooks on, a byte of
+ * the input says what else happens meanwhile: nothing, a failed store
+ * (-EIO), or another thread's request on the very sector being evicted
+ * (overwrite, partial write, trim, zero), which zdev_evict() must notice
+ * so that neither update is lost (the eviction race of zpool.h).
+ */
 static int64_t bk_store(void *ctx, uint64_t sector, const void *data,
 			unsigned int len)
 {
 	uint64_t slot;
+	uint8_t how;
 	int r;
 
 	(void)ctx;
-	if (d.fail_stores && ++d.stores % 5 == 0)
-		return -EIO;
+	if (d.store_hooks) {
+		how = fin_u8(&d.in);
+		if (how % 8 == 3)
+			return -EIO;
+		if (how % 8 >= 4)
+			race(sector, how);
+	}
 	r = backing_write(d.bk, sector, data, len,
 			  len == SECTOR ? 0 : BACKING_FLAG_COMPRESSED, &slot);
 	if (r < 0)
@@ -272,6 +291,8 @@ static void check_read(uint64_t off, size_t len, const char *what)
 {
 	int r = zdev_read(d.dev, rbuf, len, off);
 
+	FUZZ_TRACE("%s [%llu, +%zu) -> %d", what, (unsigned long long)off, len,
+		   r);
 	FUZZ_CHECK(r == 0, "%s: read [%llu, +%zu): %d", what,
 		   (unsigned long long)off, len, r);
 	if (memcmp(rbuf, shadow_at(off), len) == 0)
@@ -287,6 +308,79 @@ static void check_read(uint64_t off, size_t len, const char *what)
 			   shadow_at(off)[i]);
 }
 
+/*
+ * A request on @sector from "another thread", made while the sector's
+ * object is being evicted: one sector only, so if it fails (-ENOSPC at
+ * mem_limit) the sector must simply be as it was.
+ */
+static void race(uint64_t sector, uint8_t how)
+{
+	static unsigned char data[SECTOR], back[SECTOR];
+	uint64_t off = sector * SECTOR, lo, hi;
+	size_t o = (how >> 3) * 97 % SECTOR, n = SECTOR - o;
+	int r;
+
+	/* Only the part of the sector inside the window is modelled. */
+	lo = off > d.base ? off : d.base;
+	hi = off + SECTOR < d.base + d.wlen ? off + SECTOR : d.base + d.wlen;
+	if (lo >= hi)
+		return;
+	gen(data, SECTOR, how >> 3, sector ^ how);
+	FUZZ_TRACE("  during eviction of sector %llu: %s [%llu, %llu)",
+		   (unsigned long long)sector,
+		   how % 8 == 4	  ? "write"
+		   : how % 8 == 5 ? "partial write"
+		   : how % 8 == 6 ? "trim"
+				  : "zero",
+		   (unsigned long long)lo, (unsigned long long)hi);
+	switch (how % 8) {
+	case 4: /* overwrite what is in the window */
+		r = zdev_write(d.dev, data, hi - lo, lo, false);
+		if (r == 0)
+			memcpy(shadow_at(lo), data, hi - lo);
+		break;
+	case 5: /* a partial write */
+		lo = lo + o < hi ? lo + o : lo;
+		n = hi - lo < n ? hi - lo : n;
+		r = zdev_write(d.dev, data, n, lo, false);
+		if (r == 0)
+			memcpy(shadow_at(lo), data, n);
+		break;
+	case 6:
+		r = zdev_trim(d.dev, hi - lo, lo);
+		FUZZ_CHECK(r == 0, "trim during eviction: %d", r);
+		r = zdev_read(d.dev, back, hi - lo, lo);
+		FUZZ_CHECK(r == 0, "read during eviction: %d", r);
+		FUZZ_CHECK(fuzz_all_zero(back, hi - lo) ||
+				   (hi - lo != SECTOR &&
+				    memcmp(back, shadow_at(lo), hi - lo) == 0),
+			   "trim during eviction of sector %llu: neither zeroes "
+			   "nor the old bytes",
+			   (unsigned long long)sector);
+		memcpy(shadow_at(lo), back, hi - lo);
+		r = 0;
+		break;
+	default:
+		r = zdev_zero(d.dev, hi - lo, lo);
+		if (r == 0)
+			memset(shadow_at(lo), 0, hi - lo);
+		break;
+	}
+	FUZZ_TRACE("  -> %d", r);
+	if (r < 0) {
+		FUZZ_CHECK(r == -ENOSPC && d.cfg.mem_limit,
+			   "request during eviction of sector %llu: %d",
+			   (unsigned long long)sector, r);
+		d.failed_writes++;
+	}
+	r = zdev_read(d.dev, back, hi - lo, lo);
+	FUZZ_CHECK(r == 0, "read during eviction: %d", r);
+	FUZZ_CHECK(memcmp(back, shadow_at(lo), hi - lo) == 0,
+		   "sector %llu, changed while it was being evicted, does not "
+		   "read back as written",
+		   (unsigned long long)sector);
+}
+
 /* The shrinker, played synchronously: evict down to 80% of mem_limit. */
 static void play_shrinker(void)
 {
@@ -294,9 +388,14 @@ static void play_shrinker(void)
 	uint64_t low = d.cfg.mem_limit / 10 * 8;
 	size_t released;
 
-	if (total > low)
-		(void)zpool_shrink(zdev_pool(d.dev), total - low + SECTOR,
-				   &released);
+	if (total > low) {
+		int r = zpool_shrink(zdev_pool(d.dev), total - low + SECTOR,
+				     &released);
+
+		FUZZ_TRACE("  shrink %llu -> %d, released %zu",
+			   (unsigned long long)(total - low + SECTOR), r,
+			   released);
+	}
 }
 
 static void do_write(uint64_t off, size_t len, uint8_t kind, uint64_t seed)
@@ -304,12 +403,18 @@ static void do_write(uint64_t off, size_t len, uint8_t kind, uint64_t seed)
 	int r;
 
 	gen(buf, len, kind, seed);
+	FUZZ_TRACE("write [%llu, +%zu) kind %u", (unsigned long long)off, len,
+		   kind % 8);
 	r = zdev_write(d.dev, buf, len, off, kind & 0x80);
 	if (r == -ENOSPC && d.bk) {
 		d.failed_writes++;
+		FUZZ_TRACE("  -ENOSPC: shrink and retry");
+		/* The first sectors may hold the new data already. */
+		reconcile_prefix(off, len, buf, "write");
 		play_shrinker();
 		r = zdev_write(d.dev, buf, len, off, false);
 	}
+	FUZZ_TRACE("  -> %d", r);
 	if (r == 0) {
 		memcpy(shadow_at(off), buf, len);
 		return;
@@ -326,6 +431,7 @@ static void do_zero(uint64_t off, size_t len)
 {
 	int r = zdev_zero(d.dev, len, off);
 
+	FUZZ_TRACE("zero [%llu, +%zu) -> %d", (unsigned long long)off, len, r);
 	if (r == 0) {
 		memset(shadow_at(off), 0, len);
 		return;
@@ -343,6 +449,7 @@ static void do_trim(uint64_t off, size_t len)
 	size_t done, n;
 	int r = zdev_trim(d.dev, len, off);
 
+	FUZZ_TRACE("trim [%llu, +%zu) -> %d", (unsigned long long)off, len, r);
 	FUZZ_CHECK(r == 0, "trim [%llu, +%zu) returned %d",
 		   (unsigned long long)off, len, r);
 	r = zdev_read(d.dev, rbuf, len, off);
@@ -460,12 +567,13 @@ static void do_shrink(size_t size)
 	size_t released = 0;
 	int r = zpool_shrink(zdev_pool(d.dev), size, &released);
 
+	FUZZ_TRACE("shrink %zu -> %d, released %zu", size, r, released);
 	if (!d.cfg.shrinkable) {
 		FUZZ_CHECK(r == -EINVAL, "shrink, no evict callback: %d", r);
 		return;
 	}
 	FUZZ_CHECK(r == 0 || r == -ENOENT || r == -ENOSPC ||
-			   (r == -EIO && d.fail_stores),
+			   (r == -EIO && d.store_hooks),
 		   "shrink(%zu) returned %d", size, r);
 	if (!d.bk)
 		FUZZ_CHECK(r != 0 || size == 0,
@@ -474,41 +582,86 @@ static void do_shrink(size_t size)
 			   size, released);
 }
 
-/* Non-zero sectors of the window: each must be stored somewhere. */
-static uint64_t nonzero_sectors(void)
-{
-	uint64_t n = 0, s, first = d.base / SECTOR,
-		 last = (d.base + d.wlen + SECTOR - 1) / SECTOR;
+/*
+ * What the device must hold for the shadow: the sectors that are not
+ * zero, and how the codec encodes each (same-filled, compressed to how
+ * many bytes, or raw). The codec is deterministic, so this is exact.
+ */
+struct expect {
+	uint64_t nonzero, same, huge, compr;
+};
 
+static void expected(struct expect *e)
+{
+	static unsigned char sec[SECTOR];
+	uint64_t s, first = d.base / SECTOR,
+		    last = (d.base + d.wlen + SECTOR - 1) / SECTOR;
+	struct codec_out c;
+
+	memset(e, 0, sizeof(*e));
 	for (s = first; s < last; s++) {
 		uint64_t lo = s * SECTOR > d.base ? s * SECTOR : d.base;
 		uint64_t hi = (s + 1) * SECTOR < d.base + d.wlen
 				      ? (s + 1) * SECTOR
 				      : d.base + d.wlen;
 
-		if (lo < hi && !fuzz_all_zero(shadow_at(lo), hi - lo))
-			n++;
+		if (lo >= hi || fuzz_all_zero(shadow_at(lo), hi - lo))
+			continue;
+		e->nonzero++;
+		/* Bytes of the sector outside the window are zero. */
+		memset(sec, 0, SECTOR);
+		memcpy(sec + (lo - s * SECTOR), shadow_at(lo), hi - lo);
+		codec_encode(sec, d.cfg.acceleration, d.cfg.huge_threshold, &c);
+		if (c.kind == CODEC_SAME)
+			e->same++;
+		else if (c.kind == CODEC_RAW)
+			e->huge++;
+		if (c.kind == CODEC_RAW || c.kind == CODEC_COMPRESSED)
+			e->compr += c.len;
 	}
-	return n;
 }
 
 static void check_stats(void)
 {
 	struct zstats st;
 	struct backing_stats bs;
+	struct expect e;
 	uint64_t stored, total = zpool_get_total_size(zdev_pool(d.dev));
 
+	expected(&e);
 	zdev_get_stats(d.dev, &st);
 	stored = st.v[ZSTAT_orig_data_size] / SECTOR;
 	FUZZ_CHECK(st.v[ZSTAT_orig_data_size] % SECTOR == 0,
 		   "orig_data_size %llu",
 		   (unsigned long long)st.v[ZSTAT_orig_data_size]);
-	FUZZ_CHECK(stored + st.v[ZSTAT_bd_count] == nonzero_sectors(),
+	FUZZ_CHECK(stored + st.v[ZSTAT_bd_count] == e.nonzero,
 		   "%llu sectors stored + %llu on the backing file, but %llu "
 		   "sectors of the shadow are not zero",
 		   (unsigned long long)stored,
 		   (unsigned long long)st.v[ZSTAT_bd_count],
-		   (unsigned long long)nonzero_sectors());
+		   (unsigned long long)e.nonzero);
+	if (st.v[ZSTAT_bd_count] == 0)
+		FUZZ_CHECK(st.v[ZSTAT_same_pages] == e.same &&
+				   st.v[ZSTAT_huge_pages] == e.huge &&
+				   st.v[ZSTAT_compr_data_size] == e.compr,
+			   "same_pages %llu huge_pages %llu compr_data_size "
+			   "%llu; the shadow encodes to %llu, %llu, %llu",
+			   (unsigned long long)st.v[ZSTAT_same_pages],
+			   (unsigned long long)st.v[ZSTAT_huge_pages],
+			   (unsigned long long)st.v[ZSTAT_compr_data_size],
+			   (unsigned long long)e.same,
+			   (unsigned long long)e.huge,
+			   (unsigned long long)e.compr);
+	/*
+	 * A write is refused if its object takes the pool over mem_limit;
+	 * the object is freed, but the pool may keep metadata it grew for it
+	 * (zsmalloc keeps a handle slab page), hence a little slack.
+	 */
+	if (d.cfg.mem_limit)
+		FUZZ_CHECK(total <= d.cfg.mem_limit + MEM_LIMIT_SLACK,
+			   "the pool holds %llu bytes, mem_limit is %llu",
+			   (unsigned long long)total,
+			   (unsigned long long)d.cfg.mem_limit);
 	FUZZ_CHECK(st.v[ZSTAT_same_pages] + st.v[ZSTAT_huge_pages] <= stored,
 		   "same %llu + huge %llu > stored %llu",
 		   (unsigned long long)st.v[ZSTAT_same_pages],
@@ -627,7 +780,7 @@ static void setup(void)
 	d.cfg.huge_threshold = huge_thresholds[c0 >> 5];
 	d.cfg.acceleration = accels[c1 & 3];
 	d.cfg.size = d.size = sizes[(c1 >> 2) & 7];
-	d.fail_stores = c1 >> 7;
+	d.store_hooks = c1 >> 7;
 	d.wlen = d.size < WINDOW ? d.size : WINDOW;
 	d.base = d.size - d.wlen;
 	d.shadow = calloc(1, d.wlen + 1);
