@@ -191,13 +191,13 @@ def sec_random(cfg, peer, workdir):
 
 
 def sample_stats(dev, samples):
-    """Return a sampler for random_io: while fio runs, record each new
-    version of the stats file as (phase, mtime, stats)."""
+    """Return a sampler for random_io: while fio runs, record each version
+    of the stats file written after the phase began as (phase, stats)."""
     def sampler(phase, p):
-        seen = None
+        start, seen = time.time(), None
         while p.poll() is None:
             st = dev.live_stats()
-            if st and st["_mtime"] != seen:
+            if st and st["_mtime"] != seen and st["_mtime"] >= start:
                 seen = st["_mtime"]
                 samples.append((phase, st))
             time.sleep(0.2)
