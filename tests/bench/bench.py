@@ -116,7 +116,8 @@ def sec_idle(cfg, peer, workdir):
     with peer.device(cfg.idle_size, workdir) as dev:
         time.sleep(1)
         st = dev.rss()
-    return {"vmrss": st["VmRSS"], "rss_anon": st["RssAnon"]}
+    return {"vmrss": st["VmRSS"], "rss_anon": st["RssAnon"],
+            "pss": st.get("Pss")}
 
 
 def sec_copy(cfg, peer, workdir, data):

@@ -52,13 +52,19 @@ def run(cmd, **kw):
 
 
 def proc_status(pid):
-    """VmRSS and RssAnon of a process, in bytes."""
+    """VmRSS, RssAnon, RssFile and Pss of a process, in bytes. Pss counts
+    each shared library page divided by the processes that map it."""
     out = {}
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            key, _, val = line.partition(":")
-            if key in ("VmRSS", "RssAnon", "RssFile"):
-                out[key] = int(val.split()[0]) * 1024
+    for name, keys in (("status", ("VmRSS", "RssAnon", "RssFile")),
+                       ("smaps_rollup", ("Pss",))):
+        try:
+            with open("/proc/%d/%s" % (pid, name)) as f:
+                for line in f:
+                    key, _, val = line.partition(":")
+                    if key in keys:
+                        out[key] = int(val.split()[0]) * 1024
+        except FileNotFoundError:   # smaps_rollup: Linux 4.14 and later
+            pass
     return out
 
 
