@@ -138,6 +138,8 @@ static void do_malloc(size_t size, uint8_t kind, uint64_t seed)
 	if (m.nobjs == MAX_OBJS)
 		return;
 	r = zpool_malloc(m.pool, size, m.next_owner, &handle);
+	FUZZ_TRACE("malloc %zu -> %d, handle %#lx, owner %llu", size, r, handle,
+		   (unsigned long long)m.next_owner);
 	FUZZ_CHECK(r == 0, "malloc(%zu) returned %d", size, r);
 	FUZZ_CHECK(handle != 0, "malloc(%zu) gave handle 0", size);
 	for (int i = 0; i < m.nobjs; i++)
@@ -205,6 +207,10 @@ static int evict_cb(void *ctx, struct zpool *pool, unsigned long handle,
 	check_obj(&m.objs[i], "evict");
 
 	b = fin_u8(&m.in);
+	FUZZ_TRACE("  evict owner %llu (%zu bytes): %s", (unsigned long long)owner,
+		   m.objs[i].size,
+		   (const char *[]){ "evict", "refuse", "race", "free other",
+				     "malloc" }[b % CB_NR]);
 	switch ((enum cb_action)(b % CB_NR)) {
 	case CB_EVICT:
 		zpool_free(pool, handle);
@@ -258,9 +264,12 @@ static void do_shrink(size_t size)
 	m.in_shrink = true;
 	m.cb_malloced = false;
 	m.refusals = 0;
+	FUZZ_TRACE("shrink %zu (total %llu)", size, (unsigned long long)before);
 	r = zpool_shrink(m.pool, size, &released);
 	m.in_shrink = false;
 	after = zpool_get_total_size(m.pool);
+	FUZZ_TRACE("  -> %d, released %zu, total %llu", r, released,
+		   (unsigned long long)after);
 
 	if (!m.shrinkable) {
 		FUZZ_CHECK(r == -EINVAL,
@@ -335,6 +344,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				break;
 			i %= m.nobjs;
 			check_obj(&m.objs[i], "before free");
+			FUZZ_TRACE("free owner %llu",
+				   (unsigned long long)m.objs[i].owner);
 			zpool_free(m.pool, m.objs[i].handle);
 			forget(i);
 			break;
@@ -391,6 +402,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 9:
 			pages = zpool_compact(m.pool);
+			FUZZ_TRACE("compact -> %ld", pages);
 			if (strcmp(ZPOOL_BACKEND, ZPOOL_TYPE_ZBUD) == 0)
 				FUZZ_CHECK(pages == -EOPNOTSUPP,
 					   "zbud compact returned %ld", pages);
