@@ -477,12 +477,13 @@ static int zs_reclaim_zspage(struct zs_pool *pool, struct zs_class *c,
  * @size:     bytes to give back
  * @released: if not NULL, set to the bytes given back
  *
- * Takes zspages least recently allocated into first, across all classes,
- * each at most once per call.
+ * The cached free huge pages go first: giving them back costs no eviction.
+ * Then zspages least recently allocated into, across all classes, each at
+ * most once per call.
  *
- * Return: 0 once @size bytes are given back; -ENOENT if every zspage that
- * was there when the call began has been tried first; or the first
- * negative value of the evict callback.
+ * Return: 0 if @size bytes were given back; else -ENOENT if every zspage
+ * that was there when the call began has been tried, or the first negative
+ * value of the evict callback.
  */
 int zs_shrink(struct zpool *zp, size_t size, size_t *released)
 {
@@ -491,7 +492,10 @@ int zs_shrink(struct zpool *zp, size_t size, size_t *released)
 	uint32_t start;
 	int ret = 0;
 
+	if (size == 0)
+		goto out;
 	pthread_mutex_lock(&pool->reclaim_lock);
+	pages += zs_huge_flush(pool);
 	start = __atomic_load_n(&pool->clock, __ATOMIC_RELAXED);
 	while (pages * ZS_PAGE_SIZE < size) {
 		struct zs_class *c = zs_oldest_class(pool, start);
@@ -504,10 +508,11 @@ int zs_shrink(struct zpool *zp, size_t size, size_t *released)
 		if (ret < 0)
 			break;
 	}
-	/* Memory is wanted: the cached huge pages go too. */
+	/* Huge objects the callbacks freed elsewhere went to the cache. */
 	pages += zs_huge_flush(pool);
 	pthread_mutex_unlock(&pool->reclaim_lock);
+out:
 	if (released)
 		*released = pages * ZS_PAGE_SIZE;
-	return ret;
+	return pages * ZS_PAGE_SIZE >= size ? 0 : ret;
 }

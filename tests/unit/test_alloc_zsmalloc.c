@@ -603,6 +603,50 @@ START_TEST(test_shrink_lru)
 END_TEST
 
 /*
+ * Cached free huge pages are the first memory shrink gives back: they cover
+ * a request without an eviction, and count when evictions finish the job
+ * (shrink returns 0, not -ENOENT, once enough is given back).
+ */
+START_TEST(test_shrink_cached)
+{
+	struct evict_log *l = calloc(1, sizeof(*l));
+	struct objset os = {0};
+	struct zpool *pool;
+	size_t rel;
+
+	ck_assert_ptr_nonnull(l);
+	pool = tz_create(&(struct zpool_ops){log_evict, l});
+	l->pool = pool;
+	l->os = &os;
+	os.h = calloc(4, sizeof(*os.h));
+	os.len = calloc(4, sizeof(*os.len));
+	os.seed = calloc(4, sizeof(*os.seed));
+	os.n = 4;
+	for (size_t i = 0; i < 4; i++)
+		put_obj(pool, &os, i, ZPOOL_MAX_SIZE);
+	/* Not the page taken last: into the cache. */
+	zpool_free(pool, os.h[0]);
+	os.h[0] = 0;
+	ck_assert_int_eq(zpool_shrink(pool, ZS_PAGE_SIZE, &rel), 0);
+	ck_assert_uint_eq(rel, ZS_PAGE_SIZE);
+	ck_assert_int_eq(l->n, 0);
+
+	zpool_free(pool, os.h[1]);
+	os.h[1] = 0;
+	ck_assert_int_eq(zpool_shrink(pool, 3 * ZS_PAGE_SIZE, &rel), 0);
+	ck_assert_uint_eq(rel, 3 * ZS_PAGE_SIZE);
+	ck_assert_int_eq(l->n, 2);
+	ck_assert_int_eq(zpool_shrink(pool, ZS_PAGE_SIZE, &rel), -ENOENT);
+	ck_assert_uint_eq(rel, 0);
+	zpool_destroy_pool(pool);
+	free(os.h);
+	free(os.len);
+	free(os.seed);
+	free(l);
+}
+END_TEST
+
+/*
  * The eviction race, harder than the generic suite's: while the callback
  * reads an object, another thread frees it and the rest of the victim
  * zspage's objects, and allocates new ones of the same class. The callback
@@ -857,6 +901,7 @@ static Suite *zsmalloc_suite(void)
 	suite_add_tcase(s, compact);
 
 	tcase_add_test(shrink, test_shrink_lru);
+	tcase_add_test(shrink, test_shrink_cached);
 	tcase_add_test(shrink, test_eviction_race);
 	tcase_set_timeout(shrink, 60);
 	suite_add_tcase(s, shrink);
