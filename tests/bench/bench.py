@@ -266,7 +266,12 @@ def sec_shrinker(cfg, peer, workdir):
                if "No space left" in str(failure) else
                "; the run failed: %s" % str(failure)[:160]))
     if failure:
-        raise failure
+        why = ("writes past mem_limit fail with ENOSPC"
+               if "No space left" in str(failure) else str(failure))
+        raise PeerFailed("%s, although the shrinker evicted (at exit: "
+                         "bd_writes %d, bd_failed %s, mem_used_max %s)" % (
+                             why, final["bd_writes"], final.get("bd_failed"),
+                             final.get("mem_used_max")))
     # Queue depth 1: a read costs lat_mem from memory and lat_evicted from
     # the backing file, so lat = (1 - f) lat_mem + f lat_evicted, with f
     # the share of reads the backing file served.
