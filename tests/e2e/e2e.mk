@@ -22,10 +22,13 @@ E2E_PRELOAD = $(strip \
 	$(if $(findstring address,$(SANITIZE)),$(shell $(CC) -print-file-name=libasan.so)) \
 	$(if $(findstring thread,$(SANITIZE)),$(shell $(CC) -print-file-name=libtsan.so)))
 # Sanitizer reports end nbdkit with an error, which stop_zramd catches.
+# Leaks are not checked here: nbdkit itself (uninstrumented, so its stacks
+# cannot be told from the plugin's) leaks a few bytes at exit; the unit
+# tests check the plugin's objects for leaks under check-asan.
 E2E_ENV = PLUGIN_SO=$(abspath $(PLUGIN_SO)) \
 	E2E_CACHE=$(abspath $(BUILD))/e2e-cache \
 	E2E_PRELOAD="$(E2E_PRELOAD)" \
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=66 \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:exitcode=66 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	TSAN_OPTIONS=halt_on_error=1:exitcode=66:report_signal_unsafe=0
 

@@ -61,6 +61,10 @@ skip_all() {
 }
 
 finish() {
+	if [ $((npass + nfail + nskip)) -eq 0 ]; then
+		echo "$NAME: no check ran"
+		nfail=1
+	fi
 	echo "$npass passed, $nfail failed, $nskip skipped"
 	[ "$nfail" -eq 0 ]
 	exit
@@ -78,6 +82,14 @@ run_cleanup() {
 }
 trap run_cleanup EXIT
 trap 'exit 130' INT TERM
+
+# nbdkit loads the plugin, so a sanitized plugin needs the sanitizer
+# runtime preloaded into every nbdkit run (and only there). Not for
+# background runs: $! would be the subshell's pid.
+# A run that hangs is killed after 2 minutes.
+nbdkit() {
+	timeout 120 env ${E2E_PRELOAD:+LD_PRELOAD=$E2E_PRELOAD} nbdkit "$@"
+}
 
 # wait_for TENTHS CMD...: retry CMD every 0.1 s, at most TENTHS times.
 wait_for() {
@@ -114,6 +126,7 @@ start_zramd() {
 	ZRAMD_LOG=$TMP/zramd$nstarted.log
 	local pidfile=$TMP/zramd$nstarted.pid defaults=(stats="$STATS")
 	[[ " $* " == *" stats_interval="* ]] || defaults+=(stats_interval=1)
+	# (env, not the nbdkit function: $! must be nbdkit's own pid)
 	env ${E2E_PRELOAD:+LD_PRELOAD=$E2E_PRELOAD} \
 		nbdkit -f -U "$SOCK" -P "$pidfile" "$PLUGIN_SO" \
 		"${defaults[@]}" "$@" 2>"$ZRAMD_LOG" &
@@ -130,17 +143,48 @@ start_zramd() {
 # stop_zramd: stop nbdkit (SIGTERM: clean shutdown, final stats written)
 # and check that it exited cleanly with no sanitizer report. Returns 1 and
 # prints the log otherwise.
+#
+# Under a preloaded sanitizer runtime, nbdkit sometimes hangs in exit()
+# after the plugin is unloaded: glibc's setlocale lock is found corrupted
+# when libp11-kit's destructor runs (it happens with nbdkit's own plugins
+# too). There, a process still alive 20 s after SIGTERM is killed and
+# stop_zramd returns 2 (cannot tell), unless its log shows a report.
 stop_zramd() {
-	local rc=0
+	local rc=0 limit=600 hung=
+	[ -n "$E2E_PRELOAD" ] && limit=200
 	kill -TERM "$ZRAMD_PID" 2>/dev/null
-	wait "$ZRAMD_PID" || rc=$?
-	if [ "$rc" -ne 0 ] ||
-		grep -qE 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:' \
-			"$ZRAMD_LOG"; then
+	if ! wait_for $limit eval "! kill -0 $ZRAMD_PID 2>/dev/null"; then
+		echo "nbdkit did not exit within $((limit / 10)) s of SIGTERM"
+		kill -KILL "$ZRAMD_PID" 2>/dev/null
+		hung=1
+	fi
+	wait "$ZRAMD_PID" 2>/dev/null || rc=$?
+	if grep -qE 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:' \
+		"$ZRAMD_LOG"; then
+		cat "$ZRAMD_LOG"
+		return 1
+	fi
+	if [ -n "$hung" ] && [ -n "$E2E_PRELOAD" ]; then
+		echo "(the known hang in exit under a preloaded sanitizer)"
+		return 2
+	fi
+	if [ "$rc" -ne 0 ]; then
 		echo "nbdkit exited with status $rc; its log:"
 		cat "$ZRAMD_LOG"
 		return 1
 	fi
+}
+
+# check_stop LABEL: stop_zramd as a check ("LABEL: clean shutdown").
+check_stop() {
+	local rc=0
+	stop_zramd || rc=$?
+	case $rc in
+	0) ok "$1: clean shutdown" ;;
+	2) skip "$1: clean shutdown (cannot tell: nbdkit hung in exit()" \
+		"under the sanitizer runtime)" ;;
+	*) not_ok "$1: clean shutdown" ;;
+	esac
 }
 
 # stat_value KEY [FILE]: a counter from the stats file.

@@ -23,7 +23,7 @@ for alloc in $(allocators); do
 		cmp -i "$size" "$TMP/out.img" /dev/zero -n $(((256 << 20) - size))
 	rm -f "$TMP/out.img"
 	rss=$(awk '/VmRSS/ {print $2}' /proc/"$ZRAMD_PID"/status)
-	check "$alloc: clean shutdown" stop_zramd
+	check_stop "$alloc"
 	# The stats file now holds the final counters.
 	orig=$(stat_value orig_data_size) compr=$(stat_value compr_data_size)
 	total=$(stat_value mem_used_total)

@@ -62,6 +62,6 @@ for alloc in $(allocators); do
 	wait_for 50 test ! -e "$fuse/disk"
 	echo "$alloc: orig_data_size=$(stat_value orig_data_size)" \
 		"mem_used_total=$(stat_value mem_used_total)"
-	check "$alloc: clean shutdown" stop_zramd
+	check_stop "$alloc"
 done
 finish

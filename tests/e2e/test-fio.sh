@@ -45,6 +45,6 @@ for alloc in $(allocators); do
 		--refill_buffers
 	check "$alloc: no failed writes counted" \
 		test "$(stat_value failed_writes)" = 0
-	check "$alloc: clean shutdown" stop_zramd
+	check_stop "$alloc"
 done
 finish

@@ -46,6 +46,6 @@ print(("ok - " if back == want else "FAIL - ")
       + "4 clients writing quarters of one sector: no update lost")
 '
 	check "$a: no failed writes" test "$(stat_value failed_writes)" = 0
-	check "$a: clean shutdown" stop_zramd
+	check_stop "$a"
 done
 finish

@@ -39,5 +39,5 @@ else
 	not_ok "mount /dev/nbd0"
 fi
 check "nbd-client detaches" nbd-client -d /dev/nbd0
-check "clean shutdown" stop_zramd
+check_stop "zramd"
 finish

@@ -15,7 +15,7 @@ for alloc in $(allocators); do
 	}
 	nbdsh_checks "$alloc" --base-allocation \
 		-c "exec(open('$E2E_DIR/bytes_checks.py').read())"
-	check "$alloc: clean shutdown" stop_zramd
+	check_stop "$alloc"
 done
 
 # 2^63-1 bytes: the largest size; the last sector holds 4095 bytes.
@@ -38,7 +38,7 @@ print(("ok - " if h.pread(4096, size // 2) == bytes(4096) else "FAIL - ")
 '
 	rss=$(awk '/VmRSS/ {print $2}' /proc/"$ZRAMD_PID"/status)
 	echo "RSS of nbdkit serving an 8E device with two sectors: ${rss} KiB"
-	check "8E device: clean shutdown" stop_zramd
+	check_stop "8E device"
 else
 	not_ok "8E device: start"
 fi

@@ -47,6 +47,6 @@ for alloc in $(allocators); do
 		"read -P 0xab 299000 1000" "read -P 0xab 305000 1000"
 	qemu_io "$alloc: the data survives a reconnect" \
 		"read -P 0x5a 63M 1M" "read -P 0x31 2M 128k" "read -P 0 0 64k"
-	check "$alloc: clean shutdown" stop_zramd
+	check_stop "$alloc"
 done
 finish

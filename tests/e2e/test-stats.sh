@@ -56,7 +56,7 @@ for alloc in $(allocators); do
 	check "$alloc: same_pages back to 0" wait_stat same_pages -eq 0
 	check "$alloc: huge_pages back to 0" wait_stat huge_pages -eq 0
 	check "$alloc: failed_writes 0" test "$(stat_value failed_writes)" -eq 0
-	check "$alloc: clean shutdown" stop_zramd
+	check_stop "$alloc"
 done
 
 alloc=$(allocators | cut -d' ' -f1)
@@ -95,7 +95,7 @@ except nbd.Error as ex:
 	check "mem_limit: failed_writes counted" wait_stat failed_writes -ge 1
 	check "mem_limit: mem_used_max within the limit" \
 		test "$(stat_value mem_used_max)" -le $((1 << 20))
-	check "mem_limit: clean shutdown" stop_zramd
+	check_stop "mem_limit"
 else
 	not_ok "mem_limit: start"
 fi
@@ -106,7 +106,7 @@ if start_zramd size=16M allocator="$alloc" stats_interval=0; then
 	sleep 1.5
 	check "stats_interval=0: not rewritten while serving" \
 		test "$(stat_value same_pages)" -eq 0
-	check "stats_interval=0: clean shutdown" stop_zramd
+	check_stop "stats_interval=0"
 	check "stats_interval=0: final counters written at exit" \
 		test "$(stat_value same_pages)" -eq 2
 else
