@@ -1,0 +1,421 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# run.sh - zramd under the real kernel NBD client, in a qemu guest
+#
+#   tests/vm/run.sh [SCENARIO...]      (make check-vm runs it)
+#
+# Scenarios: ext4 swap shrink reconnect (default: all, in that order).
+# Each starts its own nbdkit with the zramd plugin on a private unix
+# socket, boots the guest built by mkguest.sh once with the scenario on
+# the kernel command line, reads the guest's marker lines from the serial
+# console, then checks the daemon's side (stats file, RSS, bytes). See
+# tests/vm/README.md.
+#
+# Environment:
+#   ZRAMD_PLUGIN  the plugin .so (required; "memory" runs the harness
+#                 against nbdkit-memory-plugin, for developing it only)
+#   VMPROG        the static vmprog binary      VM_OUT  the guest cache dir
+#   TEST_SEED     the data seed (printed; the same seed replays a run)
+#   VM_TIMEOUT    seconds before a guest is killed (default per scenario)
+#   VM_KEEP=1     keep each scenario's work dir (console log, stats)
+#   VM_NBDKIT_OPTS, VM_NBDKIT_ARGS  more nbdkit options (before the
+#                 plugin) and parameters (after it), e.g. to see a failure
+#                 reported: VM_NBDKIT_OPTS=--filter=error
+#                 VM_NBDKIT_ARGS="error-pread-rate=1% error-pread=EIO"
+#   VM_SWAP_MIB, VM_SWAP_MEM  the swap working set and the guest's RAM
+#                 (MiB; default 160 and 160)
+#
+# Prints PASS/FAIL/SKIP per scenario and one line "N passed, N failed,
+# N skipped"; exits 1 if any failed.
+
+set -uo pipefail
+export LC_ALL=C
+# nbdsh and friends are Debian's; pyenv's python3 must not come first.
+export PATH="/usr/bin:/usr/sbin:/bin:/sbin:$PATH"
+
+here=$(cd "$(dirname "$0")" && pwd)
+PLUGIN=${ZRAMD_PLUGIN:-}
+VMPROG=${VMPROG:-}
+VM_OUT=${VM_OUT:-}
+SEED=${TEST_SEED:-$(($(date +%s) % 1000000))}
+SCENARIOS=${*:-ext4 swap shrink reconnect}
+DEB_NEEDED="qemu-system-x86 busybox-static cpio nbd-client e2fsprogs util-linux socat nbdkit libnbd-bin binutils"
+
+npass=0 nfail=0 nskip=0
+result() { # result PASS|FAIL|SKIP NAME [WHY...]
+	local r=$1 name=$2
+	shift 2
+	echo "$r: vm-$name${*:+: $*}"
+	case $r in
+	PASS) npass=$((npass + 1)) ;;
+	FAIL) nfail=$((nfail + 1)) ;;
+	SKIP) nskip=$((nskip + 1)) ;;
+	esac
+}
+summary() {
+	echo "$npass passed, $nfail failed, $nskip skipped"
+	[ $nfail -eq 0 ]
+	exit
+}
+skip_all() {
+	local s
+	for s in $SCENARIOS; do result SKIP "$s" "$@"; done
+	summary
+}
+
+[ -n "$PLUGIN" ] && [ -n "$VMPROG" ] && [ -n "$VM_OUT" ] || {
+	echo "run.sh: set ZRAMD_PLUGIN, VMPROG and VM_OUT (make check-vm does)" >&2
+	exit 2
+}
+[ "$PLUGIN" = memory ] || [ -f "$PLUGIN" ] || {
+	echo "run.sh: $PLUGIN: no such plugin" >&2
+	exit 2
+}
+echo "vm: TEST_SEED=$SEED plugin=$PLUGIN"
+
+# --- what the host needs -----------------------------------------------
+
+have_all() {
+	command -v qemu-system-x86_64 && command -v socat && command -v nbdkit &&
+		command -v busybox && command -v cpio && command -v nbd-client
+} >/dev/null
+if ! have_all || ! command -v mke2fs >/dev/null || ! command -v strings >/dev/null; then
+	missing=$(for p in $DEB_NEEDED; do
+		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
+			grep -q '^install ok installed$' || echo "$p"
+	done)
+	if [ -n "$missing" ] && [ "$(id -u)" = 0 ]; then
+		echo "vm: installing" $missing
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get install -y -q --no-install-recommends $missing >/dev/null 2>&1 ||
+			{ apt-get update -q >/dev/null 2>&1 &&
+				apt-get install -y -q --no-install-recommends $missing >/dev/null 2>&1; }
+	fi
+	have_all || skip_all "missing host tools (need packages: $DEB_NEEDED)"
+fi
+
+mkdir -p "$VM_OUT"
+guest=$("$here/mkguest.sh" "$VM_OUT" "$VMPROG" "$here/init" 2>"$VM_OUT/mkguest.log")
+rc=$?
+cat "$VM_OUT/mkguest.log" >&2
+case $rc in
+0) eval "$guest" ;;
+77) skip_all "$(grep '^mkguest:' "$VM_OUT/mkguest.log" | tail -1)" ;;
+*) echo "run.sh: mkguest.sh failed ($rc)" >&2
+	for s in $SCENARIOS; do result FAIL "$s" "guest build failed"; done
+	summary ;;
+esac
+echo "vm: guest kernel $KVER, initramfs $(basename "$INITRD")"
+
+# --- one scenario's nbdkit and guest ------------------------------------
+
+work= nbd_pid= qemu_pid=
+cleanup() {
+	if [ -n "$qemu_pid" ]; then
+		kill "$qemu_pid" 2>/dev/null
+		wait "$qemu_pid" 2>/dev/null
+	fi
+	qemu_pid=
+	if [ -n "$nbd_pid" ]; then
+		kill "$nbd_pid" 2>/dev/null
+		wait "$nbd_pid" 2>/dev/null
+	fi
+	nbd_pid=
+	if [ -n "$work" ]; then
+		if [ "${VM_KEEP:-0}" = 1 ]; then
+			echo "vm: kept $work"
+		else
+			rm -rf "$work"
+		fi
+	fi
+	work=
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_nbdkit ARGS...: zramd (or the memory plugin) on $work/nbd.sock.
+# Returns 1, with the log in $work/nbdkit.log, if it does not come up.
+start_nbdkit() {
+	local plugin=$PLUGIN i
+	# shellcheck disable=SC2086 # VM_NBDKIT_* are lists of words
+	nbdkit --exit-with-parent -f -U "$work/nbd.sock" -P "$work/nbdkit.pid" \
+		${VM_NBDKIT_OPTS:-} "$plugin" "$@" ${VM_NBDKIT_ARGS:-} \
+		>"$work/nbdkit.log" 2>&1 &
+	nbd_pid=$!
+	for ((i = 0; i < 200; i++)); do
+		[ -S "$work/nbd.sock" ] && [ -s "$work/nbdkit.pid" ] && return 0
+		kill -0 "$nbd_pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	wait "$nbd_pid" 2>/dev/null
+	nbd_pid=
+	return 1
+}
+
+# stop_nbdkit: SIGTERM and wait, so the stats file gets its final write.
+stop_nbdkit() {
+	[ -n "$nbd_pid" ] || return 0
+	kill -TERM "$nbd_pid" 2>/dev/null
+	local i
+	for ((i = 0; i < 200; i++)); do
+		kill -0 "$nbd_pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -KILL "$nbd_pid" 2>/dev/null
+	wait "$nbd_pid" 2>/dev/null
+	nbd_pid=
+}
+
+# The plugin's parameters for a device of SIZE with a stats file.
+# (The memory plugin takes only size=.)
+dev_args() {
+	if [ "$PLUGIN" = memory ]; then
+		echo "size=$1"
+	else
+		echo "size=$1 stats=$work/stats"
+	fi
+}
+
+# zstat KEY: a counter from the stats file ("" if absent).
+zstat() {
+	[ -f "$work/stats" ] || return 0
+	awk -v k="$1" '$1 == k { print $2; exit }' "$work/stats"
+}
+
+# boot SCENARIO MEM_MIB TIMEOUT [KERNEL_ARGS...]: run the guest; its
+# console goes to $work/console.log, its markers to $work/markers.
+# Returns 0 if the guest printed PASS, 1 otherwise ($why says why).
+boot() {
+	local scenario=$1 mem=$2 tmo=${VM_TIMEOUT:-$3} t0 rc
+	shift 3
+	local -a link
+	t0=$SECONDS
+	# The guest's 10.0.2.100:10809 exists only inside qemu's user-mode
+	# network (restrict=on: the guest reaches nothing else), and leads
+	# to nbdkit's unix socket.
+	if [ "$scenario" = reconnect ]; then
+		# For every connection the guest opens, qemu runs a socat to
+		# nbdkit, so the guest can detach and attach again. (Slower
+		# per request than a chardev, so only this scenario uses it.)
+		link=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:10809-cmd:socat -b 262144 - UNIX-CONNECT:$work/nbd.sock")
+	else
+		# One connection, made by qemu at start-up.
+		link=(-chardev "socket,id=nbd,path=$work/nbd.sock"
+			-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:10809-chardev:nbd")
+	fi
+	timeout -k 5 "$tmo" qemu-system-x86_64 \
+		-machine accel=tcg -cpu max -m "$mem" -smp 1 \
+		-nographic -no-reboot \
+		-kernel "$KERNEL" -initrd "$INITRD" \
+		-append "console=ttyS0 panic=-1 quiet zswap.enabled=0 zvm.scenario=$scenario zvm.seed=$SEED $*" \
+		"${link[@]}" \
+		-device virtio-net-pci,netdev=n0,romfile= \
+		</dev/null >"$work/console.log" 2>&1 &
+	qemu_pid=$!
+	# While it runs: once the daemon has failed a request, the guest
+	# cannot pass (and a guest whose swap writes fail may retry for
+	# ever), so stop it at once.
+	local aborted=
+	while kill -0 "$qemu_pid" 2>/dev/null; do
+		sleep 1
+		local fr fw
+		fr=$(zstat failed_reads) fw=$(zstat failed_writes)
+		if [ "${fr:-0}" != 0 ] || [ "${fw:-0}" != 0 ]; then
+			aborted="the daemon failed requests (failed_reads ${fr:-0}, failed_writes ${fw:-0})"
+			kill "$qemu_pid" 2>/dev/null
+			break
+		fi
+	done
+	wait "$qemu_pid"
+	rc=$?
+	qemu_pid=
+	boot_secs=$((SECONDS - t0))
+	tr -d '\r' <"$work/console.log" | grep -ao 'ZVM-[A-Z]*: .*' >"$work/markers"
+	if [ -z "$aborted" ] && grep -q "^ZVM-RESULT: PASS $scenario\$" "$work/markers"; then
+		why=
+		return 0
+	fi
+	why=$aborted
+	[ -n "$why" ] || why=$(sed -n 's/^ZVM-RESULT: FAIL [^ ]* //p' "$work/markers" | head -1)
+	if [ -z "$why" ]; then
+		case $rc in
+		124 | 137) why="guest timed out after ${tmo}s" ;;
+		*) why="guest gave no result (qemu exit $rc)" ;;
+		esac
+	fi
+	echo "--- $scenario: last lines of the guest console:"
+	tr -d '\r' <"$work/console.log" | tail -25 | sed 's/^/  | /'
+	return 1
+}
+
+# ginfo KEY: a ZVM-INFO value the guest printed.
+ginfo() {
+	awk -v k="$1" '$1 == "ZVM-INFO:" && $2 == k { print $3; exit }' "$work/markers"
+}
+
+show_steps() {
+	awk '$1 == "ZVM-INFO:" && $2 == "step" { printf "  %s@%ss", $4, $3 }' "$work/markers"
+}
+
+new_work() {
+	cleanup
+	work=$(mktemp -d /tmp/zramd-vm.XXXXXX)
+}
+
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
+
+# --- the scenarios --------------------------------------------------------
+
+scenario_ext4() {
+	new_work
+	start_nbdkit $(dev_args 256M) ||
+		{ result FAIL ext4 "nbdkit did not start: $(head -1 "$work/nbdkit.log")"; return; }
+	if ! boot ext4 256 300; then
+		result FAIL ext4 "$why"
+		return
+	fi
+	echo "vm-ext4: $(ginfo files) files (and $(ginfo others) directories and symlinks), $(ginfo bytes) copied, checked after remount;$(show_steps); ${boot_secs}s"
+	stop_nbdkit
+	[ "$PLUGIN" = memory ] ||
+		echo "vm-ext4: stats: orig_data_size $(mib $(zstat orig_data_size)), compr_data_size $(mib $(zstat compr_data_size)), same_pages $(zstat same_pages), notify_free $(zstat notify_free), failed_reads $(zstat failed_reads), failed_writes $(zstat failed_writes)"
+	result PASS ext4
+}
+
+# check_swap NAME: the daemon's side of a swap run. RSS is read while the
+# swapped data is still stored (swapon without --discard: the kernel
+# leaves it there), then nbdkit is stopped so the stats file is final.
+# Sets $why and returns 1 if a check fails.
+check_swap() {
+	local name=$1 rss pswpout swapped orig compr same used
+	rss=$(awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$nbd_pid/status" 2>/dev/null)
+	stop_nbdkit
+	pswpout=$(ginfo pswpout)
+	swapped=$((${pswpout:-0} * 4096))
+	[ -n "$pswpout" ] &&
+		echo "vm-$name: guest RAM $(($(ginfo memtotal_kib) / 1024)) MiB, working set $SWAP_MIB MiB; swapped out $(mib $swapped) (pswpout $pswpout), swapped in $(mib $(($(ginfo pswpin) * 4096))) (pswpin $(ginfo pswpin))"
+	if [ "$PLUGIN" = memory ]; then
+		echo "vm-$name: daemon RSS $(mib ${rss:-0}) (memory plugin: no stats)"
+		return 0
+	fi
+	orig=$(zstat orig_data_size) compr=$(zstat compr_data_size)
+	same=$(zstat same_pages) used=$(zstat mem_used_total)
+	echo "vm-$name: daemon VmRSS $(mib ${rss:-0}); stats: orig_data_size $(mib ${orig:-0}), compr_data_size $(mib ${compr:-0}), mem_used_total $(mib ${used:-0}), mem_used_max $(mib $(zstat mem_used_max)), mem_limit $(mib $(zstat mem_limit)), same_pages ${same:-absent}, huge_pages $(zstat huge_pages), failed_writes $(zstat failed_writes), bd_writes $(zstat bd_writes), bd_reads $(zstat bd_reads), bd_count $(zstat bd_count)"
+	if [ "${orig:-0}" -gt 0 ] && [ "$swapped" -gt 0 ] && [ -n "$rss" ]; then
+		awk -v o="$orig" -v c="${compr:-0}" -v u="${used:-0}" -v r="$rss" -v s="$swapped" 'BEGIN {
+			printf "vm-'"$name"': ratios: orig/compr %.2f, orig/mem_used_total %.2f, VmRSS/swapped-out %.2f, VmRSS/orig %.2f\n",
+				o / (c ? c : 1), o / (u ? u : 1), r / s, r / o }'
+	fi
+	if [ "$swapped" -lt $((64 << 20)) ]; then
+		why="only $(mib $swapped) went to swap; the working set must be well past the guest's RAM"
+	elif [ -z "$same" ] || [ "$same" -eq 0 ]; then
+		why="same_pages is ${same:-absent}, expected > 0"
+	elif [ -z "$orig" ] || [ -z "$compr" ] || [ "$compr" -ge "$orig" ]; then
+		why="no compression: compr_data_size ${compr:-absent}, orig_data_size ${orig:-absent}"
+	elif [ -z "$rss" ] || [ $((rss * 3)) -gt $((swapped * 2)) ]; then
+		why="daemon VmRSS $(mib ${rss:-0}) is not well below (2/3 of) the $(mib $swapped) swapped out"
+	else
+		return 0
+	fi
+	return 1
+}
+
+SWAP_MIB=${VM_SWAP_MIB:-160}
+SWAP_MEM=${VM_SWAP_MEM:-160}
+
+scenario_swap() {
+	new_work
+	start_nbdkit $(dev_args 256M) ||
+		{ result FAIL swap "nbdkit did not start: $(head -1 "$work/nbdkit.log")"; return; }
+	if ! boot swap "$SWAP_MEM" 600 zvm.swap_mib=$SWAP_MIB; then
+		result FAIL swap "$why"
+		return
+	fi
+	grep '^vmprog:' <(tr -d '\r' <"$work/console.log") | sed 's/^/vm-swap: /'
+	if check_swap swap; then
+		echo "vm-swap:$(show_steps); ${boot_secs}s"
+		result PASS swap
+	else
+		result FAIL swap "$why"
+	fi
+}
+
+# The swap run again, with a pool limit far below the data and a backing
+# file: only a working shrinker lets it pass. Until the plugin has one,
+# this reports SKIP with the reason, never PASS.
+scenario_shrink() {
+	local bdw
+	if [ "$PLUGIN" = memory ]; then
+		result SKIP shrink "the memory plugin has no shrinker"
+		return
+	fi
+	new_work
+	if ! start_nbdkit $(dev_args 256M) mem_limit=16M "backing=$work/backing"; then
+		if grep -qE 'backing|mem_limit' "$work/nbdkit.log"; then
+			result SKIP shrink "the plugin refuses mem_limit/backing: $(grep -m1 -E 'backing|mem_limit' "$work/nbdkit.log")"
+		else
+			result FAIL shrink "nbdkit did not start: $(head -1 "$work/nbdkit.log")"
+		fi
+		return
+	fi
+	boot swap "$SWAP_MEM" 600 zvm.swap_mib=$SWAP_MIB
+	local guest_ok=$?
+	local guest_why=$why
+	check_swap shrink
+	local host_ok=$?
+	local bdr max limit
+	bdw=$(zstat bd_writes) bdr=$(zstat bd_reads)
+	max=$(zstat mem_used_max) limit=$(zstat mem_limit)
+	if [ -z "$bdw" ] || [ "$bdw" = 0 ]; then
+		result SKIP shrink "the shrinker did not evict (bd_writes ${bdw:-absent})${guest_why:+; guest: $guest_why}"
+	elif [ $guest_ok != 0 ]; then
+		result FAIL shrink "$guest_why (bd_writes $bdw)"
+	elif [ $host_ok != 0 ]; then
+		result FAIL shrink "$why"
+	elif [ "${bdr:-0}" = 0 ]; then
+		# The guest read every page back, and some had been evicted.
+		result FAIL shrink "bd_reads ${bdr:-absent}: nothing was read back from the backing file"
+	elif [ -z "$max" ] || [ -z "$limit" ] || [ "$max" -gt "$limit" ]; then
+		result FAIL shrink "the pool outgrew mem_limit: mem_used_max ${max:-absent} > mem_limit ${limit:-absent}"
+	else
+		echo "vm-shrink:$(show_steps); ${boot_secs}s"
+		result PASS shrink
+	fi
+}
+
+# Write, detach, attach again, over one nbdkit; then the host reads the
+# device itself and compares every byte with what vmprog makes.
+scenario_reconnect() {
+	new_work
+	start_nbdkit $(dev_args 64M) ||
+		{ result FAIL reconnect "nbdkit did not start: $(head -1 "$work/nbdkit.log")"; return; }
+	if ! boot reconnect 160 300; then
+		result FAIL reconnect "$why"
+		return
+	fi
+	local a=$SEED b=$((SEED + 1000))
+	{
+		"$VMPROG" gen $a 0 4096
+		"$VMPROG" gen $b 4096 4096
+		head -c $((32 << 20)) /dev/zero
+	} >"$work/expect"
+	if ! nbdcopy "nbd+unix:///?socket=$work/nbd.sock" "$work/got" 2>"$work/nbdcopy.err"; then
+		result FAIL reconnect "nbdcopy from the daemon failed: $(head -1 "$work/nbdcopy.err")"
+		return
+	fi
+	if ! cmp "$work/expect" "$work/got"; then
+		result FAIL reconnect "the host reads other bytes than the guest wrote"
+		return
+	fi
+	echo "vm-reconnect: 3 connections, 32 MiB written and checked in the guest and from the host;$(show_steps); ${boot_secs}s"
+	result PASS reconnect
+}
+
+for s in $SCENARIOS; do
+	case $s in
+	ext4 | swap | shrink | reconnect) "scenario_$s" ;;
+	*) result FAIL "$s" "no such scenario" ;;
+	esac
+done
+cleanup
+summary
