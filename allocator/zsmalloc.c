@@ -140,6 +140,13 @@
  *   lock; location, MOVING and DEAD under the object's class lock.
  *   total_size reads two atomic counters.
  *
+ *   On the hot paths: map and unmap take no lock; malloc and free take
+ *   their class lock, plus the handle table's once per ZS_MAG_BATCH (32)
+ *   handles (each class caches free handles) and the zspage table's and
+ *   the page source's only when a zspage is made or given back, the only
+ *   times a system call is made (madvise() on release, page faults on
+ *   first touch). malloc also bumps the pool's LRU clock, an atomic.
+ *
  * Known limits. Handle-table and zspage-table pages in the middle of the
  * tables stay while any id in them lives (a long-lived object pins 4 KiB
  * of handle table at worst); only the top of a table shrinks. Objects

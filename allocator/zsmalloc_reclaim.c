@@ -44,7 +44,10 @@ static uint32_t zs_fullest(const struct zs_class *c)
  * zspage id << 32 | handle, ascending. Such a snapshot goes stale as
  * objects come and go meanwhile, so every handle is checked against its
  * entry under the class lock before it is moved; an object allocated since
- * the scan is simply not moved (its zspage then stays).
+ * the scan is simply not moved (its zspage then stays). The snapshot is
+ * malloc'd for the call: 8 bytes an object of the classes worth compacting.
+ * While it lives, the handle table keeps its emptied pages (zs_table_hold()),
+ * so that reading the entry of a handle freed since the scan stays safe.
  */
 struct zs_snapshot {
 	uint64_t *keys[ZS_NR_SLOTS];
