@@ -12,15 +12,17 @@
 # finds it by its short name.
 
 DAEMON_LIB_SRCS := daemon/sectors.c daemon/codec.c daemon/device.c \
-	daemon/params.c daemon/stats.c daemon/bg.c
+	daemon/params.c daemon/stats.c daemon/bg.c daemon/backing.c \
+	daemon/pressure.c daemon/cgroup.c daemon/shrinker.c daemon/writeback.c
 DAEMON_LIB_OBJS := $(DAEMON_LIB_SRCS:%.c=$(BUILD)/%.o)
-DAEMON_LIBS = $(call pkglibs,liblz4) $(call pkglibs,inih)
+DAEMON_LIBS = $(call pkglibs,liblz4) $(call pkglibs,inih) \
+	$(call pkglibs,libxxhash)
 
 # daemon/notify.c (systemd notification, from daemon/ops.mk) is linked when
 # it exists; it needs nbdkit, so it is not one of DAEMON_LIB_OBJS.
 PLUGIN_NOTIFY_OBJ := $(if $(wildcard daemon/notify.c),$(BUILD)/daemon/notify.o)
 EXTRA_CFLAGS_daemon += $(call pkgcflags,liblz4) $(call pkgcflags,inih) \
-	$(if $(PLUGIN_NOTIFY_OBJ),-DZRAMD_HAVE_NOTIFY)
+	$(call pkgcflags,libxxhash) $(if $(PLUGIN_NOTIFY_OBJ),-DZRAMD_HAVE_NOTIFY)
 
 PLUGIN_SO := $(BUILD)/nbdkit-zramd-plugin.so
 PLUGIN_OBJS := $(BUILD)/daemon/plugin.o $(PLUGIN_NOTIFY_OBJ) \

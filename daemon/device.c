@@ -20,6 +20,16 @@
  * The pool's evict callback takes stripe locks, so zpool_shrink() and
  * zpool_compact() are never called with a stripe lock held.
  *
+ * Eviction: the shrinker (shrinker.c, wired up by writeback.c) moves pool
+ * objects to the backing file through zdev_evict(), the pool's evict
+ * callback, and zdev_evict_idle(), its idle pass. Both save the object
+ * with no lock held and then commit under the stripe lock only if the
+ * entry still holds that object; a writer that got there first wins and
+ * the saved copy's slot is released. A write that finds the pool at
+ * mem_limit waits for room (zdev_hooks.wait_room) with no lock held: a
+ * partial write drops its stripe lock to wait and starts over, because
+ * the evict callback it waits for may need that very lock.
+ *
  * Accounting: the per-stripe acct[] slots of the sector table hold the
  * size counters (sectors stored, compressed bytes, same-filled, huge, on
  * the backing file, freed by trim), updated under the stripe lock that the
@@ -58,6 +68,7 @@ struct zdev {
 	unsigned int huge_threshold;
 	bool has_backing;
 	struct zdev_backing_ops backing;
+	struct zdev_hooks hooks; /* all NULL: no shrinker */
 	struct zstat_live live;
 };
 
@@ -135,6 +146,14 @@ void zdev_set_backing(struct zdev *dev, const struct zdev_backing_ops *ops)
 		dev->backing = *ops;
 	else
 		memset(&dev->backing, 0, sizeof(dev->backing));
+}
+
+void zdev_set_hooks(struct zdev *dev, const struct zdev_hooks *hooks)
+{
+	if (hooks)
+		dev->hooks = *hooks;
+	else
+		memset(&dev->hooks, 0, sizeof(dev->hooks));
 }
 
 struct zstat_live *zdev_live_stats(struct zdev *dev)
@@ -230,6 +249,25 @@ static int store_encoded(struct zdev *dev, uint64_t sector,
 }
 
 /*
+ * A store found the pool at mem_limit (try @tries, from 0): wait for the
+ * shrinker to make room. Returns true to try again. No lock may be held:
+ * the shrinker's evict callback takes stripe locks.
+ */
+static bool wait_for_room(struct zdev *dev, int tries)
+{
+	if (!dev->hooks.wait_room || tries >= ZDEV_ROOM_TRIES)
+		return false;
+	return dev->hooks.wait_room(dev->hooks.ctx, ZDEV_ROOM_WAIT_MS) == 0;
+}
+
+/* A new entry @e is in the table: tell the shrinker if it grew the pool. */
+static void stored(struct zdev *dev, struct sect_entry e)
+{
+	if (sect_state(e) == SECT_POOL && dev->hooks.kick)
+		dev->hooks.kick(dev->hooks.ctx);
+}
+
+/*
  * Decode the locked entry @e of @sector into the 4096 bytes at @dst. Runs
  * under the stripe lock (only for read-modify-write).
  */
@@ -295,6 +333,8 @@ static int read_sector(struct zdev *dev, uint64_t sector, unsigned int o,
 	sect_lock(dev->tab, sector, &ref);
 	e = sect_ref_get(&ref);
 	len = sect_len(e);
+	if (e.meta & SECT_F_IDLE) /* touched: not idle any more */
+		sect_ref_set_flag(&ref, SECT_F_IDLE, false);
 	switch (sect_state(e)) {
 	case SECT_EMPTY:
 		sect_unlock(&ref);
@@ -359,7 +399,11 @@ static int write_full(struct zdev *dev, uint64_t sector,
 	int r;
 
 	codec_encode(src, dev->acceleration, dev->huge_threshold, &c);
-	r = store_encoded(dev, sector, &c, &ne);
+	for (int tries = 0;; tries++) {
+		r = store_encoded(dev, sector, &c, &ne);
+		if (r != -ENOSPC || !wait_for_room(dev, tries))
+			break;
+	}
 	if (r < 0)
 		return r;
 	sect_lock(dev->tab, sector, &ref);
@@ -369,16 +413,21 @@ static int write_full(struct zdev *dev, uint64_t sector,
 		return r;
 	}
 	release_entry(dev, old);
+	stored(dev, ne);
 	return 0;
 }
 
 /*
  * Replace bytes [@o, @o + @n) of @sector with @src (NULL: zeroes), all
- * under the stripe lock. With @only_if_stored, an empty sector is left
- * alone (it reads as zeroes already).
+ * under the stripe lock; zeroing leaves an empty sector alone (it reads
+ * as zeroes already). If the pool is at mem_limit and @may_wait, the lock
+ * is dropped (the shrinker's evict callback needs it), room is waited
+ * for, and the whole read-modify-write is done again from the start,
+ * since the sector may have changed meanwhile.
  */
 static int write_partial(struct zdev *dev, uint64_t sector, unsigned int o,
-			 unsigned int n, const unsigned char *src)
+			 unsigned int n, const unsigned char *src,
+			 bool may_wait)
 {
 	unsigned char *page = codec_scratch(0);
 	struct sect_entry old, ne;
@@ -386,29 +435,35 @@ static int write_partial(struct zdev *dev, uint64_t sector, unsigned int o,
 	struct codec_out c;
 	int r;
 
-	sect_lock(dev->tab, sector, &ref);
-	old = sect_ref_get(&ref);
-	if (!src && sect_state(old) == SECT_EMPTY) {
+	for (int tries = 0;; tries++) {
+		sect_lock(dev->tab, sector, &ref);
+		old = sect_ref_get(&ref);
+		if (!src && sect_state(old) == SECT_EMPTY) {
+			sect_unlock(&ref);
+			return 0;
+		}
+		r = decode_locked(dev, sector, old, page);
+		if (r < 0)
+			goto unlock;
+		if (src)
+			memcpy(page + o, src, n);
+		else
+			memset(page + o, 0, n);
+		codec_encode(page, dev->acceleration, dev->huge_threshold, &c);
+		r = store_encoded(dev, sector, &c, &ne);
+		if (r == 0)
+			break;
 		sect_unlock(&ref);
-		return 0;
+		if (r != -ENOSPC || !may_wait || !wait_for_room(dev, tries))
+			return r;
 	}
-	r = decode_locked(dev, sector, old, page);
-	if (r < 0)
-		goto unlock;
-	if (src)
-		memcpy(page + o, src, n);
-	else
-		memset(page + o, 0, n);
-	codec_encode(page, dev->acceleration, dev->huge_threshold, &c);
-	r = store_encoded(dev, sector, &c, &ne);
-	if (r < 0)
-		goto unlock;
 	r = swap_locked(dev, &ref, ne, &old);
 	if (r < 0) {
 		release_entry(dev, ne);
 		return r;
 	}
 	release_entry(dev, old);
+	stored(dev, ne);
 	return 0;
 
 unlock:
@@ -503,7 +558,7 @@ int zdev_write(struct zdev *dev, const void *buf, size_t len, uint64_t off,
 		if (n == SECT_SIZE)
 			r = write_full(dev, sector, src + done);
 		else
-			r = write_partial(dev, sector, o, n, src + done);
+			r = write_partial(dev, sector, o, n, src + done, true);
 		if (r < 0) {
 			zstat_add(&dev->live, ZSTAT_failed_writes, 1);
 			return r;
@@ -529,7 +584,7 @@ int zdev_zero(struct zdev *dev, size_t len, uint64_t off)
 			discard_sector(dev, sector);
 			continue;
 		}
-		r = write_partial(dev, sector, o, n, NULL);
+		r = write_partial(dev, sector, o, n, NULL, true);
 		if (r < 0) {
 			zstat_add(&dev->live, ZSTAT_failed_writes, 1);
 			return r;
@@ -551,7 +606,7 @@ int zdev_trim(struct zdev *dev, size_t len, uint64_t off)
 		if (n == SECT_SIZE)
 			discard_sector(dev, sector);
 		else
-			(void)write_partial(dev, sector, o, n, NULL);
+			(void)write_partial(dev, sector, o, n, NULL, false);
 	}
 	return 0;
 }
@@ -643,6 +698,25 @@ long zdev_compact(struct zdev *dev)
 	return n;
 }
 
+/*
+ * The last step of an eviction: the locked entry @cur (POOL) becomes
+ * BACKING @slot, the stripe is unlocked and the pool object freed.
+ */
+static void commit_backing(struct zdev *dev, struct sect_ref *ref,
+			   struct sect_entry cur, int64_t slot)
+{
+	struct sect_entry ne =
+		sect_make(SECT_BACKING, (uint64_t)slot, sect_len(cur));
+
+	/* Same leaf, non-empty to non-empty: cannot fail. */
+	sect_ref_set(dev->tab, ref, ne);
+	account(ref, cur, -1);
+	account(ref, ne, 1);
+	sect_unlock(ref);
+	zpool_free(dev->pool, (unsigned long)cur.val);
+	zstat_add(&dev->live, ZSTAT_bd_writes, 1);
+}
+
 int zdev_evict(struct zdev *dev, uint64_t sector, unsigned long handle)
 {
 	unsigned char *buf = codec_scratch(1);
@@ -681,15 +755,118 @@ int zdev_evict(struct zdev *dev, uint64_t sector, unsigned long handle)
 			dev->backing.release(dev->backing.ctx, (uint64_t)slot);
 		return 0;
 	}
-	/* Same leaf, non-empty to non-empty: cannot fail. */
-	sect_ref_set(dev->tab, &ref,
-		     sect_make(SECT_BACKING, (uint64_t)slot, len));
-	account(&ref, cur, -1);
-	account(&ref, sect_ref_get(&ref), 1);
-	sect_unlock(&ref);
-	zpool_free(dev->pool, handle);
-	zstat_add(&dev->live, ZSTAT_bd_writes, 1);
+	commit_backing(dev, &ref, cur, slot);
 	return 0;
+}
+
+/*
+ * Idle writeback, one sector: mark it, or move it if it was marked. The
+ * object is copied out under the stripe lock: outside a pool evict
+ * callback nothing keeps a handle alive once a writer has replaced it.
+ * The move is committed only if the entry is bit for bit the one copied,
+ * mark included. Only this pass sets the mark and every write makes an
+ * entry without it, so an equal entry cannot be a new object that happens
+ * to reuse the old handle.
+ */
+static int idle_one(struct zdev *dev, uint64_t sector,
+		    struct zdev_idle_result *res)
+{
+	unsigned char *buf = codec_scratch(1);
+	struct sect_entry e, cur;
+	struct sect_ref ref;
+	unsigned int len;
+	int64_t slot;
+	void *p;
+
+	sect_lock(dev->tab, sector, &ref);
+	e = sect_ref_get(&ref);
+	if (sect_state(e) != SECT_POOL) {
+		sect_unlock(&ref);
+		return 0;
+	}
+	if (!(e.meta & SECT_F_IDLE)) {
+		sect_ref_set_flag(&ref, SECT_F_IDLE, true);
+		sect_unlock(&ref);
+		res->marked++;
+		return 0;
+	}
+	len = sect_len(e);
+	p = zpool_map_handle(dev->pool, (unsigned long)e.val, ZPOOL_MM_RO);
+	memcpy(buf, p, len);
+	zpool_unmap_handle(dev->pool, (unsigned long)e.val);
+	sect_unlock(&ref);
+
+	slot = dev->backing.store(dev->backing.ctx, sector, buf, len);
+	if (slot < 0) {
+		zstat_add(&dev->live, ZSTAT_bd_failed, 1);
+		return (int)slot;
+	}
+	sect_lock(dev->tab, sector, &ref);
+	cur = sect_ref_get(&ref);
+	if (cur.val != e.val || cur.meta != e.meta) {
+		sect_unlock(&ref);
+		if (dev->backing.release)
+			dev->backing.release(dev->backing.ctx, (uint64_t)slot);
+		return 0;
+	}
+	commit_backing(dev, &ref, cur, slot);
+	res->evicted++;
+	res->bytes += len;
+	return 0;
+}
+
+#define IDLE_BATCH 256u
+
+/* zdev_evict_idle(): the pool sectors of the next stretch of the table. */
+struct idle_batch {
+	uint64_t sector[IDLE_BATCH];
+	unsigned int n;
+	uint64_t next; /* where the next batch starts */
+};
+
+static int idle_collect(void *arg, uint64_t sector, uint64_t count,
+			struct sect_entry e)
+{
+	struct idle_batch *b = arg;
+
+	(void)count; /* more than 1 only for empty runs */
+	if (sect_state(e) != SECT_POOL)
+		return 0;
+	b->sector[b->n++] = sector;
+	if (b->n < IDLE_BATCH)
+		return 0;
+	b->next = sector + 1;
+	return 1;
+}
+
+int zdev_evict_idle(struct zdev *dev, bool (*stop)(void *arg), void *arg,
+		    struct zdev_idle_result *res)
+{
+	uint64_t end = sect_nsectors(dev->tab), pos = 0;
+	struct idle_batch *b;
+	int r = 0;
+
+	memset(res, 0, sizeof(*res));
+	if (!dev->has_backing)
+		return -ENOSPC;
+	b = malloc(sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	/*
+	 * The sectors are gathered under the scan's leaf locks, then visited
+	 * one by one under their own: the scan callback may not take locks.
+	 */
+	while (pos < end && r == 0 && !(stop && stop(arg))) {
+		b->n = 0;
+		if (sect_scan(dev->tab, pos, end, idle_collect, b) == 0)
+			pos = end;
+		else
+			pos = b->next;
+		for (unsigned int i = 0; i < b->n && r == 0; i++)
+			r = idle_one(dev, b->sector[i], res);
+	}
+	free(b);
+	return r;
 }
 
 /* --- status -------------------------------------------------------------- */

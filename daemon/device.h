@@ -99,6 +99,37 @@ struct zpool *zdev_pool(struct zdev *dev);
 /* Attach (or with NULL, detach) the backing file. Not while serving. */
 void zdev_set_backing(struct zdev *dev, const struct zdev_backing_ops *ops);
 
+/*
+ * A write that found the pool at mem_limit waits for the shrinker to make
+ * room, then tries again. Each wait that made room counts as a try (other
+ * writers may take the room first); a wait in which the shrinker made no
+ * progress for ZDEV_ROOM_WAIT_MS, or could not make any (backing file full
+ * or absent), ends it with -ENOSPC. The tries are bounded only so that
+ * nothing loops for ever: at a batch of evictions per wait, losing all of
+ * them is not expected to happen.
+ */
+#define ZDEV_ROOM_WAIT_MS 5000u
+#define ZDEV_ROOM_TRIES	  64
+
+/*
+ * The write path's link to the shrinker (writeback.c). Both are called
+ * with no lock of the device held, from the writing thread.
+ */
+struct zdev_hooks {
+	/* A write stored a pool object: the pool may have grown. Cheap. */
+	void (*kick)(void *ctx);
+	/*
+	 * The pool is at mem_limit: wait up to @timeout_ms for room. Returns
+	 * 0 if there may be room now, or a negative errno (then the write
+	 * fails with -ENOSPC).
+	 */
+	int (*wait_room)(void *ctx, unsigned int timeout_ms);
+	void *ctx;
+};
+
+/* Set (or with NULL, clear) the hooks. Not while serving. */
+void zdev_set_hooks(struct zdev *dev, const struct zdev_hooks *hooks);
+
 /**
  * zdev_read() - read bytes
  * @dev: the device
@@ -122,9 +153,13 @@ int zdev_read(struct zdev *dev, void *buf, size_t len, uint64_t off);
  * Sectors are replaced one by one; on failure, the sectors before the one
  * that failed hold the new data and the rest the old.
  *
+ * A sector that does not fit under mem_limit waits for the shrinker to
+ * make room (struct zdev_hooks, ZDEV_ROOM_WAIT_MS), with no lock held.
+ *
  * Return: 0; -EINVAL (range); -ENOSPC if the pool would go over mem_limit
- * (stored data stays readable; trim to make room); -ENOMEM; -EIO if a
- * sector to be partly overwritten could not be read.
+ * and no room was made (no backing file, or it is full; stored data stays
+ * readable; trim to make room); -ENOMEM; -EIO if a sector to be partly
+ * overwritten could not be read.
  */
 int zdev_write(struct zdev *dev, const void *buf, size_t len, uint64_t off,
 	       bool fua);
@@ -209,6 +244,35 @@ long zdev_compact(struct zdev *dev);
  * (bd_failed is counted).
  */
 int zdev_evict(struct zdev *dev, uint64_t sector, unsigned long handle);
+
+/* What zdev_evict_idle() did. */
+struct zdev_idle_result {
+	uint64_t evicted; /* sectors moved to the backing file */
+	uint64_t marked;  /* sectors newly marked idle */
+	uint64_t bytes;	  /* compressed bytes that left the pool */
+};
+
+/**
+ * zdev_evict_idle() - one pass of idle writeback (mark and sweep)
+ * @dev:   the device
+ * @stop:  called now and then; the pass ends early if it returns true
+ *         (may be NULL)
+ * @arg:   passed to @stop
+ * @res:   filled in (also when the pass ends on an error)
+ *
+ * Every sector in the pool that is marked idle (SECT_F_IDLE) is moved to
+ * the backing file; every other sector in the pool is marked. Any read or
+ * write of a sector clears its mark, so a sector goes after one to two
+ * passes without access. A sector is moved only if it is still the same
+ * object and still marked when the move is committed: a write meanwhile
+ * wins, and its data stays. Must not run concurrently with itself; may run
+ * concurrently with everything else. No lock may be held by the caller.
+ *
+ * Return: 0; -ENOSPC if no backing file is attached or it is full (the
+ * pass stops there; bd_failed is counted); another error of store().
+ */
+int zdev_evict_idle(struct zdev *dev, bool (*stop)(void *arg), void *arg,
+		    struct zdev_idle_result *res);
 
 /**
  * zdev_probe() - check that the data path answers

@@ -19,9 +19,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backing.h"
 #include "codec.h"
 #include "device.h"
 #include "params.h"
+#include "shrinker.h"
 #include "zpool.h"
 
 enum kind {
@@ -39,6 +41,7 @@ struct key {
 	size_t off;	     /* offset of the field in struct zramd_params */
 	uint64_t min, max;   /* K_SIZE, K_UINT, K_PSI */
 	uint64_t nzmin;	     /* K_SIZE: the least value but 0, if any */
+	const char *nzwhy;   /* why a value below nzmin is refused */
 	const char *choices; /* K_CHOICE: "a|b" */
 	const char *syntax;  /* for the help text */
 	const char *def;     /* default, parsed like a value; NULL: none */
@@ -89,9 +92,12 @@ static const struct key keys[] = {
 	  .syntax = "PATH", .allowed = "a file path in an existing directory",
 	  .help = "backing file for evicted data (created if missing)" },
 	{ .name = "backing_size", .kind = K_SIZE, .off = F(backing_size),
-	  .max = ZDEV_MAX_SIZE, .syntax = "SIZE", .def = "0",
-	  .allowed = "0 (as large as needed) or a size, with backing=",
-	  .help = "largest size of the backing file; 0: as needed" },
+	  .max = ZDEV_MAX_SIZE, .nzmin = BACKING_MIN_SIZE,
+	  .nzwhy = "below the smallest backing file", .syntax = "SIZE",
+	  .def = "0",
+	  .allowed = "0 (the free space) or a size of at least 64K, "
+		     "with backing=",
+	  .help = "largest size of the backing file; 0: the free space" },
 	{ .name = "writeback_idle", .kind = K_UINT, .off = F(writeback_idle),
 	  .max = 30u * 86400, .syntax = "SECONDS", .def = "0",
 	  .allowed = "an integer from 0 (off) to 2592000, with backing=",
@@ -107,8 +113,8 @@ static const struct key keys[] = {
 	{ .name = "psi", .kind = K_PSI, .off = F(psi), .min = 1, .max = 100,
 	  .syntax = "on|off|PERCENT", .def = "on",
 	  .allowed = "on, off, or an integer from 1 to 100",
-	  .help = "evict when memory pressure (PSI some avg10) passes this %;"
-		  " on: 10" },
+	  .help = "evict when tasks stall on memory (PSI some) this % of the "
+		  "time; on: 10" },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 _Static_assert(NKEYS <= sizeof(((struct zramd_params *)0)->origin),
@@ -261,7 +267,8 @@ static int parse_value(const struct key *k, const char *text,
 		if (v->num < k->min || v->num > k->max)
 			why = "out of range";
 		else if (v->num && v->num < k->nzmin)
-			why = "too small to hold a single sector";
+			why = k->nzwhy ? k->nzwhy
+				       : "too small to hold a single sector";
 		break;
 	case K_UINT:
 		r = parse_u64(text, &v->num, &rest);
@@ -610,7 +617,8 @@ int params_finish(struct zramd_params *p, char *err)
 			 "'nbdkit zramd 4G' or size=4G");
 		return -1;
 	}
-	if (!p->backing && is_set(p, "backing_size")) {
+	/* 0, their default, is fine without it: it is what "none" means. */
+	if (!p->backing && p->backing_size) {
 		snprintf(err, PARAMS_ERR_LEN,
 			 "backing_size=%" PRIu64 ": needs backing=PATH",
 			 p->backing_size);
@@ -634,6 +642,28 @@ int params_finish(struct zramd_params *p, char *err)
 		return -1;
 	}
 	return 0;
+}
+
+void params_shrinker_config(const struct zramd_params *p,
+			    struct shrinker_config *cfg)
+{
+	enum pressure_mode psi = PRESSURE_AUTO;
+
+	if (p->psi == PARAMS_PSI_OFF)
+		psi = PRESSURE_OFF;
+	else if (is_set(p, "psi"))
+		psi = PRESSURE_ON;
+	*cfg = (struct shrinker_config){
+		.mem_limit = p->mem_limit,
+		.mem_high = p->mem_high,
+		.mem_low = p->mem_low,
+		.idle_age = p->writeback_idle,
+		.pressure = {
+			.psi = psi,
+			.psi_pct = p->psi ? p->psi : PARAMS_PSI_DEFAULT,
+			.cgroup = PRESSURE_AUTO,
+		},
+	};
 }
 
 void params_for_each_key(void (*fn)(const char *name, const char *syntax,

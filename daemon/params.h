@@ -44,7 +44,9 @@ enum params_origin {
 
 /* psi= */
 #define PARAMS_PSI_OFF	   0u
-#define PARAMS_PSI_DEFAULT 10u /* psi=on: some avg10 above 10% */
+#define PARAMS_PSI_DEFAULT 10u /* psi=on: "some" stall above 10% of 1 s */
+
+struct shrinker_config;
 
 struct zramd_params {
 	uint64_t size;			/* bytes */
@@ -61,7 +63,7 @@ struct zramd_params {
 	unsigned int writeback_idle;	/* seconds; 0: off */
 	unsigned int mem_high;		/* percent of mem_limit */
 	unsigned int mem_low;		/* percent of mem_limit */
-	unsigned int psi;		/* percent (some avg10); 0: off */
+	unsigned int psi;		/* percent of time stalled; 0: off */
 
 	/* Internal: per-key origin, the directory of the config file. */
 	unsigned char origin[32];
@@ -98,7 +100,7 @@ int params_set(struct zramd_params *p, const char *key, const char *value,
  * @err: where an error message goes, PARAMS_ERR_LEN bytes
  *
  * Keys set on the command line keep their values; the file fills in the
- * others. Then the cross checks: size given; backing_size or
+ * others. Then the cross checks: size given; a non-zero backing_size or
  * writeback_idle without backing; the backing file's or the stats file's
  * directory missing; mem_limit too small to hold a sector; mem_low not
  * below mem_high.
@@ -108,6 +110,20 @@ int params_set(struct zramd_params *p, const char *key, const char *value,
  * twice, a bad value, with the file name and line).
  */
 int params_finish(struct zramd_params *p, char *err);
+
+/**
+ * params_shrinker_config() - the shrinker's configuration from the keys
+ * @p:   the parameters, after params_finish()
+ * @cfg: filled in
+ *
+ * mem_limit, mem_high and mem_low go straight through; writeback_idle is
+ * the idle age. psi=off turns PSI off; psi not given watches PSI where the
+ * kernel has it (PRESSURE_AUTO, 10%); psi given (on or a percentage)
+ * requires it (PRESSURE_ON), so a machine without PSI refuses to start.
+ * The cgroup limits are always watched where there are any.
+ */
+void params_shrinker_config(const struct zramd_params *p,
+			    struct shrinker_config *cfg);
 
 /**
  * params_parse_size() - parse a size as nbdkit_parse_size() does

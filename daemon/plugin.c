@@ -6,15 +6,20 @@
  *   nbdkit zramd 4G                       (after make install)
  *
  * Everything of substance is in device.c (the data path), params.c (the
- * keys and the config file) and bg.c (stats file and compaction); this
- * file maps nbdkit callbacks onto them. The lifecycle:
+ * keys and the config file), writeback.c (backing file and shrinker) and
+ * bg.c (stats file and compaction); this file maps nbdkit callbacks onto
+ * them. The lifecycle:
  *
  *   .load             defaults
  *   .config           one key (the bare "4G" comes as size=4G)
  *   .config_complete  the config file, cross checks
- *   .get_ready        the device is created (errors still reach the user)
- *   .after_fork       the background thread, systemd notification
- *   .cleanup          both stopped, final stats written, device freed
+ *   .get_ready        the device is created, and with backing= the backing
+ *                     file opened and the shrinker set up (errors still
+ *                     reach the user)
+ *   .after_fork       the shrinker and background threads, systemd
+ *                     notification
+ *   .cleanup          threads stopped, final stats written, backing file
+ *                     closed, device freed
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -30,6 +35,7 @@
 #include "codec.h"
 #include "device.h"
 #include "params.h"
+#include "writeback.h"
 #include "zpool.h"
 #ifdef ZRAMD_HAVE_NOTIFY
 #include "notify.h"
@@ -41,6 +47,7 @@ NBDKIT_DLL_PUBLIC int zramd_debug_verbose;
 static struct zramd_params params;
 static int params_status; /* params_init() result */
 static struct zdev *dev;
+static struct zwb *wb; /* NULL without backing= */
 static struct bg *bg;
 
 static void zramd_load(void)
@@ -83,6 +90,44 @@ static int zramd_config_complete(void)
 	return 0;
 }
 
+static void log_debug(const char *msg)
+{
+	nbdkit_debug("zramd: %s", msg);
+}
+
+/*
+ * The backing file and the shrinker. Without a backing file there is
+ * nothing to evict to, so there is no shrinker either: writes past
+ * mem_limit fail at once with ENOSPC.
+ */
+static int setup_writeback(void)
+{
+	struct zwb_config cfg = {
+		.backing = params.backing,
+		.backing_size = params.backing_size,
+		.log = log_debug,
+	};
+	char err[512];
+
+	params_shrinker_config(&params, &cfg.shrink);
+	wb = zwb_create(dev, &cfg, err, sizeof(err));
+	if (!wb) {
+		nbdkit_error("backing=%s: %s", params.backing,
+			     err[0] ? err : strerror(errno));
+		return -1;
+	}
+	if (zramd_debug_verbose) {
+		char desc[768];
+
+		shrinker_describe(zwb_shrinker(wb), desc, sizeof(desc));
+		nbdkit_debug("zramd: backing=%s backing_size=%" PRIu64
+			     " writeback_idle=%u: %s",
+			     params.backing, params.backing_size,
+			     params.writeback_idle, desc);
+	}
+	return 0;
+}
+
 static int zramd_get_ready(void)
 {
 	struct zdev_config cfg = {
@@ -99,6 +144,11 @@ static int zramd_get_ready(void)
 	if (!dev) {
 		nbdkit_error("zdev_create: allocator=%s size=%" PRIu64 ": %s",
 			     params.allocator, params.size, strerror(-err));
+		return -1;
+	}
+	if (params.backing && setup_writeback() < 0) {
+		zdev_destroy(dev);
+		dev = NULL;
 		return -1;
 	}
 	if (zramd_debug_verbose)
@@ -149,7 +199,12 @@ static int zramd_after_fork(void)
 		.compact_interval = BG_COMPACT_INTERVAL,
 		.log = log_error,
 	};
+	int r;
 
+	if (wb && (r = zwb_start(wb)) < 0) {
+		nbdkit_error("shrinker: pthread_create: %s", strerror(-r));
+		return -1;
+	}
 	bg = bg_start(&cfg);
 	if (!bg) {
 		nbdkit_error("pthread_create: %m");
@@ -175,8 +230,12 @@ static void zramd_cleanup(void)
 #ifdef ZRAMD_HAVE_NOTIFY
 	notify_stop();
 #endif
+	/* Before bg_stop(), so the final stats count every eviction. */
+	zwb_stop(wb);
 	bg_stop(bg);
 	bg = NULL;
+	zwb_destroy(wb);
+	wb = NULL;
 	zdev_destroy(dev);
 	dev = NULL;
 }

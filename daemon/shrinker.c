@@ -37,8 +37,12 @@
  * the waiters, who answer -ENOSPC, and ignores kicks for retry_ms so a
  * full pool does not make it spin. A waiter's request is always served,
  * quiet time or not: each waiter takes a ticket (req_seq) and is answered
- * by the pool dropping below mem_limit or by the first shrink call that
- * started after the ticket and released nothing (fail_seq >= ticket).
+ * 0 once the pool is below mem_limit and either below the high mark or
+ * past a shrink call that started after the ticket (done_seq >= ticket),
+ * and -ENOSPC by the first shrink call that started after the ticket and
+ * released nothing (fail_seq >= ticket). A pool just under mem_limit is
+ * not room enough on its own: the writer that failed there would only
+ * fail again, and loop without anyone having evicted a thing.
  *
  * Locking: s->lock protects the request and failure tickets, running and
  * the condition variable; it is never held across an ops call or a system
@@ -83,6 +87,7 @@ struct shrinker {
 	uint64_t req_seq;     /* the last ticket handed to a waiter */
 	uint64_t fail_seq;    /* tickets up to this one saw a shrink call
 			       * that started after them make no progress */
+	uint64_t done_seq;    /* ... saw such a call finish, either way */
 
 	int pending;		  /* atomic: a kick's wake-up is pending */
 	bool stop;		  /* atomic */
@@ -312,7 +317,10 @@ int shrinker_wait_room(struct shrinker *s, unsigned int timeout_ms)
 	s->waiters++;
 	wake(s);
 	for (;;) {
-		if (s->ops.pool_size(s->ops.ctx) < s->cfg.mem_limit) {
+		uint64_t size = s->ops.pool_size(s->ops.ctx);
+
+		if (size < s->cfg.mem_limit &&
+		    (size <= s->high || s->done_seq >= ticket)) {
 			rc = 0;
 			break;
 		}
@@ -365,6 +373,8 @@ static uint64_t shrink_once(struct shrinker *s, uint64_t bytes,
 	pthread_mutex_lock(&s->lock);
 	if (!res.released && start > s->fail_seq)
 		s->fail_seq = start;
+	if (start > s->done_seq)
+		s->done_seq = start;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	if (!res.released && rc < 0 && rc != -ENOENT)

@@ -181,8 +181,10 @@ void shrinker_kick(struct shrinker *s);
  * ops->shrink calls made on this request's behalf. Must be called with no
  * lock held that ops->shrink might take.
  *
- * Return: 0 if the pool is below mem_limit (or there is no limit);
- * -ENOSPC if a shrink call started after this request made no progress
+ * Return: 0 if the pool is below mem_limit and either below the high
+ * watermark or past a shrink call made on this request's behalf (or there
+ * is no limit); -ENOSPC if a shrink call started after this request made
+ * no progress
  * (the backing file is full or absent, nothing to evict) or the thread is
  * not running; -ETIMEDOUT if neither happened in time.
  */

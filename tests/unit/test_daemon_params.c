@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "params.h"
+#include "shrinker.h"
 #include "test_util.h"
 #include "zpool.h"
 
@@ -261,6 +262,21 @@ START_TEST(test_cross_checks)
 	params_free(&p);
 	params_init(&p);
 
+	/* At their default, 0, both are fine without backing. */
+	set_ok("size", "1G");
+	set_ok("backing_size", "0");
+	set_ok("writeback_idle", "0");
+	ck_assert_int_eq(params_finish(&p, err), 0);
+	params_free(&p);
+	params_init(&p);
+
+	/* A backing file has a least size. */
+	set_bad("backing_size", "60K", "below the smallest backing file",
+		"at least 64K");
+	set_ok("backing_size", "64K");
+	params_free(&p);
+	params_init(&p);
+
 	set_ok("size", "1G");
 	snprintf(path, sizeof(path), "%s/nosuchdir/backing", dir);
 	set_ok("backing", path);
@@ -396,6 +412,57 @@ START_TEST(test_file_errors)
 }
 END_TEST
 
+/* The shrinker's configuration, and what psi= given or not means. */
+START_TEST(test_shrinker_config)
+{
+	struct shrinker_config c;
+
+	set_ok("size", "1G");
+	set_ok("mem_limit", "1G");
+	set_ok("mem_high", "70");
+	set_ok("mem_low", "50");
+	set_ok("writeback_idle", "60");
+	snprintf(err, sizeof(err), "%s/backing", dir);
+	set_ok("backing", err);
+	ck_assert_int_eq(params_finish(&p, err), 0);
+	params_shrinker_config(&p, &c);
+	ck_assert_uint_eq(c.mem_limit, 1 << 30);
+	ck_assert_uint_eq(c.mem_high, 70);
+	ck_assert_uint_eq(c.mem_low, 50);
+	ck_assert_uint_eq(c.idle_age, 60);
+	/* psi not given: watched where there is PSI, at 10%. */
+	ck_assert_int_eq(c.pressure.psi, PRESSURE_AUTO);
+	ck_assert_uint_eq(c.pressure.psi_pct, 10);
+	ck_assert_int_eq(c.pressure.cgroup, PRESSURE_AUTO);
+
+	/* Given: required. */
+	set_ok("psi", "25");
+	params_shrinker_config(&p, &c);
+	ck_assert_int_eq(c.pressure.psi, PRESSURE_ON);
+	ck_assert_uint_eq(c.pressure.psi_pct, 25);
+	params_free(&p);
+	params_init(&p);
+	set_ok("psi", "on");
+	params_shrinker_config(&p, &c);
+	ck_assert_int_eq(c.pressure.psi, PRESSURE_ON);
+	ck_assert_uint_eq(c.pressure.psi_pct, 10);
+	params_free(&p);
+	params_init(&p);
+	set_ok("psi", "off");
+	params_shrinker_config(&p, &c);
+	ck_assert_int_eq(c.pressure.psi, PRESSURE_OFF);
+	ck_assert_int_eq(c.pressure.cgroup, PRESSURE_AUTO);
+	/* In a config file, too. */
+	params_free(&p);
+	params_init(&p);
+	set_ok("config", write_file("psi.conf", "size = 1G\npsi = 30\n"));
+	ck_assert_int_eq(params_finish(&p, err), 0);
+	params_shrinker_config(&p, &c);
+	ck_assert_int_eq(c.pressure.psi, PRESSURE_ON);
+	ck_assert_uint_eq(c.pressure.psi_pct, 30);
+}
+END_TEST
+
 static Suite *params_suite(void)
 {
 	Suite *s = suite_create("params");
@@ -410,6 +477,7 @@ static Suite *params_suite(void)
 	tcase_add_test(tc, test_file);
 	tcase_add_test(tc, test_precedence);
 	tcase_add_test(tc, test_file_errors);
+	tcase_add_test(tc, test_shrinker_config);
 	suite_add_tcase(s, tc);
 	return s;
 }

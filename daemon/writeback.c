@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * writeback.c - a device's backing file and shrinker, wired together
+ *
+ * What: thin adapters between three modules that do not know each other
+ * (see writeback.h for the picture). Why a module of its own: the plugin
+ * stays nbdkit glue, and the unit tests drive exactly what the plugin
+ * runs, shrinker thread included, without nbdkit.
+ *
+ * Eviction paths, all on the shrinker thread:
+ *
+ *   limit, PSI, cgroup: wb_shrink -> zpool_shrink -> (pool's evict
+ *       callback) zdev_evict -> wb_store -> backing_write
+ *   idle:               wb_evict_idle -> zdev_evict_idle -> wb_store
+ *
+ * after which the written records are pushed out of the page cache
+ * (backing_drop_cache()), since a cgroup counts that cache as its own
+ * memory: evicting into it would free nothing. Reads come back through
+ * wb_load -> backing_read on the reading thread, under its stripe lock
+ * (backing.c takes no lock across I/O and calls no one back).
+ *
+ * Counting: a shrink call's evictions are the growth of bd_writes during
+ * the call. Only the shrinker thread evicts, so the difference is its
+ * own; each is charged to the trigger of the call.
+ *
+ * Locking: none of its own. The shrinker calls in with no lock held; the
+ * device calls the hooks with no stripe lock held.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "backing.h"
+#include "sectors.h"
+#include "writeback.h"
+#include "zpool.h"
+
+struct zwb {
+	struct zdev *dev;
+	struct backing *bk;
+	struct shrinker *s;
+	void (*log)(const char *msg);
+};
+
+/* The device counter each shrinker trigger is charged to. */
+static const enum zstat trigger_stat[SHRINKER_NR_TRIGGERS] = {
+	[SHRINKER_LIMIT] = ZSTAT_evict_limit,
+	[SHRINKER_PSI] = ZSTAT_evict_psi,
+	[SHRINKER_CGROUP] = ZSTAT_evict_cgroup,
+	[SHRINKER_IDLE] = ZSTAT_evict_idle,
+};
+_Static_assert(SHRINKER_NR_TRIGGERS == 4, "a counter for each trigger");
+_Static_assert(SECT_LEN_RAW == BACKING_MAX_PAYLOAD,
+	       "a raw sector is the largest backing record");
+
+/* --- the device's backing ops --- */
+
+static int64_t wb_store(void *ctx, uint64_t sector, const void *data,
+			unsigned int len)
+{
+	struct zwb *wb = ctx;
+	unsigned int flags = len == SECT_LEN_RAW ? 0 : BACKING_FLAG_COMPRESSED;
+	uint64_t slot;
+	int r;
+
+	r = backing_write(wb->bk, sector, data, len, flags, &slot);
+	return r < 0 ? r : (int64_t)slot;
+}
+
+/*
+ * Any failure is -EIO: the record is unreadable or is not the one the
+ * table expects (its length or its raw/compressed flag differ), and a
+ * read must never return wrong data.
+ */
+static int wb_load(void *ctx, uint64_t slot, uint64_t sector, void *buf,
+		   unsigned int len)
+{
+	struct zwb *wb = ctx;
+	unsigned int flags;
+	size_t got;
+
+	if (backing_read(wb->bk, slot, sector, buf, len, &got, &flags) < 0)
+		return -EIO;
+	if (got != len ||
+	    !(flags & BACKING_FLAG_COMPRESSED) != (len == SECT_LEN_RAW))
+		return -EIO;
+	return 0;
+}
+
+static void wb_release(void *ctx, uint64_t slot)
+{
+	struct zwb *wb = ctx;
+
+	backing_free(wb->bk, slot);
+}
+
+/* --- the device's hooks --- */
+
+static void wb_kick(void *ctx)
+{
+	struct zwb *wb = ctx;
+
+	shrinker_kick(wb->s);
+}
+
+static int wb_wait_room(void *ctx, unsigned int timeout_ms)
+{
+	struct zwb *wb = ctx;
+
+	return shrinker_wait_room(wb->s, timeout_ms);
+}
+
+/* --- the shrinker's ops --- */
+
+static uint64_t wb_pool_size(void *ctx)
+{
+	struct zwb *wb = ctx;
+
+	return zpool_get_total_size(zdev_pool(wb->dev));
+}
+
+static int wb_shrink(void *ctx, uint64_t bytes, enum shrinker_trigger trig,
+		     struct shrink_result *res)
+{
+	struct zwb *wb = ctx;
+	struct zstat_live *live = zdev_live_stats(wb->dev);
+	uint64_t before = zstat_get(live, ZSTAT_bd_writes);
+	size_t released = 0;
+	int r;
+
+	r = zpool_shrink(zdev_pool(wb->dev), (size_t)bytes, &released);
+	res->released = released;
+	res->evicted = zstat_get(live, ZSTAT_bd_writes) - before;
+	if (res->evicted) {
+		zstat_add(live, trigger_stat[trig], res->evicted);
+		backing_drop_cache(wb->bk);
+	}
+	return r;
+}
+
+static bool wb_stopping(void *arg)
+{
+	struct zwb *wb = arg;
+
+	return shrinker_stopping(wb->s);
+}
+
+static int wb_evict_idle(void *ctx, unsigned int age_s,
+			 struct shrink_result *res)
+{
+	struct zwb *wb = ctx;
+	uint64_t before = wb_pool_size(wb), after;
+	struct zdev_idle_result ir;
+	int r;
+
+	(void)age_s; /* the pass runs every idle_age: marks do the rest */
+	r = zdev_evict_idle(wb->dev, wb_stopping, wb, &ir);
+	after = wb_pool_size(wb);
+	res->evicted = ir.evicted;
+	res->released = before > after ? before - after : 0;
+	if (ir.evicted) {
+		zstat_add(zdev_live_stats(wb->dev), ZSTAT_evict_idle,
+			  ir.evicted);
+		backing_drop_cache(wb->bk);
+	}
+	return r;
+}
+
+static void wb_log(void *ctx, const char *msg)
+{
+	struct zwb *wb = ctx;
+
+	if (wb->log)
+		wb->log(msg);
+}
+
+/* --- lifetime --- */
+
+struct zwb *zwb_create(struct zdev *dev, const struct zwb_config *cfg,
+		       char *err, size_t errlen)
+{
+	struct shrinker_ops sops = {
+		.pool_size = wb_pool_size,
+		.shrink = wb_shrink,
+		.evict_idle = wb_evict_idle,
+		.log = wb_log,
+	};
+	struct zdev_backing_ops bops = {
+		.store = wb_store,
+		.load = wb_load,
+		.release = wb_release,
+	};
+	struct zdev_hooks hooks = {
+		.kick = wb_kick,
+		.wait_room = wb_wait_room,
+	};
+	struct zwb *wb = calloc(1, sizeof(*wb));
+	int e;
+
+	if (!wb) {
+		snprintf(err, errlen, "writeback: out of memory");
+		errno = ENOMEM;
+		return NULL;
+	}
+	wb->dev = dev;
+	wb->log = cfg->log;
+	wb->bk = backing_open(cfg->backing, cfg->backing_size, err, errlen);
+	if (!wb->bk)
+		goto fail;
+	sops.ctx = wb;
+	wb->s = shrinker_create(&cfg->shrink, &sops, err, errlen);
+	if (!wb->s)
+		goto fail;
+	bops.ctx = wb;
+	hooks.ctx = wb;
+	zdev_set_backing(dev, &bops);
+	zdev_set_hooks(dev, &hooks);
+	return wb;
+
+fail:
+	e = errno;
+	backing_close(wb->bk);
+	free(wb);
+	errno = e;
+	return NULL;
+}
+
+int zwb_start(struct zwb *wb)
+{
+	return shrinker_start(wb->s);
+}
+
+void zwb_stop(struct zwb *wb)
+{
+	if (wb)
+		shrinker_stop(wb->s);
+}
+
+void zwb_destroy(struct zwb *wb)
+{
+	if (!wb)
+		return;
+	shrinker_destroy(wb->s);
+	zdev_set_hooks(wb->dev, NULL);
+	zdev_set_backing(wb->dev, NULL);
+	backing_close(wb->bk);
+	free(wb);
+}
+
+struct shrinker *zwb_shrinker(struct zwb *wb)
+{
+	return wb->s;
+}
+
+struct backing *zwb_backing(struct zwb *wb)
+{
+	return wb->bk;
+}
