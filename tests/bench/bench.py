@@ -159,12 +159,17 @@ PHASES = [("randwrite", "randwrite", 2, 32), ("randread", "randread", 2, 32)]
 PHASE_QD1 = ("randread-qd1", "randread", 1, 1)
 
 
-def random_io(cfg, dev, workdir, size, sampler=None, phases=PHASES):
+def random_io(cfg, dev, workdir, size, sampler=None, phases=PHASES,
+              prepare=None):
     """Fill [0, size) sequentially, then run each timed phase over it, so
-    every read hits written data. Returns one fio result per phase."""
+    every read hits written data. prepare(phase) runs before a phase and
+    sampler(phase, fio process) while it runs. Returns one fio result per
+    phase."""
     fio(dev, workdir, "prefill", "write", size, bs="1M", iodepth=4)
     res = []
     for name, rw, jobs, depth in phases:
+        if prepare:
+            prepare(name)
         cpu = dev.cpu_time()
         p, out = fio(dev, workdir, name, rw, size, numjobs=jobs,
                      iodepth=depth, runtime=cfg.runtime, wait=False)
@@ -203,6 +208,19 @@ def sample_stats(dev, samples):
                 samples.append((phase, st))
             time.sleep(0.2)
     return sampler
+
+
+def drop_cache(path):
+    """Drop the file's pages from the page cache, so that the next reads of
+    it come from the disk (each page until it is cached again)."""
+    if not os.path.exists(path):
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
 
 
 def wait_stats(dev, timeout=5):
@@ -247,16 +265,18 @@ def sec_shrinker(cfg, peer, workdir):
                                       "counter")
             try:
                 lim_w, lim_r, lim_q = random_io(
-                    cfg, dev, workdir, ws, sample_stats(dev, samples), phases)
+                    cfg, dev, workdir, ws, sample_stats(dev, samples), phases,
+                    lambda phase: phase == PHASE_QD1[0] and drop_cache(
+                        backing))
             except PeerFailed as e:
                 failure = e
+            # The plugin empties the file when it stops.
+            backing_size = (os.stat(backing).st_blocks * 512
+                            if os.path.exists(backing) else None)
         final = dev.final
     finally:
         if os.path.exists(backing):
-            backing_size = os.stat(backing).st_blocks * 512
             os.unlink(backing)
-        else:
-            backing_size = None
     if not final or not final.get("bd_writes"):
         raise PeerUnavailable(
             "bd_writes stayed 0 with the working set at 4x mem_limit and "
@@ -301,7 +321,8 @@ def sec_shrinker(cfg, peer, workdir):
     }
     log("  shrinker at 4x mem_limit: write %.0f IOPS, read %.0f IOPS, "
         "%s evictions/s" % (lim_w["iops"], lim_r["iops"],
-                            out["evict_per_s"]))
+                            "%.0f" % out["evict_per_s"]
+                            if out["evict_per_s"] is not None else "n/a"))
     return out
 
 

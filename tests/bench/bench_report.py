@@ -210,7 +210,8 @@ def shrinker(r):
              % (fmt(s["read_slowdown"], "x") + "x"
                 if s["read_slowdown"] else "–"))
     share = s.get("qd1_backing_share")
-    text += ("\nRead slowdown for evicted data, at queue depth 1: mean read "
+    text += ("\nRead slowdown for evicted data, at queue depth 1 with the "
+             "backing file's page cache dropped first: mean read "
              "latency %s µs in memory, %s µs at 4x mem_limit, where the "
              "backing file served %s of the reads; so an evicted read takes "
              "about %s µs, %s the in-memory read.\n" % (
@@ -221,7 +222,8 @@ def shrinker(r):
                  fmt(s.get("evicted_read_slowdown"), "x") + "x"
                  if s.get("evicted_read_slowdown") else "n/a x"))
     text += ("\nAt exit: bd_writes %s, bd_reads %s, bd_count %s, "
-             "mem_used_max %s MiB, backing file %s MiB allocated.\n" % (
+             "mem_used_max %s MiB; the backing file had %s MiB allocated "
+             "before the server stopped.\n" % (
                  s["bd_writes"], s["bd_reads"], s["bd_count"],
                  fmt(s["mem_used_max"], "mib"),
                  fmt(s["backing_bytes"], "mib")))
