@@ -18,6 +18,19 @@
  * Arenas are 2 MiB aligned and marked MADV_NOHUGEPAGE, so a transparent
  * huge page never makes one touched page cost 2 MiB of RSS, and freeing a
  * 4 KiB run really releases it. Fresh and released pages read as zero.
+ *
+ * The release cache. madvise(MADV_DONTNEED) is not cheap: it shoots down
+ * the TLB of every CPU, and the next use of the page faults and zeroes it
+ * again. Measured on a 2-vCPU VM, about 40 us a call; zbud, which frees a
+ * page on nearly every overwrite, spent 56% of its CPU there and wrote at
+ * an eighth of the rate it reached without it. So a released run first
+ * goes on a per-length stack (linked through the run itself) and the next
+ * allocation of that length takes it back with a memset instead of three
+ * kernel entries. The cache holds at most PAGESRC_CACHE_MAX pages and at
+ * most 1/PAGESRC_CACHE_FRACTION of the pages handed out, so a tiny pool
+ * caches nothing and a large one keeps its RSS within 0.4% of its use.
+ * Cached pages are memory held from the OS and are counted as such in
+ * pagesrc_bytes_used(); pagesrc_flush() gives them all back.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -31,6 +44,8 @@
 #define ARENA_SIZE (2u << 20)
 #define ARENA_PAGES (ARENA_SIZE / PAGESRC_PAGE_SIZE)
 #define ARENA_WORDS (ARENA_PAGES / 64)
+#define PAGESRC_CACHE_MAX 256u	  /* pages: 1 MiB */
+#define PAGESRC_CACHE_FRACTION 256u /* of the pages handed out */
 
 _Static_assert(ARENA_PAGES % 64 == 0, "bitmap words must cover the arena");
 _Static_assert(PAGESRC_MAX_RUN <= 64, "runs are found within two words");
@@ -41,12 +56,20 @@ struct arena {
 	uint64_t used[ARENA_WORDS];	/* bit set: page handed out */
 };
 
+/* A released run in the cache: its own first bytes link the stack. */
+struct cached_run {
+	struct cached_run *next;
+};
+
 struct pagesrc {
-	pthread_mutex_t lock;	/* protects arenas, narenas, cap, hint */
+	pthread_mutex_t lock;	/* protects everything below but bytes_used */
 	struct arena **arenas;	/* sorted by base address */
 	size_t narenas, cap;
 	size_t hint;		/* an arena that last had room */
-	uint64_t bytes_used;	/* atomic */
+	uint64_t handed_pages;	/* in runs handed out */
+	uint64_t cached_pages;	/* in runs on the stacks below */
+	struct cached_run *cache[PAGESRC_MAX_RUN + 1];	/* by run length */
+	uint64_t bytes_used;	/* atomic: (handed + cached) pages, in bytes */
 };
 
 struct pagesrc *pagesrc_create(void)
@@ -172,6 +195,16 @@ void *pagesrc_alloc(struct pagesrc *ps, unsigned int npages)
 		return NULL;
 	}
 	pthread_mutex_lock(&ps->lock);
+	if (ps->cache[npages]) {
+		struct cached_run *run = ps->cache[npages];
+
+		ps->cache[npages] = run->next;
+		ps->cached_pages -= npages;
+		ps->handed_pages += npages;
+		pthread_mutex_unlock(&ps->lock);
+		memset(run, 0, (size_t)npages * PAGESRC_PAGE_SIZE);
+		return run;
+	}
 	for (size_t k = 0; k < ps->narenas; k++) {
 		size_t i = (ps->hint + k) % ps->narenas;
 
@@ -191,6 +224,7 @@ void *pagesrc_alloc(struct pagesrc *ps, unsigned int npages)
 	if (a) {
 		mark(a, (unsigned int)first, npages, true);
 		addr = a->base + (size_t)first * PAGESRC_PAGE_SIZE;
+		ps->handed_pages += npages;
 		__atomic_add_fetch(&ps->bytes_used,
 				   (uint64_t)npages * PAGESRC_PAGE_SIZE,
 				   __ATOMIC_RELAXED);
@@ -215,13 +249,15 @@ static size_t arena_index(const struct pagesrc *ps, const char *addr)
 	return lo;
 }
 
-void pagesrc_free(struct pagesrc *ps, void *addr, unsigned int npages)
+/*
+ * Gives a run back to the OS and to its arena; the run is in no list.
+ * Called without the lock.
+ */
+static void release_run(struct pagesrc *ps, void *addr, unsigned int npages)
 {
 	struct arena *a;
 	size_t i;
 
-	if (!addr)
-		return;
 	/*
 	 * Release the memory while the run is still ours: once its bits are
 	 * clear another thread may take it and write to it.
@@ -245,4 +281,69 @@ void pagesrc_free(struct pagesrc *ps, void *addr, unsigned int npages)
 		ps->hint = 0;
 	}
 	pthread_mutex_unlock(&ps->lock);
+}
+
+/* The cache's bound for the pages now handed out. Lock held. */
+static uint64_t cache_room(const struct pagesrc *ps)
+{
+	uint64_t room = ps->handed_pages / PAGESRC_CACHE_FRACTION;
+
+	return room < PAGESRC_CACHE_MAX ? room : PAGESRC_CACHE_MAX;
+}
+
+void pagesrc_free(struct pagesrc *ps, void *addr, unsigned int npages)
+{
+	struct cached_run *excess = NULL, *run;
+	unsigned int excess_len = 0;
+
+	if (!addr)
+		return;
+	pthread_mutex_lock(&ps->lock);
+	ps->handed_pages -= npages;
+	if (ps->cached_pages + npages <= cache_room(ps)) {
+		run = addr;
+		run->next = ps->cache[npages];
+		ps->cache[npages] = run;
+		ps->cached_pages += npages;
+		addr = NULL;
+	} else if (ps->cached_pages > cache_room(ps)) {
+		/*
+		 * Use has fallen since the cache filled: give back one cached
+		 * run as well, so the cache shrinks with the pool and is empty
+		 * once nothing is handed out.
+		 */
+		for (unsigned int n = PAGESRC_MAX_RUN; n > 0 && !excess; n--) {
+			if (ps->cache[n]) {
+				excess = ps->cache[n];
+				excess_len = n;
+				ps->cache[n] = excess->next;
+				ps->cached_pages -= n;
+			}
+		}
+	}
+	pthread_mutex_unlock(&ps->lock);
+	if (addr)
+		release_run(ps, addr, npages);
+	if (excess)
+		release_run(ps, excess, excess_len);
+}
+
+void pagesrc_flush(struct pagesrc *ps)
+{
+	for (unsigned int n = 1; n <= PAGESRC_MAX_RUN; n++) {
+		for (;;) {
+			struct cached_run *run;
+
+			pthread_mutex_lock(&ps->lock);
+			run = ps->cache[n];
+			if (run) {
+				ps->cache[n] = run->next;
+				ps->cached_pages -= n;
+			}
+			pthread_mutex_unlock(&ps->lock);
+			if (!run)
+				break;
+			release_run(ps, run, n);
+		}
+	}
 }

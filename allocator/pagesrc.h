@@ -6,7 +6,9 @@
  * them back. Memory comes from the kernel in 2 MiB anonymous arenas; a run
  * that is given back is released at once with madvise(MADV_DONTNEED), so
  * the process RSS falls, and an arena with no pages in use is unmapped.
- * Pages handed out are zero-filled.
+ * Pages handed out are zero-filled. A few released runs are kept back for
+ * reuse, so that a free followed by an allocation costs no system call;
+ * the cache is bounded (see pagesrc.c) and counted as memory held.
  *
  * Thread safety: all functions may be called concurrently; one mutex guards
  * the arena table and is never held across a system call other than mmap
@@ -39,7 +41,13 @@ void *pagesrc_alloc(struct pagesrc *ps, unsigned int npages);
 /* Gives back a run exactly as pagesrc_alloc() returned it. */
 void pagesrc_free(struct pagesrc *ps, void *addr, unsigned int npages);
 
-/* Return: bytes in runs currently handed out (a lock-free snapshot). */
+/* Gives every cached run back to the OS. */
+void pagesrc_flush(struct pagesrc *ps);
+
+/*
+ * Return: bytes held from the OS, in runs handed out and in the release
+ * cache (a lock-free snapshot).
+ */
 uint64_t pagesrc_bytes_used(const struct pagesrc *ps);
 
 #endif /* ZRAMD_PAGESRC_H */

@@ -69,9 +69,47 @@ START_TEST(test_many_runs_rss)
 		pagesrc_free(ps, runs[i], len[i]);
 	for (int i = 1; i < N; i += 2)
 		pagesrc_free(ps, runs[i], len[i]);
+	/* At most the release cache is still held; flushing gives it back. */
+	ck_assert_uint_le(pagesrc_bytes_used(ps), 256 * PAGESRC_PAGE_SIZE);
+	pagesrc_flush(ps);
 	ck_assert_uint_eq(pagesrc_bytes_used(ps), 0);
 	if (TEST_RSS_CHECKS)
 		ck_assert_int_lt(test_rss_kib() - rss0, 4 * 1024);
+	pagesrc_destroy(ps);
+}
+END_TEST
+
+/*
+ * The release cache: in a pool with enough pages in use, a freed run comes
+ * back from the cache (same address) zero-filled and still counted; in a
+ * tiny pool nothing is cached and the bytes fall at once.
+ */
+START_TEST(test_release_cache)
+{
+	struct pagesrc *ps = pagesrc_create();
+	static char *base[1024];
+	char *p, *q;
+
+	p = pagesrc_alloc(ps, 2);
+	memset(p, 0x5a, 2 * PAGESRC_PAGE_SIZE);
+	pagesrc_free(ps, p, 2);
+	ck_assert_uint_eq(pagesrc_bytes_used(ps), 0); /* tiny: not cached */
+
+	for (int i = 0; i < 1024; i++)
+		base[i] = pagesrc_alloc(ps, 1);
+	p = pagesrc_alloc(ps, 2);
+	memset(p, 0x5a, 2 * PAGESRC_PAGE_SIZE);
+	pagesrc_free(ps, p, 2);
+	ck_assert_uint_eq(pagesrc_bytes_used(ps), 1026 * PAGESRC_PAGE_SIZE);
+	q = pagesrc_alloc(ps, 2);
+	ck_assert_ptr_eq(q, p);
+	for (size_t i = 0; i < 2 * PAGESRC_PAGE_SIZE; i++)
+		ck_assert_int_eq(q[i], 0);
+	pagesrc_free(ps, q, 2);
+	for (int i = 0; i < 1024; i++)
+		pagesrc_free(ps, base[i], 1);
+	pagesrc_flush(ps);
+	ck_assert_uint_eq(pagesrc_bytes_used(ps), 0);
 	pagesrc_destroy(ps);
 }
 END_TEST
@@ -84,6 +122,7 @@ static Suite *pagesrc_suite(void)
 	tcase_add_test(tc, test_alloc_free_zeroed);
 	tcase_add_test(tc, test_bad_run);
 	tcase_add_test(tc, test_many_runs_rss);
+	tcase_add_test(tc, test_release_cache);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	return s;
