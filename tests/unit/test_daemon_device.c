@@ -570,6 +570,42 @@ START_TEST(test_huge_device)
 }
 END_TEST
 
+/* Trimming every other sector leaves holes that compaction gives back. */
+START_TEST(test_compact)
+{
+	const char *be = backends[_i];
+	uint64_t n = 4096, size = n * SEC;
+	struct zdev *dev = make_dev(be, size, 0, false);
+	unsigned char *shadow = calloc(1, size);
+	uint64_t s = seed, before, after;
+	long pages;
+
+	for (uint64_t sec = 0; sec < n; sec++)
+		fill(shadow + sec * SEC, SEC, K_MIXED, &s);
+	ck_assert_int_eq(zdev_write(dev, shadow, size, 0, false), 0);
+	for (uint64_t sec = 0; sec < n; sec += 2) {
+		ck_assert_int_eq(zdev_trim(dev, SEC, sec * SEC), 0);
+		memset(shadow + sec * SEC, 0, SEC);
+	}
+	before = stat_of(dev, ZSTAT_mem_used_total);
+	pages = zdev_compact(dev);
+	after = stat_of(dev, ZSTAT_mem_used_total);
+	if (strcmp(be, ZPOOL_TYPE_ZBUD) == 0) {
+		ck_assert_int_eq(pages, -EOPNOTSUPP);
+		ck_assert_uint_eq(stat_of(dev, ZSTAT_pages_compacted), 0);
+	} else {
+		ck_assert_int_gt(pages, 0);
+		ck_assert_uint_eq(stat_of(dev, ZSTAT_pages_compacted),
+				  (uint64_t)pages);
+		ck_assert_uint_lt(after, before);
+	}
+	/* Moving objects did not change a byte. */
+	check_range(dev, shadow, 0, size);
+	zdev_destroy(dev);
+	free(shadow);
+}
+END_TEST
+
 /* --- eviction to a fake backing store -------------------------------------- */
 
 #define FAKE_SLOTS 4096
@@ -902,6 +938,7 @@ static Suite *device_suite(void)
 	tcase_add_loop_test(core, test_stats, 0, nbackends);
 	tcase_add_loop_test(core, test_extents, 0, nbackends);
 	tcase_add_loop_test(limits, test_mem_limit, 0, nbackends);
+	tcase_add_loop_test(limits, test_compact, 0, nbackends);
 	tcase_add_loop_test(limits, test_huge_device, 0, nbackends);
 	tcase_add_loop_test(evict, test_evict, 0, nbackends);
 	tcase_add_loop_test(evict, test_evict_race, 0, nbackends);
