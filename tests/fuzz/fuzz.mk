@@ -26,7 +26,10 @@
 # checked-in one; crashes to $(BUILD)/fuzz/crashes/. Replay a crash with
 # $(BUILD)/tests/fuzz/replay-T FILE (or replay-T -n FILE under gdb).
 # `make fuzz-minimize` merges the scratch corpus with the checked-in one
-# into $(BUILD)/fuzz/min/T/ (libFuzzer -merge=1), to pick new seeds from.
+# into $(BUILD)/fuzz/min/T/ (libFuzzer -merge=1). `make fuzz-pick` picks at
+# most FUZZ_PICK (40) of those inputs that keep most of the coverage
+# (tests/fuzz/pick.py) into $(BUILD)/fuzz/pick/T/: copy them into
+# tests/fuzz/corpus/ to grow the checked-in corpus.
 
 EXTRA_CFLAGS_tests/fuzz := -Iallocator -Idaemon $(call pkgcflags,liblz4) \
 	$(call pkgcflags,inih) $(call pkgcflags,libxxhash)
@@ -86,7 +89,7 @@ FUZZ_SAN := fuzzer-no-link,address,undefined
 
 # Built by a recursive make, so that every object is compiled by clang
 # with -fsanitize=fuzzer-no-link into a build folder of its own.
-.PHONY: fuzz-bins fuzz fuzz-minimize
+.PHONY: fuzz-bins fuzz fuzz-minimize fuzz-pick
 fuzz-bins: $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/fuzz-%)
 
 fuzz: deps
@@ -111,7 +114,7 @@ fuzz-minimize:
 		case $$t in zpool-*) c=zpool;; *) c=$$t;; esac; \
 		rm -rf $(FUZZ_BUILD)/min/$$t; mkdir -p $(FUZZ_BUILD)/min/$$t \
 			$(FUZZ_BUILD)/corpus/$$t; \
-		$(FUZZ_BUILD)/tests/fuzz/fuzz-$$t -merge=1 \
+		$(FUZZ_BUILD)/tests/fuzz/fuzz-$$t -merge=1 -timeout=10 \
 			$(FUZZ_BUILD)/min/$$t tests/fuzz/corpus/$$c \
 			$(FUZZ_BUILD)/corpus/$$t; \
 	done
@@ -127,3 +130,15 @@ check-fuzz-repro: $(FUZZ_REPLAY_BINS)
 		FUZZ_REPLAY_TIMEOUT=10 $(BUILD)/tests/fuzz/replay-$$t \
 			tests/fuzz/repro/$$c || fail=1; \
 	done; exit $$fail
+
+FUZZ_PICK ?= 40
+fuzz-pick:
+	@$(MAKE) --no-print-directory CC=clang SANITIZE=$(FUZZ_SAN) \
+		BUILD=$(FUZZ_BUILD) fuzz-bins
+	@set -e; for t in $(FUZZ_ONLY); do \
+		case $$t in zpool-*) c=zpool;; *) c=$$t;; esac; \
+		rm -rf $(FUZZ_BUILD)/pick/$$t; mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+		python3 tests/fuzz/pick.py $(FUZZ_BUILD)/tests/fuzz/fuzz-$$t \
+			$(FUZZ_PICK) $(FUZZ_BUILD)/pick/$$t tests/fuzz/corpus/$$c \
+			$(FUZZ_BUILD)/corpus/$$t; \
+	done
