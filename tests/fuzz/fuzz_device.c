@@ -6,7 +6,7 @@
  * requests the plugin would pass on, at any offset and length, with data
  * of mixed compressibility, checked byte for byte against a shadow copy.
  *
- * Input: two configuration bytes, then ops.
+ * Input: three configuration bytes, then ops.
  *
  *   byte 0  bit 0     allocator: zsmalloc or zbud
  *           bits 1-2  mem_limit: none, 64K, 96K, 256K
@@ -21,6 +21,12 @@
  *           bit 7     hooks in the backing store() callback: each call
  *                     reads a byte that says what happens while the
  *                     evicted object is being written (see bk_store)
+ *   byte 2  bit 0     the write path's hooks (zdev_set_hooks(), with a
+ *                     backing file), the shrinker played synchronously:
+ *                     wait_room() evicts down to 80% of mem_limit and
+ *                     says whether that made progress
+ *           bit 1     kick() also evicts down to 80% once the pool is
+ *                     past 90% (the shrinker's high watermark)
  *
  * Requests stay inside a window of at most 1 MiB at the end of the device
  * (its start unaligned when the size is), so a device of 2^63-1 bytes
@@ -28,10 +34,7 @@
  * range are exercised. Ops:
  *
  *   write OFF LEN KIND ...  data: zeroes, one repeated word, text, random,
- *                           input bytes, per-sector mix, sparse, one byte;
- *                           at mem_limit (-ENOSPC) with a backing file, the
- *                           shrinker is played: zpool_shrink() down to 80%
- *                           of the limit, then the write is retried once
+ *                           input bytes, per-sector mix, sparse, one byte
  *   read OFF LEN            must succeed and match the shadow
  *   zero OFF LEN            zdev_zero()
  *   trim OFF LEN            zdev_trim(): whole sectors must read as zeroes,
@@ -41,6 +44,9 @@
  *                           req_one; a callback that stops the walk
  *   shrink SIZE             zpool_shrink() on the device's pool (evicts
  *                           through zdev_evict() to the backing file)
+ *   idle STOP               zdev_evict_idle(), one mark-and-sweep pass of
+ *                           idle writeback, stopped early after STOP calls
+ *                           of its stop callback (0: never)
  *   compact, flush, stats   stats are checked against the shadow
  *   bad                     requests out of range must be -EINVAL and
  *                           counted in invalid_io
@@ -52,8 +58,9 @@
  * pool back near its starting size.
  *
  * Not covered: concurrency (this is one thread), the shrinker thread
- * (daemon/shrinker.c; played synchronously here), backing-file corruption
- * (fuzz_backing.c covers the record reader).
+ * (daemon/shrinker.c, daemon/writeback.c: played synchronously here, with
+ * backing ops of this file's own, so that stores can fail and race),
+ * backing-file corruption (fuzz_backing.c covers the record reader).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -86,6 +93,12 @@ struct dev_model {
 	struct backing *bk;
 	char bk_path[512];
 	bool store_hooks;
+	bool hooks, eager_kick;
+	bool in_shrink; /* inside zpool_shrink() or zdev_evict_idle() */
+	/* The request in progress, whose sectors the shadow does not know
+	 * yet (it may be part way through when the hooks run). */
+	uint64_t busy_off, busy_len;
+	unsigned int stop_after, stop_calls;
 	uint64_t invalid, failed_writes, failed_reads;
 	uint64_t base_total; /* the empty pool's size */
 	struct fin in;
@@ -198,9 +211,14 @@ static void gen(unsigned char *p, size_t len, uint8_t kind, uint64_t seed)
 		break;
 	case 5: /* a different kind every sector */
 		for (i = 0; i < len; i += k) {
+			/* Two statements: the order of arguments' evaluation
+			 * is unspecified, and inputs must replay the same
+			 * whatever the compiler. */
+			uint8_t sub = (uint8_t)(fuzz_rand(&seed) % 4);
+			uint64_t sub_seed = fuzz_rand(&seed);
+
 			k = len - i < SECTOR ? len - i : SECTOR;
-			gen(p + i, k, (uint8_t)(fuzz_rand(&seed) % 4),
-			    fuzz_rand(&seed));
+			gen(p + i, k, sub, sub_seed);
 		}
 		break;
 	case 6: /* sparse: a few bytes in zeroes */
@@ -325,6 +343,13 @@ static void race(uint64_t sector, uint8_t how)
 	hi = off + SECTOR < d.base + d.wlen ? off + SECTOR : d.base + d.wlen;
 	if (lo >= hi)
 		return;
+	/* A sector of the request in progress: its contents are that
+	 * request's business until it returns (see reconcile_prefix). */
+	if (lo < d.busy_off + d.busy_len && d.busy_off < hi) {
+		FUZZ_TRACE("  during eviction of sector %llu: (in the request "
+			   "in progress)", (unsigned long long)sector);
+		return;
+	}
 	gen(data, SECTOR, how >> 3, sector ^ how);
 	FUZZ_TRACE("  during eviction of sector %llu: %s [%llu, %llu)",
 		   (unsigned long long)sector,
@@ -381,21 +406,50 @@ static void race(uint64_t sector, uint8_t how)
 		   (unsigned long long)sector);
 }
 
-/* The shrinker, played synchronously: evict down to 80% of mem_limit. */
-static void play_shrinker(void)
+/*
+ * The shrinker, played synchronously: evict down to 80% of mem_limit.
+ * Return: the bytes released.
+ */
+static size_t play_shrinker(const char *why)
 {
 	uint64_t total = zpool_get_total_size(zdev_pool(d.dev));
 	uint64_t low = d.cfg.mem_limit / 10 * 8;
-	size_t released;
+	size_t released = 0;
+	int r;
 
-	if (total > low) {
-		int r = zpool_shrink(zdev_pool(d.dev), total - low + SECTOR,
-				     &released);
+	FUZZ_TRACE("  %s: pool %llu, limit %llu", why, (unsigned long long)total,
+		   (unsigned long long)d.cfg.mem_limit);
+	if (total <= low)
+		return 0;
+	d.in_shrink = true;
+	r = zpool_shrink(zdev_pool(d.dev), total - low, &released);
+	d.in_shrink = false;
+	FUZZ_TRACE("  %s: shrink %llu -> %d, released %zu", why,
+		   (unsigned long long)(total - low), r, released);
+	FUZZ_CHECK(r == 0 || r == -ENOENT || r == -ENOSPC ||
+			   (r == -EIO && d.store_hooks),
+		   "shrink for the write path returned %d", r);
+	return released;
+}
 
-		FUZZ_TRACE("  shrink %llu -> %d, released %zu",
-			   (unsigned long long)(total - low + SECTOR), r,
-			   released);
-	}
+/* The device's hooks (zdev_set_hooks), as writeback.c gives them. */
+static void hook_kick(void *ctx)
+{
+	(void)ctx;
+	/* Inside a shrink, the shrinker is busy: it will see the pool. */
+	if (!d.eager_kick || d.in_shrink ||
+	    zpool_get_total_size(zdev_pool(d.dev)) <= d.cfg.mem_limit / 10 * 9)
+		return;
+	(void)play_shrinker("kick");
+}
+
+static int hook_wait_room(void *ctx, unsigned int timeout_ms)
+{
+	(void)ctx;
+	FUZZ_CHECK(timeout_ms > 0, "wait_room with no time to wait");
+	if (d.in_shrink)
+		return -ENOSPC; /* the shrinker thread is in its own work */
+	return play_shrinker("wait_room") ? 0 : -ENOSPC;
 }
 
 static void do_write(uint64_t off, size_t len, uint8_t kind, uint64_t seed)
@@ -405,16 +459,12 @@ static void do_write(uint64_t off, size_t len, uint8_t kind, uint64_t seed)
 	gen(buf, len, kind, seed);
 	FUZZ_TRACE("write [%llu, +%zu) kind %u", (unsigned long long)off, len,
 		   kind % 8);
+	d.busy_off = off;
+	d.busy_len = len;
 	r = zdev_write(d.dev, buf, len, off, kind & 0x80);
-	if (r == -ENOSPC && d.bk) {
-		d.failed_writes++;
-		FUZZ_TRACE("  -ENOSPC: shrink and retry");
-		/* The first sectors may hold the new data already. */
-		reconcile_prefix(off, len, buf, "write");
-		play_shrinker();
-		r = zdev_write(d.dev, buf, len, off, false);
-	}
-	FUZZ_TRACE("  -> %d", r);
+	d.busy_len = 0;
+	FUZZ_TRACE("  -> %d (pool %llu)", r,
+		   (unsigned long long)zpool_get_total_size(zdev_pool(d.dev)));
 	if (r == 0) {
 		memcpy(shadow_at(off), buf, len);
 		return;
@@ -429,8 +479,12 @@ static void do_write(uint64_t off, size_t len, uint8_t kind, uint64_t seed)
 
 static void do_zero(uint64_t off, size_t len)
 {
-	int r = zdev_zero(d.dev, len, off);
+	int r;
 
+	d.busy_off = off;
+	d.busy_len = len;
+	r = zdev_zero(d.dev, len, off);
+	d.busy_len = 0;
 	FUZZ_TRACE("zero [%llu, +%zu) -> %d", (unsigned long long)off, len, r);
 	if (r == 0) {
 		memset(shadow_at(off), 0, len);
@@ -447,8 +501,12 @@ static void do_zero(uint64_t off, size_t len)
 static void do_trim(uint64_t off, size_t len)
 {
 	size_t done, n;
-	int r = zdev_trim(d.dev, len, off);
+	int r;
 
+	d.busy_off = off;
+	d.busy_len = len;
+	r = zdev_trim(d.dev, len, off);
+	d.busy_len = 0;
 	FUZZ_TRACE("trim [%llu, +%zu) -> %d", (unsigned long long)off, len, r);
 	FUZZ_CHECK(r == 0, "trim [%llu, +%zu) returned %d",
 		   (unsigned long long)off, len, r);
@@ -565,8 +623,11 @@ static void do_extents(uint64_t off, size_t len, uint8_t flags)
 static void do_shrink(size_t size)
 {
 	size_t released = 0;
-	int r = zpool_shrink(zdev_pool(d.dev), size, &released);
+	int r;
 
+	d.in_shrink = true;
+	r = zpool_shrink(zdev_pool(d.dev), size, &released);
+	d.in_shrink = false;
 	FUZZ_TRACE("shrink %zu -> %d, released %zu", size, r, released);
 	if (!d.cfg.shrinkable) {
 		FUZZ_CHECK(r == -EINVAL, "shrink, no evict callback: %d", r);
@@ -580,6 +641,49 @@ static void do_shrink(size_t size)
 			   "shrink(%zu) with no backing file returned 0 "
 			   "(released %zu)",
 			   size, released);
+}
+
+static bool idle_stop(void *arg)
+{
+	FUZZ_CHECK(arg == &d, "stop callback argument");
+	return d.stop_after && ++d.stop_calls >= d.stop_after;
+}
+
+/* One pass of idle writeback: sectors marked by the last pass go. */
+static void do_idle(uint8_t stop_after)
+{
+	struct zdev_idle_result res = { 1, 1, 1 };
+	struct zstats before, after;
+	int r;
+
+	d.stop_after = stop_after % 8;
+	d.stop_calls = 0;
+	zdev_get_stats(d.dev, &before);
+	d.in_shrink = true;
+	r = zdev_evict_idle(d.dev, idle_stop, &d, &res);
+	d.in_shrink = false;
+	zdev_get_stats(d.dev, &after);
+	FUZZ_TRACE("idle pass (stop after %u) -> %d: evicted %llu, marked "
+		   "%llu, %llu bytes", d.stop_after, r,
+		   (unsigned long long)res.evicted,
+		   (unsigned long long)res.marked,
+		   (unsigned long long)res.bytes);
+	if (!d.bk) {
+		FUZZ_CHECK(r == -ENOSPC, "idle pass without a backing file: %d",
+			   r);
+		return;
+	}
+	FUZZ_CHECK(r == 0 || r == -ENOSPC || (r == -EIO && d.store_hooks),
+		   "idle pass returned %d", r);
+	FUZZ_CHECK(res.evicted <= after.v[ZSTAT_bd_writes] -
+					  before.v[ZSTAT_bd_writes],
+		   "idle pass says %llu evicted, bd_writes grew by %llu",
+		   (unsigned long long)res.evicted,
+		   (unsigned long long)(after.v[ZSTAT_bd_writes] -
+					before.v[ZSTAT_bd_writes]));
+	FUZZ_CHECK(res.evicted == 0 || res.bytes > 0,
+		   "%llu sectors evicted, 0 bytes",
+		   (unsigned long long)res.evicted);
 }
 
 /*
@@ -769,8 +873,10 @@ static void setup(void)
 		1 << 20,	 (1 << 20) + 1234,	 12388, 0,
 		ZDEV_MAX_SIZE, (UINT64_C(1) << 40) + 777, 4096,	 1 << 20,
 	};
-	uint8_t c0 = fin_u8(&d.in), c1 = fin_u8(&d.in);
+	uint8_t c0 = fin_u8(&d.in), c1 = fin_u8(&d.in), c2 = fin_u8(&d.in);
 	struct zdev_backing_ops ops;
+	struct zdev_hooks hooks = { .kick = hook_kick,
+				    .wait_room = hook_wait_room };
 	char err[256];
 	int e;
 
@@ -801,6 +907,10 @@ static void setup(void)
 						 .load = bk_load,
 						 .release = bk_release };
 		zdev_set_backing(d.dev, &ops);
+		d.hooks = c2 & 1;
+		d.eager_kick = c2 & 2;
+		if (d.hooks)
+			zdev_set_hooks(d.dev, &hooks);
 	}
 }
 
@@ -853,7 +963,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t len = 0;
 
 		fuzz_op_index++;
-		switch (op % 16) {
+		switch (op % 17) {
 		case 0:
 		case 1:
 		case 2:
@@ -898,6 +1008,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 15:
 			FUZZ_CHECK(zdev_flush(d.dev) == 0, "flush");
 			FUZZ_CHECK(zdev_probe(d.dev) == 0, "probe");
+			break;
+		case 16:
+			do_idle(fin_u8(&d.in));
 			break;
 		}
 	}

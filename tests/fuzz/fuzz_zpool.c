@@ -395,11 +395,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			zpool_unmap_handle(m.pool, o->handle);
 			break;
 		}
-		case 8:
-			do_shrink((size_t)fin_u8(&m.in) * 1024 +
-				  fin_u8(&m.in));
+		case 8: {
+			/* One read per statement: argument order is
+			 * unspecified, inputs must replay the same with any
+			 * compiler. */
+			size_t kib = fin_u8(&m.in);
+
+			do_shrink(kib * 1024 + fin_u8(&m.in));
 			verify_all("after shrink");
 			break;
+		}
 		case 9:
 			pages = zpool_compact(m.pool);
 			FUZZ_TRACE("compact -> %ld", pages);

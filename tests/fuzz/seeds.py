@@ -85,7 +85,7 @@ def dev_read(how, off, length):
 
 def device():
     # zsmalloc, no limit, 1 MiB: every data kind, partial writes, reads
-    p = [0x00, 0x00]
+    p = [0x00, 0x00, 0x00]
     for k in range(8):
         p += dev_write(0, k * 8192, 2, k, k)
         p += dev_write(3, k * 8192 + 100, 5000, k, k + 1)
@@ -99,30 +99,52 @@ def device():
 
     # zbud, 64K limit, backing file, shrinkable: writes past the limit,
     # the shrinker played, reads back from the backing file
-    p = [0x01 | 0x02 | 0x08, 0x00]
+    p = [0x01 | 0x02 | 0x08, 0x00, 0x00]
     for i in range(40):
         p += dev_write(0, i * 4096, 0, 2 + (i % 2), i)
     p += [11] + u16(4096) + dev_read(3, 0, 60000) + [13]
     put("device", "zbud-limit-backing", p)
 
-    p = [0x00 | 0x04 | 0x08, 0x20 | 0x80]
-    for i in range(40):
-        p += dev_write(0, i * 4096, 1, 2, i)
-    p += [11] + u16(8192) + [13] + dev_read(3, 0, 60000)
-    put("device", "zsmalloc-limit-backing-failing", p)
+    # the write path's hooks: wait_room, then an eager kick
+    for c2, name in ((1, "hooks-wait-room"), (3, "hooks-eager-kick")):
+        p = [0x01 | 0x02 | 0x08, 0x00, c2]
+        for i in range(60):
+            p += dev_write(0, i * 4096, 0, 2 + (i % 2), i)
+        p += dev_read(3, 0, 60000) + [13]
+        put("device", name, p)
+
+    # store hooks: failed stores, and writes racing with the eviction
+    p = [0x00 | 0x06 | 0x08, 0x20 | 0x80, 0x00]
+    for i in range(24):
+        p += dev_write(0, i * 4096, 0, 2 + i % 2, i)
+    # shrink 32 KiB; each store reads a hook byte: none, fail, write,
+    # partial write, trim, zero
+    p += [11] + u16(2048) + [0, 4, 5, 6, 7, 4 + 8, 5 + 16, 0, 3] + [13]
+    p += dev_read(3, 0, 60000)
+    put("device", "zsmalloc-limit-backing-hooks", p)
+
+    # idle writeback: two passes move what was not touched in between
+    p = [0x08, 0x00, 0x00]
+    for i in range(16):
+        p += dev_write(0, i * 4096, 0, 2, i)
+    p += [16, 0] + dev_read(0, 0, 1) + [16, 0, 13, 16, 2, 13]
+    p += dev_write(0, 4096, 0, 3) + [16, 0, 13] + dev_read(3, 0, 65535)
+    put("device", "idle", p)
+    put("device", "idle-no-backing", [0x00, 0x00, 0x00, 16, 0, 13])
 
     # a device of 2^63-1 bytes, and one of 1 MiB + 1234: unaligned ends
-    p = [0x00, 4 << 2]
+    p = [0x00, 4 << 2, 0x00]
     p += dev_write(2, 1 << 20, 0, 3) + dev_write(3, 5, 3000, 2)
     p += dev_read(2, 1000, 0) + [10] + dev_range(2, 100, 0) + [0]
     p += [14, 0x00, 14, 0x10, 14, 0x20, 14, 0x30, 13]
     put("device", "huge", p)
-    p = [0x01, 1 << 2] + dev_write(2, (1 << 20) - 10, 0, 3)
+    p = [0x01, 1 << 2, 0x00] + dev_write(2, (1 << 20) - 10, 0, 3)
     p += dev_read(2, (1 << 20) - 4000, 0) + [13]
     put("device", "tail", p)
-    put("device", "empty", [0x00, 3 << 2, 0, 0, 0, 0, 0, 0, 0, 14, 7, 13])
+    put("device", "empty", [0x00, 3 << 2, 0x00, 0, 0, 0, 0, 0, 0, 0, 14, 7,
+                            13])
     # huge_threshold 1: everything raw; acceleration 65537
-    p = [0xE0 | 0x20, 0x03]
+    p = [0xE0 | 0x20, 0x03, 0x00]
     for k in range(8):
         p += dev_write(3, k * 5000, 7000, k, k)
     p += dev_read(3, 0, 50000) + [12, 13]
