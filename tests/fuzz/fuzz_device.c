@@ -359,10 +359,17 @@ static void race(uint64_t sector, uint8_t how)
 				  : "zero",
 		   (unsigned long long)lo, (unsigned long long)hi);
 	switch (how % 8) {
-	case 4: /* overwrite what is in the window */
+	case 4: /* overwrite what is in the window (twice: the second
+		 * object may get the evicted one's freed handle) */
 		r = zdev_write(d.dev, data, hi - lo, lo, false);
 		if (r == 0)
 			memcpy(shadow_at(lo), data, hi - lo);
+		if (r == 0 && (how & 0x40)) {
+			gen(data, SECTOR, (how >> 3) + 1, sector + how);
+			r = zdev_write(d.dev, data, hi - lo, lo, false);
+			if (r == 0)
+				memcpy(shadow_at(lo), data, hi - lo);
+		}
 		break;
 	case 5: /* a partial write */
 		lo = lo + o < hi ? lo + o : lo;
