@@ -13,7 +13,7 @@
 #                                  for `make fuzz`.
 #
 # Targets T: zpool-zbud and zpool-zsmalloc (one source, compiled per
-# backend, one shared corpus "zpool"), device, params, stats, backing,
+# backend; the zpool corpus is shared), device, params, stats, backing,
 # codec. See each source file's header for its input format and the
 # properties it checks.
 #
@@ -39,14 +39,14 @@ FUZZ_TARGETS := $(foreach f,$(sort $(wildcard tests/fuzz/fuzz_*.c)), \
 	$(if $(filter fuzz_zpool.c fuzz_common.c,$(notdir $(f))), \
 	$(if $(filter fuzz_zpool.c,$(notdir $(f))),zpool-zbud zpool-zsmalloc), \
 	$(patsubst fuzz_%.c,%,$(notdir $(f)))))
-# The corpus directory of a target: the zpool targets share one.
-fuzz_corpus = tests/fuzz/corpus/$(if $(filter zpool-%,$(1)),zpool,$(1))
 # The object of a target's LLVMFuzzerTestOneInput.
 fuzz_obj = $(BUILD)/tests/fuzz/fuzz_$(subst -,_,$(1)).o
 
+# Every target links the same objects: those of the daemon that need no
+# nbdkit (the backing file and shrinker included) and the allocator.
 FUZZ_LINK_OBJS = $(BUILD)/tests/fuzz/fuzz_common.o $(DAEMON_LIB_OBJS) \
-	$(BUILD)/daemon/backing.o $(ALLOC_OBJS)
-FUZZ_LIBS = $(DAEMON_LIBS) $(call pkglibs,libxxhash)
+	$(ALLOC_OBJS)
+FUZZ_LIBS = $(DAEMON_LIBS)
 
 # The zpool target, once per backend.
 define fuzz_zpool_obj
