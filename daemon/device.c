@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "codec.h"
 #include "device.h"
@@ -248,14 +249,30 @@ static int store_encoded(struct zdev *dev, uint64_t sector,
 	return 0;
 }
 
-/*
- * A store found the pool at mem_limit (try @tries, from 0): wait for the
- * shrinker to make room. Returns true to try again. No lock may be held:
- * the shrinker's evict callback takes stripe locks.
- */
-static bool wait_for_room(struct zdev *dev, int tries)
+static uint64_t now_ms(void)
 {
-	if (!dev->hooks.wait_room || tries >= ZDEV_ROOM_TRIES)
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/*
+ * A store found the pool at mem_limit: wait for the shrinker to make
+ * room. @since is 0 before the first wait, then the time it began.
+ * Returns true to try again. No lock may be held: the shrinker's evict
+ * callback takes stripe locks.
+ */
+static bool wait_for_room(struct zdev *dev, uint64_t *since)
+{
+	uint64_t now;
+
+	if (!dev->hooks.wait_room)
+		return false;
+	now = now_ms();
+	if (!*since)
+		*since = now;
+	else if (now - *since >= ZDEV_ROOM_GIVE_UP_MS)
 		return false;
 	return dev->hooks.wait_room(dev->hooks.ctx, ZDEV_ROOM_WAIT_MS) == 0;
 }
@@ -399,9 +416,9 @@ static int write_full(struct zdev *dev, uint64_t sector,
 	int r;
 
 	codec_encode(src, dev->acceleration, dev->huge_threshold, &c);
-	for (int tries = 0;; tries++) {
+	for (uint64_t since = 0;;) {
 		r = store_encoded(dev, sector, &c, &ne);
-		if (r != -ENOSPC || !wait_for_room(dev, tries))
+		if (r != -ENOSPC || !wait_for_room(dev, &since))
 			break;
 	}
 	if (r < 0)
@@ -435,7 +452,7 @@ static int write_partial(struct zdev *dev, uint64_t sector, unsigned int o,
 	struct codec_out c;
 	int r;
 
-	for (int tries = 0;; tries++) {
+	for (uint64_t since = 0;;) {
 		sect_lock(dev->tab, sector, &ref);
 		old = sect_ref_get(&ref);
 		if (!src && sect_state(old) == SECT_EMPTY) {
@@ -454,7 +471,7 @@ static int write_partial(struct zdev *dev, uint64_t sector, unsigned int o,
 		if (r == 0)
 			break;
 		sect_unlock(&ref);
-		if (r != -ENOSPC || !may_wait || !wait_for_room(dev, tries))
+		if (r != -ENOSPC || !may_wait || !wait_for_room(dev, &since))
 			return r;
 	}
 	r = swap_locked(dev, &ref, ne, &old);

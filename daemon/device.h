@@ -101,15 +101,15 @@ void zdev_set_backing(struct zdev *dev, const struct zdev_backing_ops *ops);
 
 /*
  * A write that found the pool at mem_limit waits for the shrinker to make
- * room, then tries again. Each wait that made room counts as a try (other
- * writers may take the room first); a wait in which the shrinker made no
- * progress for ZDEV_ROOM_WAIT_MS, or could not make any (backing file full
- * or absent), ends it with -ENOSPC. The tries are bounded only so that
- * nothing loops for ever: at a batch of evictions per wait, losing all of
- * them is not expected to happen.
+ * room, then tries again, as long as each wait made room (other writers
+ * may take it first). A wait in which the shrinker made no progress for
+ * ZDEV_ROOM_WAIT_MS, or could not make any (backing file full or absent),
+ * ends it with -ENOSPC; so does ZDEV_ROOM_GIVE_UP_MS spent in all, so that
+ * nothing loops for ever (evictions keep going, so losing every round
+ * for that long is not expected to happen).
  */
-#define ZDEV_ROOM_WAIT_MS 5000u
-#define ZDEV_ROOM_TRIES	  64
+#define ZDEV_ROOM_WAIT_MS    5000u
+#define ZDEV_ROOM_GIVE_UP_MS 60000u
 
 /*
  * The write path's link to the shrinker (writeback.c). Both are called

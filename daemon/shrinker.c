@@ -37,12 +37,13 @@
  * the waiters, who answer -ENOSPC, and ignores kicks for retry_ms so a
  * full pool does not make it spin. A waiter's request is always served,
  * quiet time or not: each waiter takes a ticket (req_seq) and is answered
- * 0 once the pool is below mem_limit and either below the high mark or
- * past a shrink call that started after the ticket (done_seq >= ticket),
- * and -ENOSPC by the first shrink call that started after the ticket and
- * released nothing (fail_seq >= ticket). A pool just under mem_limit is
- * not room enough on its own: the writer that failed there would only
- * fail again, and loop without anyone having evicted a thing.
+ * 0 once the pool is below mem_limit and past a shrink call that started
+ * after the ticket (done_seq >= ticket), and -ENOSPC by the first shrink
+ * call that started after the ticket and released nothing (fail_seq >=
+ * ticket). A waiter always gets a shrink call of its own, even with the
+ * pool below the low mark: the pool's size alone does not say whether a
+ * writer's object fits (a new zspage may take several pages), and a
+ * writer told "room" without anything evicted would only fail again.
  *
  * Locking: s->lock protects the request and failure tickets, running and
  * the condition variable; it is never held across an ops call or a system
@@ -319,13 +320,14 @@ int shrinker_wait_room(struct shrinker *s, unsigned int timeout_ms)
 	for (;;) {
 		uint64_t size = s->ops.pool_size(s->ops.ctx);
 
-		if (size < s->cfg.mem_limit &&
-		    (size <= s->high || s->done_seq >= ticket)) {
-			rc = 0;
-			break;
-		}
+		/* A call for us that freed nothing: below the limit or not,
+		 * what the writer needs did not fit and will not. */
 		if (!s->running || s->fail_seq >= ticket) {
 			rc = -ENOSPC;
+			break;
+		}
+		if (size < s->cfg.mem_limit && s->done_seq >= ticket) {
+			rc = 0;
 			break;
 		}
 		if (pthread_cond_timedwait(&s->cond, &s->lock, &dl) ==
@@ -400,8 +402,8 @@ static bool waiter_owed(struct shrinker *s)
  */
 static void limit_work(struct shrinker *s, uint64_t now, uint64_t *retry_at)
 {
-	bool owed = waiter_owed(s);
-	uint64_t size;
+	bool owed = waiter_owed(s), unserved = owed;
+	uint64_t size, want;
 
 	if (!s->high)
 		return;
@@ -417,9 +419,19 @@ static void limit_work(struct shrinker *s, uint64_t now, uint64_t *retry_at)
 	__atomic_store_n(&s->pending, 0, __ATOMIC_RELEASE);
 	while (!shrinker_stopping(s)) {
 		size = s->ops.pool_size(s->ops.ctx);
-		if (size <= s->low)
+		if (size > s->low)
+			want = size - s->low;
+		else if (unserved)
+			/* A writer found no room even below the low mark (its
+			 * object needed a new zspage of several pages): a
+			 * watermark step for it, and at least a large zspage. */
+			want = s->high - s->low > SHRINKER_ROOM_STEP
+				   ? s->high - s->low
+				   : SHRINKER_ROOM_STEP;
+		else
 			break;
-		if (!shrink_once(s, size - s->low, SHRINKER_LIMIT)) {
+		unserved = false;
+		if (!shrink_once(s, want, SHRINKER_LIMIT)) {
 			/* Kicks stay silent (pending) until retry_at. */
 			__atomic_store_n(&s->pending, 1, __ATOMIC_RELEASE);
 			*retry_at = now_ms() + s->cfg.retry_ms;

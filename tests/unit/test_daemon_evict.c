@@ -1,0 +1,697 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of eviction end to end: a device (daemon/device.c) with a
+ * real backing file and a real shrinker thread, wired by
+ * daemon/writeback.c exactly as the plugin wires them. Run once per
+ * allocator built in.
+ *
+ *  - limit:      writes past a tiny mem_limit evict; every byte reads back
+ *                (shadow model); the pool never passes the limit;
+ *                overwrite and trim of evicted sectors free their slots
+ *  - corrupt:    bytes flipped in the backing file make reads of those
+ *                sectors -EIO (counted), and only those
+ *  - full:       a full backing file makes writes -ENOSPC, keeps the data
+ *                readable, and after trims writes work again
+ *  - idle:       mark and sweep, by hand and by the shrinker's timer
+ *  - concurrent: 4 threads overwrite, trim and read the sectors the
+ *                shrinker thread is evicting (limit and idle passes), each
+ *                sector under a test lock so the shadow is exact; under
+ *                TSan in check-tsan (check-unit-shrink)
+ *
+ * Backing files go in a temporary directory under $TMPDIR (or /tmp).
+ * Randomized tests print their seed; TEST_SEED replays them and
+ * TEST_ITERATIONS changes the length of the concurrent one.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backing.h"
+#include "codec.h"
+#include "device.h"
+#include "test_util.h"
+#include "writeback.h"
+#include "zpool.h"
+
+#define SEC 4096u
+#define KiB 1024u
+
+static unsigned long seed;
+static const char *backends[8];
+static int nbackends;
+static char dir[256];
+
+static void add_backend(const char *type, void *arg)
+{
+	(void)arg;
+	if (nbackends < 8)
+		backends[nbackends++] = type;
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
+
+	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+	return z ^ (z >> 31);
+}
+
+static uint64_t iterations(uint64_t def)
+{
+	const char *e = getenv("TEST_ITERATIONS");
+
+	if (e)
+		return strtoull(e, NULL, 0);
+	return TEST_RSS_CHECKS ? def : def / 4;
+}
+
+/* Data of every kind the codec tells apart. */
+enum kind { K_ZERO, K_SAME, K_TEXT, K_RANDOM, K_MIXED, K_NKINDS };
+
+static void fill(unsigned char *p, size_t n, enum kind k, uint64_t *s)
+{
+	uint64_t w = rnd(s) | 1;
+
+	switch (k) {
+	case K_ZERO:
+		memset(p, 0, n);
+		break;
+	case K_SAME:
+		for (size_t i = 0; i < n; i++)
+			p[i] = ((unsigned char *)&w)[i & 7];
+		break;
+	case K_TEXT:
+		for (size_t i = 0; i < n; i++)
+			p[i] = (unsigned char)("evicted sector text "[(i + w) %
+								      20]);
+		break;
+	case K_RANDOM:
+		for (size_t i = 0; i < n; i += 8) {
+			uint64_t r = rnd(s);
+
+			memcpy(p + i, &r, n - i < 8 ? n - i : 8);
+		}
+		break;
+	case K_MIXED:
+		fill(p, n, K_TEXT, s);
+		fill(p, n / 4, K_RANDOM, s);
+		break;
+	default:
+		break;
+	}
+}
+
+static void setup(void)
+{
+	const char *t = getenv("TMPDIR");
+
+	snprintf(dir, sizeof(dir), "%s/zramd-evict-XXXXXX", t ? t : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+	char path[300];
+
+	snprintf(path, sizeof(path), "%s/backing", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
+/* A device with writeback, its shrinker thread running. */
+struct rig {
+	struct zdev *dev;
+	struct zwb *wb;
+	char path[300];
+};
+
+static void rig_open(struct rig *r, const char *allocator, uint64_t size,
+		     uint64_t mem_limit, uint64_t backing_size,
+		     unsigned int idle_age, unsigned int idle_interval_ms)
+{
+	struct zdev_config dc = {
+		.size = size,
+		.allocator = allocator,
+		.acceleration = 1,
+		.huge_threshold = CODEC_HUGE_THRESHOLD_DEFAULT,
+		.mem_limit = mem_limit,
+		.shrinkable = true,
+	};
+	struct zwb_config wc = {
+		.backing_size = backing_size,
+		.shrink = {
+			.mem_limit = mem_limit,
+			.mem_high = 90,
+			.mem_low = 80,
+			.idle_age = idle_age,
+			.idle_interval_ms = idle_interval_ms,
+			/* Whatever the machine's memory does, not here. */
+			.pressure = { .psi = PRESSURE_OFF,
+				      .cgroup = PRESSURE_OFF },
+		},
+	};
+	char err[512];
+	int e;
+
+	snprintf(r->path, sizeof(r->path), "%s/backing", dir);
+	wc.backing = r->path;
+	r->dev = zdev_create(&dc, &e);
+	ck_assert_msg(r->dev, "zdev_create %s: %s", allocator, strerror(-e));
+	r->wb = zwb_create(r->dev, &wc, err, sizeof(err));
+	ck_assert_msg(r->wb, "zwb_create: %s", err);
+	ck_assert_int_eq(zwb_start(r->wb), 0);
+}
+
+static void rig_close(struct rig *r)
+{
+	zwb_destroy(r->wb);
+	zdev_destroy(r->dev);
+}
+
+static uint64_t stat_of(struct zdev *dev, enum zstat k)
+{
+	struct zstats s;
+
+	zdev_get_stats(dev, &s);
+	return s.v[k];
+}
+
+static uint64_t slots_used(struct rig *r)
+{
+	struct backing_stats bs;
+
+	backing_get_stats(zwb_backing(r->wb), &bs);
+	return bs.slots_used;
+}
+
+/* The device reads back exactly @shadow over [off, off + len). */
+static void check_range(struct zdev *dev, const unsigned char *shadow,
+			uint64_t off, size_t len)
+{
+	unsigned char *buf = malloc(len ? len : 1);
+	int rc = zdev_read(dev, buf, len, off);
+
+	ck_assert_msg(rc == 0, "read %zu at %llu: %s", len,
+		      (unsigned long long)off, strerror(-rc));
+	if (memcmp(buf, shadow + off, len) != 0) {
+		size_t i = 0;
+
+		while (buf[i] == shadow[off + i])
+			i++;
+		ck_abort_msg("byte %llu: got %#x want %#x",
+			     (unsigned long long)(off + i), buf[i],
+			     shadow[off + i]);
+	}
+	free(buf);
+}
+
+/* Polls @cond for up to 20 s (the shrinker thread works asynchronously). */
+#define wait_until(cond)                                                     \
+	do {                                                                 \
+		for (int w_ = 0; w_ < 2000 && !(cond); w_++)                 \
+			usleep(10000);                                       \
+		ck_assert_msg((cond), "timed out waiting for " #cond);       \
+	} while (0)
+
+/* --- limit ---------------------------------------------------------------- */
+
+START_TEST(test_limit)
+{
+	const char *be = backends[_i];
+	const uint64_t nsec = 1024, size = nsec * SEC, limit = 256 * KiB;
+	unsigned char *shadow = calloc(1, size), buf[2 * SEC];
+	uint64_t s = seed + 1, freed, before;
+	struct rig r;
+
+	rig_open(&r, be, size, limit, 0, 0, 0);
+	/* 4 MiB through a 256 KiB pool: whole and partial writes. */
+	for (uint64_t i = 0; i < nsec; i++) {
+		uint64_t sec = (i * 389) % nsec; /* a scattered order */
+		enum kind k = (enum kind)(1 + rnd(&s) % (K_NKINDS - 1));
+
+		fill(buf, SEC, k, &s);
+		ck_assert_int_eq(zdev_write(r.dev, buf, SEC, sec * SEC, false),
+				 0);
+		memcpy(shadow + sec * SEC, buf, SEC);
+		if (i % 7 == 0) {
+			size_t o = rnd(&s) % SEC, n = 1 + rnd(&s) % 3000;
+
+			fill(buf, n, K_RANDOM, &s);
+			ck_assert_int_eq(
+				zdev_write(r.dev, buf, n, sec * SEC + o, false),
+				0);
+			memcpy(shadow + sec * SEC + o, buf, n);
+		}
+	}
+	ck_assert_uint_gt(stat_of(r.dev, ZSTAT_bd_writes), 0);
+	ck_assert_uint_gt(stat_of(r.dev, ZSTAT_evict_limit), 0);
+	ck_assert_uint_eq(stat_of(r.dev, ZSTAT_failed_writes), 0);
+	ck_assert_uint_le(stat_of(r.dev, ZSTAT_mem_used_max), limit);
+	check_range(r.dev, shadow, 0, size);
+	ck_assert_uint_gt(stat_of(r.dev, ZSTAT_bd_reads), 0);
+
+	/* Overwrite and trim of evicted sectors free their slots. */
+	zwb_stop(r.wb); /* no evictions meanwhile: exact counts */
+	before = stat_of(r.dev, ZSTAT_bd_count);
+	ck_assert_uint_gt(before, 100);
+	ck_assert_uint_eq(slots_used(&r), before);
+	ck_assert_int_eq(zdev_trim(r.dev, size / 2, 0), 0);
+	memset(shadow, 0, size / 2);
+	freed = before - stat_of(r.dev, ZSTAT_bd_count);
+	ck_assert_uint_gt(freed, 0);
+	ck_assert_uint_eq(slots_used(&r), stat_of(r.dev, ZSTAT_bd_count));
+	before = stat_of(r.dev, ZSTAT_bd_count);
+	for (uint64_t sec = nsec / 2; sec < nsec; sec++) {
+		/* Same-filled: no pool memory, so no room needed. */
+		memset(buf, (int)(sec & 0xff) | 1, SEC);
+		ck_assert_int_eq(zdev_write(r.dev, buf, SEC, sec * SEC, false),
+				 0);
+		memcpy(shadow + sec * SEC, buf, SEC);
+	}
+	ck_assert_uint_eq(stat_of(r.dev, ZSTAT_bd_count), 0);
+	ck_assert_uint_eq(slots_used(&r), 0);
+	check_range(r.dev, shadow, 0, size);
+	rig_close(&r);
+	free(shadow);
+}
+END_TEST
+
+/* --- corrupt -------------------------------------------------------------- */
+
+/*
+ * Finds the record of @sector in the backing file: its offset, or -1.
+ * Records start on 512-byte units with the magic, the sector at byte 8.
+ */
+static off_t find_record(int fd, uint64_t sector)
+{
+	unsigned char hdr[BACKING_HDR_SIZE];
+	off_t end = lseek(fd, 0, SEEK_END);
+
+	for (off_t o = 0; o + (off_t)sizeof(hdr) <= end; o += BACKING_UNIT) {
+		struct backing_hdr h;
+
+		if (pread(fd, hdr, sizeof(hdr), o) != (ssize_t)sizeof(hdr))
+			break;
+		backing_hdr_decode(hdr, &h);
+		if (h.magic == BACKING_MAGIC && h.sector == sector)
+			return o;
+	}
+	return -1;
+}
+
+static void flip(int fd, off_t off)
+{
+	unsigned char c;
+
+	ck_assert_int_eq(pread(fd, &c, 1, off), 1);
+	c ^= 0x5a;
+	ck_assert_int_eq(pwrite(fd, &c, 1, off), 1);
+}
+
+START_TEST(test_corrupt)
+{
+	const char *be = backends[_i];
+	const uint64_t nsec = 256, size = nsec * SEC;
+	unsigned char *shadow = calloc(1, size), buf[SEC];
+	uint64_t s = seed + 2, bad[3], errs;
+	int fd, nbad = 0;
+	struct rig r;
+
+	rig_open(&r, be, size, 256 * KiB, 0, 0, 0);
+	for (uint64_t sec = 0; sec < nsec; sec++) {
+		fill(buf, SEC, sec % 3 ? K_MIXED : K_RANDOM, &s);
+		ck_assert_int_eq(zdev_write(r.dev, buf, SEC, sec * SEC, false),
+				 0);
+		memcpy(shadow + sec * SEC, buf, SEC);
+	}
+	zwb_stop(r.wb); /* nothing moves from here on */
+	ck_assert_uint_gt(stat_of(r.dev, ZSTAT_bd_count), 64);
+
+	/* Each sector was written once: a record found is its live copy. */
+	fd = open(r.path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	for (uint64_t sec = 0; sec < nsec && nbad < 3; sec += 7) {
+		off_t o = find_record(fd, sec);
+
+		if (o < 0)
+			continue;
+		/* A payload byte, a header byte (the length), a checksum byte. */
+		flip(fd, o + (nbad == 0	  ? BACKING_HDR_SIZE + 10
+			      : nbad == 1 ? 16
+					  : 24));
+		bad[nbad++] = sec;
+	}
+	close(fd);
+	ck_assert_int_eq(nbad, 3);
+
+	for (uint64_t sec = 0; sec < nsec; sec++) {
+		bool is_bad = sec == bad[0] || sec == bad[1] || sec == bad[2];
+
+		if (is_bad) {
+			ck_assert_int_eq(zdev_read(r.dev, buf, SEC, sec * SEC),
+					 -EIO);
+			/* A partial read, and a partial write (RMW), too. */
+			ck_assert_int_eq(
+				zdev_read(r.dev, buf, 100, sec * SEC + 7), -EIO);
+			ck_assert_int_eq(zdev_write(r.dev, buf, 100,
+						    sec * SEC + 7, false),
+					 -EIO);
+		} else {
+			check_range(r.dev, shadow, sec * SEC, SEC);
+		}
+	}
+	errs = stat_of(r.dev, ZSTAT_bd_checksum_errors);
+	ck_assert_uint_eq(errs, 9);
+	ck_assert_uint_eq(stat_of(r.dev, ZSTAT_failed_reads), 6);
+	/* A whole-sector overwrite needs no old data: the sector heals. */
+	ck_assert_int_eq(zwb_start(r.wb), 0); /* it may need room */
+	fill(buf, SEC, K_TEXT, &s);
+	ck_assert_int_eq(zdev_write(r.dev, buf, SEC, bad[0] * SEC, false), 0);
+	memcpy(shadow + bad[0] * SEC, buf, SEC);
+	check_range(r.dev, shadow, bad[0] * SEC, SEC);
+	rig_close(&r);
+	free(shadow);
+}
+END_TEST
+
+/* --- full ----------------------------------------------------------------- */
+
+START_TEST(test_full)
+{
+	const char *be = backends[_i];
+	const uint64_t nsec = 1024, size = nsec * SEC;
+	unsigned char *shadow = calloc(1, size), buf[SEC];
+	uint64_t s = seed + 3, written = 0;
+	struct rig r;
+	int rc = 0;
+
+	/* 64 KiB of file holds at most 14 raw sectors. */
+	rig_open(&r, be, size, 128 * KiB, BACKING_MIN_SIZE, 0, 0);
+	for (uint64_t sec = 0; sec < nsec; sec++) {
+		fill(buf, SEC, K_RANDOM, &s);
+		rc = zdev_write(r.dev, buf, SEC, sec * SEC, false);
+		if (rc < 0)
+			break;
+		memcpy(shadow + sec * SEC, buf, SEC);
+		written++;
+	}
+	ck_assert_int_eq(rc, -ENOSPC);
+	ck_assert_uint_gt(stat_of(r.dev, ZSTAT_bd_count), 0);
+	ck_assert_uint_lt(written, 200);
+	ck_assert_uint_ge(stat_of(r.dev, ZSTAT_failed_writes), 1);
+	/* The sector that failed kept its old contents (zeroes). */
+	check_range(r.dev, shadow, 0, size);
+
+	/* Trim makes room, in the pool and in the file. */
+	ck_assert_int_eq(zdev_trim(r.dev, written * SEC, 0), 0);
+	memset(shadow, 0, written * SEC);
+	ck_assert_uint_eq(stat_of(r.dev, ZSTAT_bd_count), 0);
+	ck_assert_uint_eq(slots_used(&r), 0);
+	for (uint64_t sec = 0; sec < written / 2; sec++) {
+		fill(buf, SEC, K_RANDOM, &s);
+		ck_assert_int_eq(zdev_write(r.dev, buf, SEC, sec * SEC, false),
+				 0);
+		memcpy(shadow + sec * SEC, buf, SEC);
+	}
+	check_range(r.dev, shadow, 0, size);
+	rig_close(&r);
+	free(shadow);
+}
+END_TEST
+
+/* --- idle ----------------------------------------------------------------- */
+
+START_TEST(test_idle_by_hand)
+{
+	const char *be = backends[_i];
+	const uint64_t nsec = 64, size = nsec * SEC;
+	unsigned char *shadow = calloc(1, size), buf[16 * SEC];
+	struct zdev_idle_result res;
+	uint64_t s = seed + 4;
+	struct rig r;
+
+	/* No limit, no idle timer: only the passes below evict. */
+	rig_open(&r, be, size, 0, 0, 0, 0);
+	for (uint64_t sec = 0; sec < nsec; sec++) {
+		fill(buf, SEC, sec % 8 == 0 ? K_SAME : K_MIXED, &s);
+		zdev_write(r.dev, buf, SEC, sec * SEC, false);
+		memcpy(shadow + sec * SEC, buf, SEC);
+	}
+	/* Pass 1 marks the 56 pool sectors (same-filled ones are not). */
+	ck_assert_int_eq(zdev_evict_idle(r.dev, NULL, NULL, &res), 0);
+	ck_assert_uint_eq(res.marked, 56);
+	ck_assert_uint_eq(res.evicted, 0);
+	/*
+	 * Touch 1..9 (read: 8 pool sectors, 8 is same-filled) and 10..19
+	 * (overwrite: 10 pool sectors, 16 was same-filled): 57 in the pool,
+	 * 18 of them no longer idle.
+	 */
+	ck_assert_int_eq(zdev_read(r.dev, buf, 9 * SEC, 1 * SEC), 0);
+	for (uint64_t sec = 10; sec < 20; sec++) {
+		fill(buf, SEC, K_TEXT, &s);
+		zdev_write(r.dev, buf, SEC, sec * SEC, false);
+		memcpy(shadow + sec * SEC, buf, SEC);
+	}
+	/* Pass 2 moves the others and marks the touched ones. */
+	ck_assert_int_eq(zdev_evict_idle(r.dev, NULL, NULL, &res), 0);
+	ck_assert_uint_eq(res.evicted, 57 - 18);
+	ck_assert_uint_eq(res.marked, 18);
+	ck_assert_uint_eq(stat_of(r.dev, ZSTAT_bd_count), 57 - 18);
+	check_range(r.dev, shadow, 0, size);
+	/* Pass 3: the reads just now touched the marked ones again. */
+	ck_assert_int_eq(zdev_evict_idle(r.dev, NULL, NULL, &res), 0);
+	ck_assert_uint_eq(res.evicted, 0);
+	ck_assert_uint_eq(res.marked, 18);
+	ck_assert_int_eq(zdev_evict_idle(r.dev, NULL, NULL, &res), 0);
+	ck_assert_uint_eq(res.evicted, 18);
+	ck_assert_uint_eq(stat_of(r.dev, ZSTAT_compr_data_size), 0);
+	/* 0, 8, 24, 32, 40, 48 and 56 are same-filled: never evicted. */
+	ck_assert_uint_eq(stat_of(r.dev, ZSTAT_orig_data_size), 7 * SEC);
+	check_range(r.dev, shadow, 0, size);
+	rig_close(&r);
+	free(shadow);
+}
+END_TEST
+
+START_TEST(test_idle_timer)
+{
+	const char *be = backends[_i];
+	const uint64_t nsec = 128, size = nsec * SEC;
+	unsigned char *shadow = calloc(1, size), buf[SEC];
+	uint64_t s = seed + 5;
+	struct rig r;
+
+	/* idle_age 1 s, but a pass every 20 ms: gone after two passes. */
+	rig_open(&r, be, size, 0, 0, 1, 20);
+	for (uint64_t sec = 0; sec < nsec; sec++) {
+		fill(buf, SEC, K_MIXED, &s);
+		zdev_write(r.dev, buf, SEC, sec * SEC, false);
+		memcpy(shadow + sec * SEC, buf, SEC);
+	}
+	wait_until(stat_of(r.dev, ZSTAT_evict_idle) == nsec);
+	ck_assert_uint_eq(stat_of(r.dev, ZSTAT_bd_count), nsec);
+	ck_assert_uint_eq(stat_of(r.dev, ZSTAT_evict_limit), 0);
+	ck_assert_uint_eq(stat_of(r.dev, ZSTAT_compr_data_size), 0);
+	check_range(r.dev, shadow, 0, size);
+	rig_close(&r);
+	free(shadow);
+}
+END_TEST
+
+/* --- concurrent ----------------------------------------------------------- */
+
+#define CONC_THREADS 4
+#define CONC_SECTORS 512
+#define CONC_LIMIT   (512 * KiB)
+
+/* The shared shadow: each sector's bytes, under the sector's test lock. */
+struct conc_shared {
+	struct zdev *dev;
+	pthread_mutex_t lock[CONC_SECTORS];
+	unsigned char *shadow;
+};
+
+struct conc {
+	struct conc_shared *sh;
+	unsigned int id;
+	uint64_t seed, iters;
+	uint64_t ops[4];
+	char fail[200];
+};
+
+/* Workers record their first failure; the test asserts after joining. */
+#define WCHECK(c, cond)                                                      \
+	do {                                                                 \
+		if (!(cond)) {                                               \
+			snprintf((c)->fail, sizeof((c)->fail),               \
+				 "thread %u, iteration %llu, sector %llu: "   \
+				 "%s (rc %d)",                                \
+				 (c)->id, (unsigned long long)it,             \
+				 (unsigned long long)sec, #cond, rc);         \
+			pthread_mutex_unlock(&sh->lock[sec]);               \
+			goto out;                                            \
+		}                                                            \
+	} while (0)
+
+static void *conc_worker(void *p)
+{
+	struct conc *c = p;
+	struct conc_shared *sh = c->sh;
+	unsigned char buf[SEC];
+	uint64_t s = c->seed, it, sec = 0;
+	int rc = 0;
+
+	for (it = 0; it < c->iters; it++) {
+		unsigned char *sh_sec;
+		unsigned int op = (unsigned int)(rnd(&s) % 8);
+		size_t o, n;
+
+		sec = rnd(&s) % CONC_SECTORS;
+		sh_sec = sh->shadow + sec * SEC;
+		pthread_mutex_lock(&sh->lock[sec]);
+		switch (op) {
+		case 0:
+		case 1: /* overwrite, whole */
+			fill(buf, SEC, (enum kind)(rnd(&s) % K_NKINDS), &s);
+			rc = zdev_write(sh->dev, buf, SEC, sec * SEC, false);
+			WCHECK(c, rc == 0);
+			memcpy(sh_sec, buf, SEC);
+			c->ops[0]++;
+			break;
+		case 2: /* overwrite, part (read-modify-write) */
+			o = rnd(&s) % SEC;
+			n = 1 + rnd(&s) % (SEC - o);
+			fill(buf, n, (enum kind)(rnd(&s) % K_NKINDS), &s);
+			rc = zdev_write(sh->dev, buf, n, sec * SEC + o, false);
+			WCHECK(c, rc == 0);
+			memcpy(sh_sec + o, buf, n);
+			c->ops[1]++;
+			break;
+		case 3: /* trim */
+			rc = zdev_trim(sh->dev, SEC, sec * SEC);
+			WCHECK(c, rc == 0);
+			memset(sh_sec, 0, SEC);
+			c->ops[2]++;
+			break;
+		default: /* read, whole or part */
+			o = op == 4 ? rnd(&s) % SEC : 0;
+			n = op == 4 ? 1 + rnd(&s) % (SEC - o) : SEC;
+			rc = zdev_read(sh->dev, buf, n, sec * SEC + o);
+			WCHECK(c, rc == 0);
+			WCHECK(c, memcmp(buf, sh_sec + o, n) == 0);
+			c->ops[3]++;
+			break;
+		}
+		pthread_mutex_unlock(&sh->lock[sec]);
+	}
+out:
+	return NULL;
+}
+
+START_TEST(test_concurrent)
+{
+	const char *be = backends[_i];
+	struct conc_shared sh;
+	struct conc c[CONC_THREADS];
+	pthread_t th[CONC_THREADS];
+	uint64_t ops[4] = { 0 };
+	struct rig r;
+
+	/*
+	 * 2 MiB of sectors, a quarter of them incompressible, against a
+	 * 512 KiB pool (an empty zsmalloc pool holds 64 KiB of its own, and
+	 * one zspage may take 64 KiB more), and an idle pass every 10 ms: the
+	 * shrinker thread evicts all the time, the sectors the workers are
+	 * hitting among them.
+	 */
+	rig_open(&r, be, CONC_SECTORS * SEC, CONC_LIMIT, 0, 1, 10);
+	sh.dev = r.dev;
+	sh.shadow = calloc(CONC_SECTORS, SEC);
+	for (int i = 0; i < CONC_SECTORS; i++)
+		pthread_mutex_init(&sh.lock[i], NULL);
+	for (unsigned int i = 0; i < CONC_THREADS; i++) {
+		c[i] = (struct conc){ .sh = &sh, .id = i,
+				      .seed = seed * 131 + i,
+				      .iters = iterations(20000) };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, conc_worker,
+						&c[i]),
+				 0);
+	}
+	for (unsigned int i = 0; i < CONC_THREADS; i++)
+		pthread_join(th[i], NULL);
+	for (unsigned int i = 0; i < CONC_THREADS; i++) {
+		ck_assert_msg(!c[i].fail[0], "%s", c[i].fail);
+		for (int k = 0; k < 4; k++)
+			ops[k] += c[i].ops[k];
+	}
+	zwb_stop(r.wb);
+	printf("test_concurrent %s: %llu writes, %llu partial, %llu trims, "
+	       "%llu reads; evicted %llu (limit) + %llu (idle), read back "
+	       "%llu\n",
+	       be, (unsigned long long)ops[0], (unsigned long long)ops[1],
+	       (unsigned long long)ops[2], (unsigned long long)ops[3],
+	       (unsigned long long)stat_of(r.dev, ZSTAT_evict_limit),
+	       (unsigned long long)stat_of(r.dev, ZSTAT_evict_idle),
+	       (unsigned long long)stat_of(r.dev, ZSTAT_bd_reads));
+	check_range(r.dev, sh.shadow, 0, CONC_SECTORS * SEC);
+	ck_assert_uint_gt(stat_of(r.dev, ZSTAT_bd_writes), 0);
+	ck_assert_uint_eq(stat_of(r.dev, ZSTAT_failed_writes), 0);
+	ck_assert_uint_eq(stat_of(r.dev, ZSTAT_failed_reads), 0);
+	ck_assert_uint_le(stat_of(r.dev, ZSTAT_mem_used_max), CONC_LIMIT);
+	/* Every slot in use belongs to a sector, and none leaked. */
+	ck_assert_uint_eq(slots_used(&r), stat_of(r.dev, ZSTAT_bd_count));
+	rig_close(&r);
+	for (int i = 0; i < CONC_SECTORS; i++)
+		pthread_mutex_destroy(&sh.lock[i]);
+	free(sh.shadow);
+}
+END_TEST
+
+static Suite *evict_suite(void)
+{
+	Suite *s = suite_create("evict");
+	TCase *core = tcase_create("core");
+	TCase *idle = tcase_create("idle");
+	TCase *conc = tcase_create("concurrent");
+
+	tcase_add_checked_fixture(core, setup, teardown);
+	tcase_add_loop_test(core, test_limit, 0, nbackends);
+	tcase_add_loop_test(core, test_corrupt, 0, nbackends);
+	tcase_add_loop_test(core, test_full, 0, nbackends);
+	tcase_set_timeout(core, 300);
+	suite_add_tcase(s, core);
+	tcase_add_checked_fixture(idle, setup, teardown);
+	tcase_add_loop_test(idle, test_idle_by_hand, 0, nbackends);
+	tcase_add_loop_test(idle, test_idle_timer, 0, nbackends);
+	tcase_set_timeout(idle, 120);
+	suite_add_tcase(s, idle);
+	tcase_add_checked_fixture(conc, setup, teardown);
+	tcase_add_loop_test(conc, test_concurrent, 0, nbackends);
+	tcase_set_timeout(conc, 600);
+	suite_add_tcase(s, conc);
+	return s;
+}
+
+int main(void)
+{
+	zpool_for_each_type(add_backend, NULL);
+	seed = test_seed();
+	printf("test_daemon_evict: TEST_SEED=%lu, allocators:", seed);
+	for (int i = 0; i < nbackends; i++)
+		printf(" %s", backends[i]);
+	printf("\n");
+	if (nbackends == 0) {
+		fprintf(stderr, "no zpool backend is built in\n");
+		return 1;
+	}
+	return test_run_suite(evict_suite());
+}
