@@ -16,8 +16,11 @@ per_job=16M
 run_fio() {
 	local what=$1 out rc=0
 	shift
-	out=$(fio --name=zramd --ioengine=nbd --uri="$URI" --iodepth=32 \
-		--numjobs=2 --size=$per_job --offset_increment=$per_job \
+	# (from $TMP, with no verify state saved: fio would leave
+	# *-verify.state files in the current directory)
+	out=$(cd "$TMP" && fio --name=zramd --ioengine=nbd --uri="$URI" \
+		--iodepth=32 --numjobs=2 --size=$per_job \
+		--offset_increment=$per_job --verify_state_save=0 \
 		--verify=crc32c --do_verify=1 --verify_fatal=1 \
 		--group_reporting --randseed="${TEST_SEED:-1}" "$@" 2>&1) ||
 		rc=$?

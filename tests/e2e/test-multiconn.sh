@@ -17,7 +17,9 @@ for a in $alloc; do
 		not_ok "$a: start"
 		continue
 	}
-	out=$(fio --name=multi --ioengine=nbd --uri="$URI" --numjobs=4 \
+	# (from $TMP, with no verify state saved: see test-fio.sh)
+	out=$(cd "$TMP" && fio --name=multi --ioengine=nbd --uri="$URI" \
+		--numjobs=4 --verify_state_save=0 \
 		--iodepth=16 --size=$region --offset_increment=$region \
 		--rw=randwrite --bs=1024 --verify=crc32c --do_verify=1 \
 		--verify_fatal=1 --buffer_compress_percentage=50 \
