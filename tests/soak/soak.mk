@@ -1,0 +1,28 @@
+# Soak, fault and churn runs (tests/soak/), none of them in make check
+# except check-soak-quick:
+#
+#   make soak               fio verified for SOAK_SECONDS (default 600) on
+#                           5x mem_limit with a backing file (soak.sh)
+#   make soak-faults        a backing file on a full filesystem; a backing
+#                           file destroyed under a running device
+#   make soak-churn         200 client connect/disconnect cycles with
+#                           requests in flight; nbdkit's RSS after them
+#   make check-soak-quick   bad requests: past the end, zero-length, huge,
+#                           unaligned (test-requests.sh, a few seconds)
+#
+# They reuse the e2e prelude (tests/e2e/functions.sh) and its environment.
+
+SOAK_SECONDS ?= 600
+
+.PHONY: soak soak-faults soak-churn check-soak-quick
+soak: $(PLUGIN_SO)
+	@$(E2E_ENV) SOAK_SECONDS=$(SOAK_SECONDS) tests/soak/soak.sh
+
+soak-faults: $(PLUGIN_SO)
+	@$(E2E_ENV) tests/soak/test-faults.sh
+
+soak-churn: $(PLUGIN_SO)
+	@$(E2E_ENV) tests/soak/test-churn.sh
+
+check-soak-quick: $(PLUGIN_SO)
+	@$(E2E_ENV) tests/soak/test-requests.sh
