@@ -26,3 +26,6 @@ soak-churn: $(PLUGIN_SO)
 
 check-soak-quick: $(PLUGIN_SO)
 	@$(E2E_ENV) tests/soak/test-requests.sh
+
+# A few seconds: part of make check.
+CHECK_TARGETS += check-soak-quick
