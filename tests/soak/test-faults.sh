@@ -137,7 +137,7 @@ print(("ok - " if bad == 0 else "FAIL - ")
       + "nbdkit keeps serving: 2 MiB more written and read back (%d wrong)" % bad)
 '
 	sleep 1.2
-	echo "figures: $how: bd_io_errors $(stat_value bd_io_errors)," \
+	echo "figures: $how: bd_failed $(stat_value bd_failed)," \
 		"bd_checksum_errors $(stat_value bd_checksum_errors)," \
 		"failed_reads $(stat_value failed_reads)"
 	check_stop "$how"
