@@ -129,8 +129,14 @@ static int wb_shrink(void *ctx, uint64_t bytes, enum shrinker_trigger trig,
 	int r;
 
 	r = zpool_shrink(zdev_pool(wb->dev), (size_t)bytes, &released);
-	res->released = released;
 	res->evicted = zstat_get(live, ZSTAT_bd_writes) - before;
+	/*
+	 * A call that fell short having evicted nothing released at most
+	 * the allocator's caches of free pages, which a writer's failed
+	 * allocation refills at once (zsmalloc keeps freed huge pages): not
+	 * progress, or writers would retry for ever against a full file.
+	 */
+	res->released = r < 0 && !res->evicted ? 0 : released;
 	if (res->evicted) {
 		zstat_add(live, trigger_stat[trig], res->evicted);
 		backing_drop_cache(wb->bk);

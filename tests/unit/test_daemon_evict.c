@@ -391,13 +391,15 @@ START_TEST(test_full)
 	const uint64_t nsec = 1024, size = nsec * SEC;
 	unsigned char *shadow = calloc(1, size), buf[SEC];
 	uint64_t s = seed + 3, written = 0;
+	struct shrinker_stats st0, st1;
 	struct rig r;
 	int rc = 0;
 
 	/* 64 KiB of file holds at most 14 raw sectors. */
-	rig_open(&r, be, size, 128 * KiB, BACKING_MIN_SIZE, 0, 0);
+	rig_open(&r, be, size, 256 * KiB, BACKING_MIN_SIZE, 0, 0);
 	for (uint64_t sec = 0; sec < nsec; sec++) {
 		fill(buf, SEC, K_RANDOM, &s);
+		shrinker_get_stats(zwb_shrinker(r.wb), &st0);
 		rc = zdev_write(r.dev, buf, SEC, sec * SEC, false);
 		if (rc < 0)
 			break;
@@ -405,6 +407,14 @@ START_TEST(test_full)
 		written++;
 	}
 	ck_assert_int_eq(rc, -ENOSPC);
+	/*
+	 * Answered by the first shrink call that could not evict, not after
+	 * rounds of "progress" made of the allocator's page caches, which
+	 * the failed allocation itself refills.
+	 */
+	shrinker_get_stats(zwb_shrinker(r.wb), &st1);
+	ck_assert_uint_le(st1.waits - st0.waits, 2);
+	ck_assert_uint_ge(st1.wait_nospc - st0.wait_nospc, 1);
 	ck_assert_uint_gt(stat_of(r.dev, ZSTAT_bd_count), 0);
 	ck_assert_uint_lt(written, 200);
 	ck_assert_uint_ge(stat_of(r.dev, ZSTAT_failed_writes), 1);

@@ -1,0 +1,428 @@
+#!/usr/bin/env bash
+# Eviction end to end: the plugin with a backing file and a mem_limit far
+# below the data, under real clients.
+#
+#  1. fio (ioengine=nbd), 2 jobs, iodepth 32, one incompressible and one
+#     75% compressible, on 4x mem_limit, verified with crc32c: no
+#     mismatch; data went to the backing file and came back; the pool,
+#     sampled from the stats file all along, never passed mem_limit by
+#     more than one watermark step (mem_high - mem_low).
+#  2. ext4 on the device (nbdfuse + loop) with mem_limit a quarter of the
+#     data copied in: fsck clean, every file equal, data evicted.
+#  3. Bytes flipped in the backing file under a running device: reads of
+#     those sectors fail with EIO, the others return their data, nbdkit
+#     keeps serving.
+#  4. A full backing file (backing_size=64K): writes fail with ENOSPC, the
+#     data stays readable, and after trims writes work again.
+#  5. Memory pressure: nbdkit in a memory cgroup whose limit is below the
+#     data, no mem_limit: the shrinker evicts on the cgroup trigger, the
+#     kernel never kills nbdkit, every byte reads back. Skipped where no
+#     memory cgroup can be made.
+#
+# The figures (evictions, reads back, peak pool size against the limit)
+# are printed as "figures: ..." lines. TEST_SEED changes the data;
+# SHRINKER_PARTS="corrupt full" (say) runs only those parts.
+source "$(dirname "$0")/functions.sh"
+requires nbdkit
+requires nbdsh
+
+seed=${TEST_SEED:-$RANDOM}
+echo "test-shrinker: TEST_SEED=$seed"
+first_alloc=$(allocators | cut -d' ' -f1)
+parts=" ${SHRINKER_PARTS:-fio ext4 corrupt full pressure} "
+part() { [[ $parts == *" $1 "* ]]; }
+
+# sampler FILE: append mem_used_total from the stats file to FILE every
+# 0.2 s while nbdkit runs (the file is rewritten every second).
+sampler() {
+	while kill -0 "$ZRAMD_PID" 2>/dev/null; do
+		stat_value mem_used_total >>"$1" 2>/dev/null
+		sleep 0.2
+	done
+}
+
+# max_of FILE: the largest number in FILE (0 if none).
+max_of() {
+	sort -n "$1" 2>/dev/null | tail -n 1 | grep . || echo 0
+}
+
+# --- 1. fio --------------------------------------------------------------------
+
+fio_test() {
+	local alloc=$1 limit=$((16 << 20)) per_job=32M out rc=0 t0 secs
+	local step peak max bdw bdr
+	[ -n "$E2E_QUICK" ] && limit=$((8 << 20)) per_job=16M
+	step=$((limit / 10)) # mem_high 90 - mem_low 80
+	start_zramd size=256M allocator="$alloc" mem_limit=$limit \
+		backing="$TMP/fio-$alloc.backing" || {
+		not_ok "fio $alloc: start"
+		return
+	}
+	cat >"$TMP/shrink.fio" <<-EOF
+		[global]
+		ioengine=nbd
+		uri=$URI
+		iodepth=32
+		rw=randwrite
+		bs=4k
+		size=$per_job
+		verify=crc32c
+		do_verify=1
+		verify_fatal=1
+		verify_state_save=0
+		refill_buffers=1
+		randseed=$seed
+		group_reporting=1
+		[incompressible]
+		offset=0
+		buffer_compress_percentage=0
+		[compressible]
+		offset=$per_job
+		buffer_compress_percentage=75
+	EOF
+	: >"$TMP/samples-$alloc"
+	sampler "$TMP/samples-$alloc" &
+	t0=$(date +%s.%N)
+	# (from $TMP: fio writes its files in the current directory)
+	out=$(cd "$TMP" && fio shrink.fio 2>&1) || rc=$?
+	secs=$(echo "$(date +%s.%N) - $t0" | bc)
+	if [ "$rc" -ne 0 ] || ! grep -q 'err= 0' <<<"$out" ||
+		grep -qiE 'verify.*(fail|bad)|crc32c.*wanted' <<<"$out"; then
+		echo "$out" | tail -30
+		not_ok "fio $alloc: 2 jobs on 4x mem_limit, verified"
+	else
+		ok "fio $alloc: 2 jobs on 4x mem_limit, verified (${secs%.*} s)"
+	fi
+	sleep 1.2 # one more stats file
+	bdw=$(stat_value bd_writes) bdr=$(stat_value bd_reads)
+	peak=$(max_of "$TMP/samples-$alloc")
+	max=$(stat_value mem_used_max)
+	check "fio $alloc: evicted to the backing file (bd_writes $bdw)" \
+		test "$bdw" -gt 0
+	check "fio $alloc: read back from it (bd_reads $bdr)" test "$bdr" -gt 0
+	check "fio $alloc: no failed reads or writes" \
+		test "$(stat_value failed_writes)/$(stat_value failed_reads)" = 0/0
+	check "fio $alloc: sampled mem_used_total $peak <= limit $limit + step $step" \
+		test "$peak" -le $((limit + step))
+	check "fio $alloc: mem_used_max $max <= limit + step" \
+		test "$max" -le $((limit + step))
+	echo "figures: fio $alloc: mem_limit $limit, peak mem_used_total" \
+		"$peak (sampled; mem_used_max $max), bd_writes $bdw, bd_reads" \
+		"$bdr, $(echo "$bdw / $secs" | bc) evictions/s over ${secs%.*} s," \
+		"evict_limit $(stat_value evict_limit)" \
+		"evict_psi $(stat_value evict_psi)"
+	check "fio $alloc: clean shutdown" stop_zramd
+}
+
+if ! part fio; then
+	:
+elif ! command -v fio >/dev/null || ! fio --enghelp=nbd 2>/dev/null | grep -q uri; then
+	skip "fio: no fio with the nbd engine"
+else
+	for alloc in $(allocators); do
+		fio_test "$alloc"
+	done
+fi
+
+# --- 2. ext4 -------------------------------------------------------------------
+
+ext4_test() {
+	local alloc=$1 tree=/usr/share/perl kib limit fuse mnt loop
+	kib=$(du -sk "$tree" | cut -f1)
+	limit=$((kib * 1024 / 4))
+	[ "$limit" -ge $((1 << 20)) ] || limit=$((1 << 20))
+	start_zramd size=256M allocator="$alloc" mem_limit=$limit \
+		backing="$TMP/ext4-$alloc.backing" || {
+		not_ok "ext4 $alloc: start"
+		return
+	}
+	fuse=$TMP/fuse-$alloc mnt=$TMP/mnt-$alloc
+	mkdir -p "$fuse" "$mnt"
+	nbdfuse "$fuse/disk" --unix "$SOCK" &
+	on_exit "fusermount3 -u '$fuse' 2>/dev/null"
+	if ! wait_for 100 test -s "$fuse/disk"; then
+		skip "ext4 $alloc: nbdfuse could not mount (no FUSE here?)"
+		stop_zramd
+		return
+	fi
+	if ! loop=$(losetup -f --show "$fuse/disk" 2>"$TMP/losetup.err"); then
+		skip "ext4 $alloc: losetup failed: $(cat "$TMP/losetup.err")"
+		fusermount3 -u "$fuse"
+		stop_zramd
+		return
+	fi
+	on_exit "losetup -d $loop 2>/dev/null"
+	check "ext4 $alloc: mkfs.ext4" mkfs.ext4 -q -E nodiscard "$loop"
+	if ! mount "$loop" "$mnt" 2>"$TMP/mount.err"; then
+		skip "ext4 $alloc: mount failed: $(cat "$TMP/mount.err")"
+	else
+		on_exit "umount '$mnt' 2>/dev/null"
+		check "ext4 $alloc: copy $tree ($((kib >> 10)) MiB) in, mem_limit $((limit >> 10)) KiB" \
+			cp -a "$tree" "$mnt/"
+		check "ext4 $alloc: umount" umount "$mnt"
+		check "ext4 $alloc: fsck -fn is clean" e2fsck -fn "$loop"
+		check "ext4 $alloc: mount again" mount -o ro "$loop" "$mnt"
+		check "ext4 $alloc: every file is the same" \
+			diff -r --no-dereference "$tree" "$mnt/$(basename "$tree")"
+		umount "$mnt"
+	fi
+	losetup -d "$loop"
+	fusermount3 -u "$fuse"
+	wait_for 50 test ! -e "$fuse/disk"
+	sleep 1.2
+	check "ext4 $alloc: evicted (bd_writes $(stat_value bd_writes))" \
+		test "$(stat_value bd_writes)" -gt 0
+	check "ext4 $alloc: no failed writes" test "$(stat_value failed_writes)" = 0
+	echo "figures: ext4 $alloc: mem_limit $limit, bd_writes" \
+		"$(stat_value bd_writes), bd_reads $(stat_value bd_reads)," \
+		"mem_used_max $(stat_value mem_used_max)"
+	check "ext4 $alloc: clean shutdown" stop_zramd
+}
+
+if ! part ext4; then
+	:
+elif [ "$(id -u)" != 0 ]; then
+	skip "ext4: needs root for losetup and mount"
+elif [ ! -c /dev/fuse ] || [ ! -e /dev/loop-control ]; then
+	skip "ext4: no /dev/fuse or no loop devices"
+elif ! command -v nbdfuse >/dev/null || ! command -v mkfs.ext4 >/dev/null ||
+	! command -v fusermount3 >/dev/null || [ ! -d /usr/share/perl ]; then
+	skip "ext4: nbdfuse, mkfs.ext4, fusermount3 or /usr/share/perl missing"
+else
+	for alloc in $(allocators); do
+		ext4_test "$alloc"
+	done
+fi
+
+# --- 3. corruption in the backing file -------------------------------------------
+
+# The data of sector I: incompressible, from the seed.
+data_py="
+import random
+def sector(i):
+    return random.Random($seed * 100003 + i).randbytes(4096)
+"
+
+if part corrupt; then # (not indented: it holds python code)
+start_zramd size=64M allocator="$first_alloc" mem_limit=1M \
+	backing="$TMP/corrupt.backing" || not_ok "corrupt: start"
+nbdsh_checks corrupt -c "$data_py" -c '
+for i in range(512):
+    h.pwrite(sector(i), i * 4096)
+print("ok - 2 MiB written through a 1 MiB pool")
+'
+sleep 1.2
+check "corrupt: sectors on the backing file ($(stat_value bd_count))" \
+	test "$(stat_value bd_count)" -gt 64
+# Flip a byte of the payload, of the header, of the checksum of three
+# sectors' records (each sector was written once: its record is live).
+bad=$(/usr/bin/python3 - "$TMP/corrupt.backing" <<'EOF'
+import struct, sys
+f = open(sys.argv[1], "r+b")
+data = f.read()
+where = {}
+for o in range(0, len(data) - 32, 512):
+    if data[o:o + 4] == b"ZRBK":
+        where.setdefault(struct.unpack_from("<Q", data, o + 8)[0], o)
+picked = [s for s in sorted(where) if s % 5 == 2][:3]
+for n, s in enumerate(picked):
+    off = where[s] + (32 + 100, 16, 24)[n]
+    f.seek(off)
+    b = f.read(1)
+    f.seek(off)
+    f.write(bytes([b[0] ^ 0x40]))
+f.close()
+print(" ".join(str(s) for s in picked))
+EOF
+)
+echo "corrupt: flipped bytes in the records of sectors $bad"
+check "corrupt: three records found" test "$(wc -w <<<"$bad")" = 3
+nbdsh_checks corrupt -c "$data_py" -c "bad = {$(tr ' ' , <<<"$bad")}" -c '
+import errno
+wrong = eio = other = 0
+for i in range(512):
+    try:
+        got = h.pread(4096, i * 4096)
+        if i in bad or got != sector(i):
+            wrong += 1
+    except nbd.Error as e:
+        if i in bad and e.errnum == errno.EIO:
+            eio += 1
+        else:
+            other += 1
+            print("sector %d: %s" % (i, e))
+print(("ok - " if eio == len(bad) else "FAIL - ")
+      + "%d of %d damaged sectors fail with EIO" % (eio, len(bad)))
+print(("ok - " if wrong == 0 and other == 0 else "FAIL - ")
+      + "every other sector reads back (%d wrong, %d errors)" % (wrong, other))
+# And the server is still there.
+h.pwrite(b"x" * 4096, 600 * 4096)
+print(("ok - " if h.pread(4096, 600 * 4096) == b"x" * 4096 else "FAIL - ")
+      + "nbdkit keeps serving")
+'
+wait_stat bd_checksum_errors -ge 3
+check "corrupt: bd_checksum_errors counted ($(stat_value bd_checksum_errors))" \
+	test "$(stat_value bd_checksum_errors)" -ge 3
+check "corrupt: clean shutdown" stop_zramd
+fi
+
+# --- 4. a full backing file ------------------------------------------------------
+
+if part full; then
+start_zramd size=64M allocator="$first_alloc" mem_limit=256K \
+	backing="$TMP/full.backing" backing_size=64K || not_ok "full: start"
+nbdsh_checks full -c "$data_py" -c '
+import errno
+n = err = 0
+for i in range(4096):
+    try:
+        h.pwrite(sector(i), i * 4096)
+        n += 1
+    except nbd.Error as e:
+        err = e.errnum
+        break
+print(("ok - " if err == errno.ENOSPC else "FAIL - ")
+      + "writes fail with ENOSPC once the file is full (after %d sectors, %s)"
+      % (n, errno.errorcode.get(err, err)))
+bad = sum(h.pread(4096, i * 4096) != sector(i) for i in range(n))
+print(("ok - " if bad == 0 and n > 0 else "FAIL - ")
+      + "the %d sectors written read back (%d wrong)" % (n, bad))
+h.trim(n * 4096, 0)
+for i in range(n // 2):
+    h.pwrite(sector(i + 10000), i * 4096)
+bad = sum(h.pread(4096, i * 4096) != sector(i + 10000) for i in range(n // 2))
+print(("ok - " if bad == 0 else "FAIL - ")
+      + "after trim, %d sectors written and read back (%d wrong)" % (n // 2, bad))
+'
+check "full: clean shutdown" stop_zramd
+fi
+
+# --- 5. memory pressure: a cgroup limit --------------------------------------------
+
+# cgroup_dir: print the memory cgroup directory of this shell (v1 or v2),
+# or nothing.
+cgroup_dir() {
+	local line path mnt
+	line=$(grep -E '^[0-9]+:([^:]*,)?memory(,[^:]*)?:' /proc/self/cgroup)
+	if [ -n "$line" ]; then
+		path=${line#*:*:}
+		mnt=$(awk '$9 == "cgroup" && $NF ~ /(^|,)memory(,|$)/ { print $5; exit }' \
+			/proc/self/mountinfo)
+	else
+		path=$(sed -n 's/^0:://p' /proc/self/cgroup)
+		mnt=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
+		grep -qw memory "$mnt$path/cgroup.controllers" 2>/dev/null ||
+			mnt=
+	fi
+	[ -n "$mnt" ] && [ -d "$mnt$path" ] && echo "$mnt$path"
+}
+
+pressure_test() {
+	local parent=$1 limit=$((64 << 20)) cg v pidfile total used oom t0 secs
+	cg=$parent/zramd-e2e-$$
+	mkdir "$cg" 2>/dev/null || {
+		skip "pressure: cannot make a cgroup in $parent"
+		return
+	}
+	on_exit "rmdir '$cg' 2>/dev/null"
+	if [ -e "$cg/memory.limit_in_bytes" ]; then
+		v=1
+		echo $limit >"$cg/memory.limit_in_bytes" || {
+			skip "pressure: cannot set memory.limit_in_bytes"
+			return
+		}
+	else
+		v=2
+		echo $limit >"$cg/memory.high" || {
+			skip "pressure: cannot set memory.high"
+			return
+		}
+	fi
+	# As start_zramd, but nbdkit joins the cgroup before it starts, so
+	# the shrinker finds it there.
+	nstarted=$((nstarted + 1))
+	SOCK=$TMP/zramd$nstarted.sock URI="nbd+unix:///?socket=$SOCK"
+	STATS=$TMP/zramd$nstarted.stats ZRAMD_LOG=$TMP/zramd$nstarted.log
+	pidfile=$TMP/zramd$nstarted.pid
+	sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$cg" \
+		env ${E2E_PRELOAD:+LD_PRELOAD=$E2E_PRELOAD} \
+		nbdkit -f -U "$SOCK" -P "$pidfile" "$PLUGIN_SO" stats="$STATS" \
+		stats_interval=1 size=512M allocator="$first_alloc" \
+		backing="$TMP/pressure.backing" 2>"$ZRAMD_LOG" &
+	ZRAMD_PID=$!
+	on_exit "kill $ZRAMD_PID 2>/dev/null"
+	if ! wait_for 300 test -S "$SOCK" -a -s "$pidfile"; then
+		cat "$ZRAMD_LOG"
+		not_ok "pressure: start in cgroup v$v"
+		return
+	fi
+	if [ $v = 1 ]; then used=$cg/memory.usage_in_bytes; else used=$cg/memory.current; fi
+	echo "pressure: cgroup v$v $cg, limit $limit, nbdkit uses $(cat "$used")"
+	# 1.5 x the limit, 4 MiB at a time, each chunk once the cgroup has
+	# room for it: the cgroup trigger samples once a second and evicts
+	# what is past 90% of the limit, so the writer must not outrun it.
+	# Requests are 256 KiB: nbdkit's malloc keeps freed request buffers
+	# (per thread, as large as the largest request), which the cgroup
+	# counts too, and evicting cannot give back.
+	total=$((limit * 3 / 2))
+	t0=$(date +%s.%N)
+	nbdsh_checks pressure -c "$data_py" -c "
+import time
+cg, used, limit, total = '$cg', '$used', $limit, $total
+chunk, req = 4 << 20, 256 << 10
+def usage():
+    return int(open(used).read())
+def want(off, n):
+    return b''.join(sector(off // 4096 + i) for i in range(n // 4096))
+stuck = False
+for off in range(0, total, chunk):
+    t = time.time()
+    while usage() + chunk > limit * 98 // 100:
+        if time.time() - t > 20:
+            stuck = True
+            break
+        time.sleep(0.05)
+    if stuck:
+        break
+    for o in range(off, off + chunk, req):
+        h.pwrite(want(o, req), o)
+print(('FAIL - the cgroup stayed full for 20 s at %d MiB' % (off >> 20)) if stuck
+      else 'ok - %d MiB written into a %d MiB cgroup' % (total >> 20, limit >> 20))
+for f in ('memory.max_usage_in_bytes', 'memory.peak'):
+    try:
+        print('figures: pressure: peak cgroup usage while writing %d (limit %d)'
+              % (int(open(cg + '/' + f).read()), limit))
+        break
+    except OSError:
+        pass
+bad = sum(h.pread(req, o) != want(o, req) for o in range(0, total, req))
+print(('ok - ' if bad == 0 else 'FAIL - ')
+      + 'every request reads back (%d wrong)' % bad)
+"
+	secs=$(echo "$(date +%s.%N) - $t0" | bc)
+	sleep 1.2
+	check "pressure: nbdkit was not killed" kill -0 "$ZRAMD_PID"
+	check "pressure: evicted for the cgroup (evict_cgroup $(stat_value evict_cgroup))" \
+		test "$(stat_value evict_cgroup)" -gt 0
+	oom=$(sed -n 's/^oom_kill //p' "$cg/memory.oom_control" \
+		"$cg/memory.events" 2>/dev/null | head -n 1)
+	check "pressure: no OOM kill in the cgroup (${oom:-0})" test "${oom:-0}" = 0
+	echo "figures: pressure (cgroup v$v, limit $limit, no mem_limit):" \
+		"evict_cgroup $(stat_value evict_cgroup), evict_psi" \
+		"$(stat_value evict_psi), bd_writes $(stat_value bd_writes)," \
+		"bd_reads $(stat_value bd_reads)," \
+		"mem_used_max $(stat_value mem_used_max), ${secs%.*} s"
+	check "pressure: clean shutdown" stop_zramd
+}
+
+if ! part pressure; then
+	:
+elif [ "$(id -u)" != 0 ]; then
+	skip "pressure: needs root to make a memory cgroup"
+elif ! cg=$(cgroup_dir) || [ -z "$cg" ]; then
+	skip "pressure: no memory cgroup controller here"
+else
+	pressure_test "$cg"
+fi
+
+finish
