@@ -111,7 +111,7 @@ fio_test() {
 		"$bdr, $(echo "$bdw / $secs" | bc) evictions/s over ${secs%.*} s," \
 		"evict_limit $(stat_value evict_limit)" \
 		"evict_psi $(stat_value evict_psi)"
-	check "fio $alloc: clean shutdown" stop_zramd
+	check_stop "fio $alloc"
 }
 
 if ! part fio; then
@@ -176,7 +176,7 @@ ext4_test() {
 	echo "figures: ext4 $alloc: mem_limit $limit, bd_writes" \
 		"$(stat_value bd_writes), bd_reads $(stat_value bd_reads)," \
 		"mem_used_max $(stat_value mem_used_max)"
-	check "ext4 $alloc: clean shutdown" stop_zramd
+	check_stop "ext4 $alloc"
 }
 
 if ! part ext4; then
@@ -263,7 +263,7 @@ print(("ok - " if h.pread(4096, 600 * 4096) == b"x" * 4096 else "FAIL - ")
 wait_stat bd_checksum_errors -ge 3
 check "corrupt: bd_checksum_errors counted ($(stat_value bd_checksum_errors))" \
 	test "$(stat_value bd_checksum_errors)" -ge 3
-check "corrupt: clean shutdown" stop_zramd
+check_stop "corrupt"
 fi
 
 # --- 4. a full backing file ------------------------------------------------------
@@ -294,7 +294,7 @@ bad = sum(h.pread(4096, i * 4096) != sector(i + 10000) for i in range(n // 2))
 print(("ok - " if bad == 0 else "FAIL - ")
       + "after trim, %d sectors written and read back (%d wrong)" % (n // 2, bad))
 '
-check "full: clean shutdown" stop_zramd
+check_stop "full"
 fi
 
 # --- 5. memory pressure: a cgroup limit --------------------------------------------
@@ -412,7 +412,7 @@ print(('ok - ' if bad == 0 else 'FAIL - ')
 		"$(stat_value evict_psi), bd_writes $(stat_value bd_writes)," \
 		"bd_reads $(stat_value bd_reads)," \
 		"mem_used_max $(stat_value mem_used_max), ${secs%.*} s"
-	check "pressure: clean shutdown" stop_zramd
+	check_stop "pressure"
 }
 
 if ! part pressure; then
