@@ -8,14 +8,17 @@
  * sector is stored raw, since compressing it saves too little to pay for
  * the decompression and the allocator's rounding (zram's "huge" pages).
  *
- * The default threshold is 3072 bytes (3/4 of a sector). A higher one
+ * The default threshold is 3584 bytes (7/8 of a sector). A higher one
  * keeps more sectors compressed, which pays with zsmalloc, whose classes
  * pack large objects tightly, and hardly matters with zbud, where an
  * object over 2 KiB leaves room only for a small buddy anyway. Measured on
  * a 160 MiB tar of system files (LZ4, acceleration 1): the zsmalloc pool
  * held 107.6 MB at 3072, 103.7 MB at 3264 (zram's huge class), 100.9 MB at
  * 3584 and 101.0 MB at 4095; zbud 115.1, 114.7 and 114.6 MB. The cost of a
- * higher threshold is decompressing sectors that saved little.
+ * higher threshold is decompressing sectors that saved little; past 3584
+ * the pool hardly shrinks, so 3584 is the default. It also stays below the
+ * largest object zsmalloc packs several to a zspage (3840 bytes, 3828 with
+ * owner words), so every compressed sector is packed.
  *
  * Buffers are per thread (thread-local storage), so encoding needs no lock
  * and no allocation per call: the LZ4 state, the compressed output, and a
@@ -29,7 +32,7 @@
 #include <stdint.h>
 
 #define CODEC_SECTOR 4096u
-#define CODEC_HUGE_THRESHOLD_DEFAULT 3072u
+#define CODEC_HUGE_THRESHOLD_DEFAULT 3584u
 /* Compressed objects must stay shorter than a sector (see sectors.h). */
 #define CODEC_HUGE_THRESHOLD_MAX (CODEC_SECTOR - 1)
 #define CODEC_ACCEL_MIN 1

@@ -72,7 +72,7 @@ static const struct key keys[] = {
 	  .help = "LZ4 acceleration: higher is faster, compresses less" },
 	{ .name = "huge_threshold", .kind = K_SIZE, .off = F(huge_threshold),
 	  .min = 1, .max = CODEC_HUGE_THRESHOLD_MAX, .syntax = "BYTES",
-	  .def = "3072", .allowed = "a size from 1 to 4095 bytes",
+	  .def = "3584", .allowed = "a size from 1 to 4095 bytes",
 	  .help = "sectors compressing to more than this are stored raw" },
 	{ .name = "stats", .kind = K_PATH, .off = F(stats), .syntax = "PATH",
 	  .allowed = "a file path in an existing directory",

@@ -88,7 +88,7 @@ START_TEST(test_defaults)
 	ck_assert_str_eq(p.allocator, "zsmalloc");
 	ck_assert_str_eq(p.compressor, "lz4");
 	ck_assert_uint_eq(p.acceleration, 1);
-	ck_assert_uint_eq(p.huge_threshold, 3072);
+	ck_assert_uint_eq(p.huge_threshold, 3584);
 	ck_assert_uint_eq(p.stats_interval, 1);
 	ck_assert_uint_eq(p.mem_limit, 0);
 	ck_assert_uint_eq(p.mem_high, 90);
