@@ -112,8 +112,12 @@ static int setup_writeback(void)
 	params_shrinker_config(&params, &cfg.shrink);
 	wb = zwb_create(dev, &cfg, err, sizeof(err));
 	if (!wb) {
-		nbdkit_error("backing=%s: %s", params.backing,
-			     err[0] ? err : strerror(errno));
+		/* The message names the file, or the psi key, already. */
+		if (err[0])
+			nbdkit_error("%s", err);
+		else
+			nbdkit_error("backing=%s: %s", params.backing,
+				     strerror(errno));
 		return -1;
 	}
 	if (zramd_debug_verbose) {

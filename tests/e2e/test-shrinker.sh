@@ -294,6 +294,11 @@ bad = sum(h.pread(4096, i * 4096) != sector(i + 10000) for i in range(n // 2))
 print(("ok - " if bad == 0 else "FAIL - ")
       + "after trim, %d sectors written and read back (%d wrong)" % (n // 2, bad))
 '
+# The file is locked: a second device on it refuses to start.
+out=$(timeout 60 env ${E2E_PRELOAD:+LD_PRELOAD=$E2E_PRELOAD} nbdkit -f \
+	-U "$TMP/second.sock" "$PLUGIN_SO" 64M backing="$TMP/full.backing" 2>&1)
+check "full: a second nbdkit on the same backing file is refused" \
+	grep -q "full.backing: in use by another process" <<<"$out"
 check_stop "full"
 fi
 
