@@ -14,7 +14,9 @@
 #     keeps serving.
 #  4. A full backing file (backing_size=64K): writes fail with ENOSPC, the
 #     data stays readable, and after trims writes work again.
-#  5. Memory pressure: nbdkit in a memory cgroup whose limit is below the
+#  5. writeback_idle=1: sectors not touched for 1-2 s go to the backing
+#     file, and read back.
+#  6. Memory pressure: nbdkit in a memory cgroup whose limit is below the
 #     data, no mem_limit: the shrinker evicts on the cgroup trigger, the
 #     kernel never kills nbdkit, every byte reads back. Skipped where no
 #     memory cgroup can be made.
@@ -29,7 +31,7 @@ requires nbdsh
 seed=${TEST_SEED:-$RANDOM}
 echo "test-shrinker: TEST_SEED=$seed"
 first_alloc=$(allocators | cut -d' ' -f1)
-parts=" ${SHRINKER_PARTS:-fio ext4 corrupt full pressure} "
+parts=" ${SHRINKER_PARTS:-fio ext4 corrupt full idle pressure} "
 part() { [[ $parts == *" $1 "* ]]; }
 
 # sampler FILE: append mem_used_total from the stats file to FILE every
@@ -302,7 +304,31 @@ check "full: a second nbdkit on the same backing file is refused" \
 check_stop "full"
 fi
 
-# --- 5. memory pressure: a cgroup limit --------------------------------------------
+# --- 5. idle writeback ---------------------------------------------------------
+
+if part idle; then
+start_zramd size=64M allocator="$first_alloc" writeback_idle=1 \
+	backing="$TMP/idle.backing" || not_ok "idle: start"
+nbdsh_checks idle -c "$data_py" -c '
+for i in range(64):
+    h.pwrite(sector(i), i * 4096)
+print("ok - 64 sectors written, no mem_limit")
+'
+# A pass every second: marked by one, moved by the next.
+wait_stat evict_idle -ge 64
+check "idle: every sector went to the backing file after 1-2 s idle" \
+	test "$(stat_value evict_idle)" = 64
+check "idle: nothing else evicted" \
+	test "$(stat_value evict_limit)/$(stat_value compr_data_size)" = 0/0
+nbdsh_checks idle -c "$data_py" -c '
+bad = sum(h.pread(4096, i * 4096) != sector(i) for i in range(64))
+print(("ok - " if bad == 0 else "FAIL - ")
+      + "they read back (%d wrong)" % bad)
+'
+check_stop "idle"
+fi
+
+# --- 6. memory pressure: a cgroup limit --------------------------------------------
 
 # cgroup_dir: print the memory cgroup directory of this shell (v1 or v2),
 # or nothing.
