@@ -3,7 +3,7 @@
  * fuzz_common.c - helpers linked into every fuzz target (see fuzz.h)
  */
 #define _GNU_SOURCE
-#include <dirent.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,27 +24,24 @@ static void __attribute__((constructor)) read_env(void)
 static char tmpdir[256];
 static pid_t tmpdir_owner;
 
+static int remove_one(const char *path, const struct stat *st, int type,
+		      struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (type == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
 /* Removes the directory and whatever a crashed run left in it. */
 static void remove_tmpdir(void)
 {
-	char path[512];
-	struct dirent *de;
-	DIR *d;
-
 	if (!tmpdir[0] || getpid() != tmpdir_owner)
 		return;
-	d = opendir(tmpdir);
-	if (d) {
-		while ((de = readdir(d)) != NULL) {
-			if (de->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", tmpdir,
-				 de->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	rmdir(tmpdir);
+	nftw(tmpdir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 const char *fuzz_tmpdir(void)

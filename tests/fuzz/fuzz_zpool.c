@@ -405,9 +405,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			verify_all("after shrink");
 			break;
 		}
-		case 9:
+		case 9: {
+			uint64_t before = zpool_get_total_size(m.pool), after;
+
 			pages = zpool_compact(m.pool);
-			FUZZ_TRACE("compact -> %ld", pages);
+			after = zpool_get_total_size(m.pool);
+			FUZZ_TRACE("compact -> %ld, total %llu -> %llu", pages,
+				   (unsigned long long)before,
+				   (unsigned long long)after);
+			/* The pages it says it gave back are gone from the
+			 * total, and moving objects never grows the pool. */
+			FUZZ_CHECK(pages <= 0 ||
+					   before - after >=
+						   (uint64_t)pages * 4096,
+				   "compact says %ld pages, the total went from "
+				   "%llu to %llu",
+				   pages, (unsigned long long)before,
+				   (unsigned long long)after);
+			FUZZ_CHECK(after <= before,
+				   "compact grew the pool from %llu to %llu",
+				   (unsigned long long)before,
+				   (unsigned long long)after);
 			if (strcmp(ZPOOL_BACKEND, ZPOOL_TYPE_ZBUD) == 0)
 				FUZZ_CHECK(pages == -EOPNOTSUPP,
 					   "zbud compact returned %ld", pages);
@@ -416,6 +434,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					   pages);
 			verify_all("after compact");
 			break;
+		}
 		case 10:
 			verify_all("verify");
 			break;

@@ -4,14 +4,16 @@
 
     pick.py FUZZER N OUTDIR DIR...
 
-Runs the libFuzzer binary FUZZER with -merge=1 over DIR... only to learn,
-from its control file, which coverage edges and features each input adds
-to those of the inputs merged before it (the merge's own set cover). Then
-picks every file named seed-* (the hand-written seeds, see seeds.py) and
-the inputs that added the most (an edge counts as ten features), up to N
-files in all. The chosen files are copied to OUTDIR, named by the SHA-1 of
-their contents as libFuzzer names them. Prints the coverage libFuzzer sees
-for the pick and for the whole (its "INITED cov: ... ft: ..." line).
+Runs the libFuzzer binary FUZZER with -merge=1 over DIR... to find the
+inputs that add coverage at all (the merge's own set cover), then runs
+each of those alone (an inner merge of one file, a process each) to learn
+every coverage edge and feature it reaches. Then picks greedily: every
+file named seed-* (the hand-written seeds, see seeds.py), then the input
+that adds the most new edges (new features break ties, then the smaller
+file), until N files are chosen or nothing adds coverage. The chosen files
+are copied to OUTDIR, named by the SHA-1 of their contents as libFuzzer
+names them. Prints the coverage libFuzzer sees for the pick and for the
+whole (its "INITED cov: ... ft: ..." line).
 
 `make fuzz-pick` runs this for every target (tests/fuzz/fuzz.mk).
 """
@@ -40,20 +42,35 @@ def main():
             lines = f.read().splitlines()
     nfiles = int(lines[0])
     files = lines[2:2 + nfiles]
-    ft, cov = {}, {}
+    useful = set()
     for line in lines[2 + nfiles:]:
         words = line.split()
-        if words and words[0] in ("FT", "COV"):
-            (ft if words[0] == "FT" else cov)[int(words[1])] = \
-                set(map(int, words[2:]))
+        if words and words[0] in ("FT", "COV") and len(words) > 2:
+            useful.add(int(words[1]))
+    useful |= {i for i, f in enumerate(files)
+               if os.path.basename(f).startswith("seed-")}
 
-    chosen = [i for i, path in enumerate(files)
-              if os.path.basename(path).startswith("seed-")]
-    rest = sorted((i for i in ft if i not in chosen and
-                   (ft[i] or cov.get(i))),
-                  key=lambda i: (-(len(ft[i]) + 10 * len(cov.get(i, ()))),
-                                 os.path.getsize(files[i])))
-    chosen += rest[:max(0, n - len(chosen))]
+    ft, cov = {}, {}
+    for i in sorted(useful):
+        ft[i], cov[i] = features(fuzzer, files[i])
+
+    chosen, have_ft, have_cov = [], set(), set()
+    for i in sorted(useful):
+        if os.path.basename(files[i]).startswith("seed-"):
+            chosen.append(i)
+            have_ft |= ft[i]
+            have_cov |= cov[i]
+    candidates = [i for i in useful if i not in chosen]
+    while len(chosen) < n and candidates:
+        best = max(candidates, key=lambda i: (
+            len(cov[i] - have_cov), len(ft[i] - have_ft),
+            -os.path.getsize(files[i])))
+        if not (cov[best] - have_cov or ft[best] - have_ft):
+            break
+        chosen.append(best)
+        candidates.remove(best)
+        have_ft |= ft[best]
+        have_cov |= cov[best]
 
     os.makedirs(outdir, exist_ok=True)
     size = 0
@@ -68,6 +85,26 @@ def main():
     print("%s: picked %d files, %d bytes; %s; the whole: %s" % (
         os.path.basename(fuzzer), len(chosen), size,
         coverage(fuzzer, [outdir]), coverage(fuzzer, dirs)))
+
+
+def features(fuzzer, path):
+    """Every feature and edge one input reaches, run alone."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ctl = os.path.join(tmp, "control")
+        with open(ctl, "w") as f:
+            f.write("1\n1\n%s\n" % path)
+        subprocess.run([fuzzer, "-merge_inner=1", "-timeout=10",
+                        "-merge_control_file=" + ctl],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ft, cov = set(), set()
+        with open(ctl) as f:
+            for line in f:
+                words = line.split()
+                if words and words[0] == "FT":
+                    ft = set(map(int, words[2:]))
+                elif words and words[0] == "COV":
+                    cov = set(map(int, words[2:]))
+        return ft, cov
 
 
 def coverage(fuzzer, dirs):

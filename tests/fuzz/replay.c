@@ -224,6 +224,8 @@ int main(int argc, char **argv)
 	}
 	if (getenv("FUZZ_REPLAY_TIMEOUT"))
 		timeout_s = (unsigned int)atoi(getenv("FUZZ_REPLAY_TIMEOUT"));
+	/* Made here, so that children share it and it is removed once. */
+	(void)fuzz_tmpdir();
 	if (LLVMFuzzerInitialize)
 		LLVMFuzzerInitialize(&argc, &argv);
 

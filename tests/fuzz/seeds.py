@@ -267,6 +267,35 @@ def codec():
         95))
 
 
+# --- pressure ---------------------------------------------------------------
+def pressure():
+    put("pressure", "psi", [0] + list(
+        b"some avg10=1.50 avg60=0.20 avg300=0.00 total=123456\n"
+        b"full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"))
+    put("pressure", "psi-round-trip", [1, 0x0F] + list(range(1, 40)))
+    for i, text in enumerate([b"max\n", b"1234\n", b"4611686018427387904",
+                              b"18446744073709551616", b"12 \n", b""]):
+        put("pressure", "cgroup-value-%d" % i, [2] + list(text))
+    for i, text in enumerate([b"on", b"off", b"auto", b"100", b"101", b"007",
+                              b"-1"]):
+        put("pressure", "psi-setting-%d" % i, [3] + list(text))
+    put("pressure", "near", [4] + u64(900) + u64(1000) + [10, 0])
+    put("pressure", "near-huge", [4] + u64(2**64 - 2) + u64(2**64 - 2) +
+        [99, 0])
+    put("pressure", "find-v2", [5] + list(
+        b"0::/a\n\0"
+        b"30 1 0:26 / @ rw,nosuid - cgroup2 cgroup2 rw\n"))
+    put("pressure", "find-v1", [5] + list(
+        b"5:memory:/b\n0::/x\n\0"
+        b"30 1 0:26 / @ rw - cgroup cgroup rw,memory\n"))
+    put("pressure", "find-root", [5] + list(
+        b"0::/sub/a\n\0"
+        b"30 1 0:26 /sub @ rw - cgroup2 cgroup2 rw\n"))
+    put("pressure", "find-escape", [5] + list(
+        b"0::/a\n\0"
+        b"30 1 0:26 / @\\040x rw - cgroup2 cgroup2 rw\n"))
+
+
 if __name__ == "__main__":
     zpool()
     device()
@@ -274,3 +303,4 @@ if __name__ == "__main__":
     stats()
     backing()
     codec()
+    pressure()
