@@ -44,3 +44,15 @@ ALL_TARGETS += $(UNIT_BINS)
 check-unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 CHECK_TARGETS += check-unit
+
+# The unit tests under valgrind's memcheck: any error fails the run.
+# CK_FORK=no keeps each suite in one process that valgrind follows;
+# TEST_NO_RSS turns off RSS assertions (valgrind's own memory shows in RSS)
+# and TEST_DURATION bounds the randomized tests, which run ~30x slower.
+VALGRIND_FLAGS := --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	--track-origins=yes --quiet
+.PHONY: check-valgrind
+check-valgrind: deps $(UNIT_BINS)
+	@fail=0; for t in $(UNIT_BINS); do echo "== valgrind $$t"; \
+		CK_FORK=no TEST_NO_RSS=1 TEST_DURATION=5 TEST_ITERATIONS=20000 \
+		valgrind $(VALGRIND_FLAGS) $$t || fail=1; done; exit $$fail

@@ -36,7 +36,7 @@ static inline bool backend_is_zbud(void)
 }
 
 /* Sanitizers slow everything down; tests scale their sizes by this. */
-#if TEST_RSS_CHECKS
+#if TEST_RSS_BUILD
 #define TEST_SANITIZED 0
 #else
 #define TEST_SANITIZED 1
