@@ -37,13 +37,15 @@
  * the waiters, who answer -ENOSPC, and ignores kicks for retry_ms so a
  * full pool does not make it spin. A waiter's request is always served,
  * quiet time or not: each waiter takes a ticket (req_seq) and is answered
- * 0 once the pool is below mem_limit and past a shrink call that started
- * after the ticket (done_seq >= ticket), and -ENOSPC by the first shrink
- * call that started after the ticket and released nothing (fail_seq >=
- * ticket). A waiter always gets a shrink call of its own, even with the
- * pool below the low mark: the pool's size alone does not say whether a
- * writer's object fits (a new zspage may take several pages), and a
- * writer told "room" without anything evicted would only fail again.
+ * -ENOSPC by the first shrink call that started after the ticket and
+ * released nothing (fail_seq >= ticket), else 0 once the pool is below
+ * mem_limit and either past a shrink call that started after the ticket
+ * (done_seq >= ticket) or below the low mark with SHRINKER_ROOM_STEP to
+ * spare. The size alone is not enough near the limit: an object may need
+ * a new zspage of several pages, and a writer told "room" without
+ * anything evicted would only fail again, and again. So a waiter the
+ * size does not answer gets a shrink call of its own, even below the low
+ * mark (a small mem_limit).
  *
  * Locking: s->lock protects the request and failure tickets, running and
  * the condition variable; it is never held across an ops call or a system
@@ -286,6 +288,17 @@ void shrinker_destroy(struct shrinker *s)
 
 /* --- the callers' side --- */
 
+/*
+ * Whether a pool of @size has room for any writer on its own: below the
+ * low mark and at least SHRINKER_ROOM_STEP under mem_limit. Above it, or
+ * closer to the limit than that (a small mem_limit), a writer that failed
+ * needs a shrink call of its own to be sure of room.
+ */
+static bool room_ok(const struct shrinker *s, uint64_t size)
+{
+	return size <= s->low && s->cfg.mem_limit - size >= SHRINKER_ROOM_STEP;
+}
+
 void shrinker_kick(struct shrinker *s)
 {
 	if (!s->high || __atomic_load_n(&s->pending, __ATOMIC_RELAXED))
@@ -326,7 +339,8 @@ int shrinker_wait_room(struct shrinker *s, unsigned int timeout_ms)
 			rc = -ENOSPC;
 			break;
 		}
-		if (size < s->cfg.mem_limit && s->done_seq >= ticket) {
+		if (size < s->cfg.mem_limit &&
+		    (s->done_seq >= ticket || room_ok(s, size))) {
 			rc = 0;
 			break;
 		}
@@ -384,13 +398,17 @@ static uint64_t shrink_once(struct shrinker *s, uint64_t bytes,
 	return res.released;
 }
 
-/* Whether a waiter is still owed a shrink call. */
+/*
+ * Whether a waiter is still owed a shrink call: one that started after
+ * its ticket has not finished yet (a waiter served already may not have
+ * left yet; it must not get another step below the low mark).
+ */
 static bool waiter_owed(struct shrinker *s)
 {
 	bool owed;
 
 	pthread_mutex_lock(&s->lock);
-	owed = s->waiters > 0 && s->req_seq > s->fail_seq;
+	owed = s->waiters > 0 && s->req_seq > s->done_seq;
 	pthread_mutex_unlock(&s->lock);
 	return owed;
 }
@@ -421,10 +439,10 @@ static void limit_work(struct shrinker *s, uint64_t now, uint64_t *retry_at)
 		size = s->ops.pool_size(s->ops.ctx);
 		if (size > s->low)
 			want = size - s->low;
-		else if (unserved)
-			/* A writer found no room even below the low mark (its
-			 * object needed a new zspage of several pages): a
-			 * watermark step for it, and at least a large zspage. */
+		else if (unserved && !room_ok(s, size))
+			/* A writer found no room below the low mark, close to
+			 * a small mem_limit (its object needed a new zspage of
+			 * several pages): a step for it. */
 			want = s->high - s->low > SHRINKER_ROOM_STEP
 				   ? s->high - s->low
 				   : SHRINKER_ROOM_STEP;

@@ -52,8 +52,9 @@
 #define SHRINKER_DEFAULT_LOW	   80u	      /* percent of mem_limit */
 #define SHRINKER_DEFAULT_BATCH	   (1u << 20) /* bytes per ops->shrink call */
 #define SHRINKER_MIN_STEP	   (1u << 20) /* least bytes per pressure event */
-#define SHRINKER_ROOM_STEP	   (64u << 10) /* least bytes per waiter below
-						* the low mark: a large zspage */
+/* More than one allocation can take: the largest zspage (64 KiB) and the
+ * metadata pages it may add. See shrinker_wait_room(). */
+#define SHRINKER_ROOM_STEP	   (128u << 10)
 #define SHRINKER_DEFAULT_SAMPLE_MS 1000u
 #define SHRINKER_DEFAULT_RETRY_MS  1000u
 
@@ -184,9 +185,10 @@ void shrinker_kick(struct shrinker *s);
  * lock held that ops->shrink might take.
  *
  * Return: 0 if the pool is below mem_limit after a shrink call made on
- * this request's behalf (one is made even if the pool is below the low
- * watermark), or if there is no limit; -ENOSPC if a shrink call started
- * after this request made no progress
+ * this request's behalf, or below the low watermark and at least
+ * SHRINKER_ROOM_STEP under mem_limit (else a call is made for it even
+ * below the low watermark), or if there is no limit; -ENOSPC if a shrink
+ * call started after this request made no progress
  * (the backing file is full or absent, nothing to evict) or the thread is
  * not running; -ETIMEDOUT if neither happened in time.
  */
