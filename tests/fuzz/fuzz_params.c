@@ -17,7 +17,12 @@
  *    with backing, size given), paths are absolute, and a key given on
  *    the command line kept its command-line value whatever the file said;
  *  - params_parse_size() agrees with a reference parser written here from
- *    the documentation in params.h, on the first argument's value.
+ *    the documentation in params.h, on the first argument's value;
+ *  - what params accepts, the modules it configures accept too ("every
+ *    invalid value is refused before serving"): zdev_create() with the
+ *    device keys, shrinker_create() with params_shrinker_config() (its
+ *    pressure sources turned off, so that no file of this machine is
+ *    read), and backing_size as backing_open() would take it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,10 +34,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "backing.h"
 #include "codec.h"
 #include "device.h"
 #include "fuzz.h"
 #include "params.h"
+#include "shrinker.h"
 #include "zpool.h"
 
 #define MAX_ARGS 3
@@ -180,6 +187,71 @@ static void check_kept(const char *key, const struct snap *a,
 #undef KEPT
 }
 
+static uint64_t dummy_pool_size(void *ctx)
+{
+	(void)ctx;
+	return 0;
+}
+
+static int dummy_shrink(void *ctx, uint64_t bytes,
+			enum shrinker_trigger trigger,
+			struct shrink_result *res)
+{
+	(void)ctx;
+	(void)bytes;
+	(void)trigger;
+	(void)res;
+	return -ENOENT;
+}
+
+/* Parameters that params_finish() took must start the modules. */
+static void check_modules(const struct zramd_params *p)
+{
+	struct zdev_config dc = {
+		.size = p->size,
+		.allocator = p->allocator,
+		.acceleration = (int)p->acceleration,
+		.huge_threshold = p->huge_threshold,
+		.mem_limit = p->mem_limit,
+		.shrinkable = p->backing != NULL,
+	};
+	struct shrinker_ops ops = { .pool_size = dummy_pool_size,
+				    .shrink = dummy_shrink };
+	struct shrinker_config sc;
+	struct shrinker *s;
+	struct zdev *dev;
+	char err[256];
+	int e = 0;
+
+	dev = zdev_create(&dc, &e);
+	FUZZ_CHECK(dev != NULL,
+		   "params accepted size %llu allocator %s acceleration %u "
+		   "huge_threshold %u mem_limit %llu, zdev_create() says %d",
+		   (unsigned long long)p->size, p->allocator, p->acceleration,
+		   p->huge_threshold, (unsigned long long)p->mem_limit, e);
+	zdev_destroy(dev);
+
+	params_shrinker_config(p, &sc);
+	FUZZ_CHECK(sc.mem_limit == p->mem_limit && sc.mem_high == p->mem_high &&
+			   sc.mem_low == p->mem_low &&
+			   sc.idle_age == p->writeback_idle,
+		   "params_shrinker_config() changed a value");
+	sc.pressure.psi = PRESSURE_OFF;
+	sc.pressure.cgroup = PRESSURE_OFF;
+	s = shrinker_create(&sc, &ops, err, sizeof(err));
+	FUZZ_CHECK(s != NULL, "params accepted mem_high %u mem_low %u, "
+		   "shrinker_create() says: %s", p->mem_high, p->mem_low, err);
+	shrinker_destroy(s);
+
+	if (p->backing)
+		FUZZ_CHECK(p->backing_size == 0 ||
+				   p->backing_size >= BACKING_MIN_SIZE,
+			   "params accepted backing_size %llu, backing_open() "
+			   "needs 0 or at least %u",
+			   (unsigned long long)p->backing_size,
+			   BACKING_MIN_SIZE);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
@@ -270,6 +342,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(r == 0 || r == -1, "params_finish returned %d", r);
 	if (r == 0) {
 		check_result(&p);
+		check_modules(&p);
 		take(&after, &p);
 		for (int i = 0; i < nargs; i++)
 			if (set_ok[i])
