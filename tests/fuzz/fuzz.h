@@ -152,8 +152,7 @@ static inline bool fuzz_all_zero(const void *p, size_t len)
 /*
  * A directory for the files a target needs (backing files), made once per
  * process under $FUZZ_TMPDIR, /dev/shm or /tmp and removed at exit.
- * Return: its path, or NULL if none could be made (the caller skips the
- * feature that needs it).
+ * Return: its path; if none can be made, the run fails (abort()).
  */
 const char *fuzz_tmpdir(void);
 

@@ -69,13 +69,18 @@ $(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_bins,$(t))))
 FUZZ_REPLAY_BINS := $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/replay-%)
 ALL_TARGETS += $(FUZZ_REPLAY_BINS)
 
-# Every target replays even if one fails; the target fails at the end.
+# Every target replays even if one fails; the target fails at the end,
+# after one line that sums up every target's.
 .PHONY: check-fuzz
 check-fuzz: $(FUZZ_REPLAY_BINS)
-	@fail=0; for t in $(FUZZ_TARGETS); do \
+	@fail=0; p=0; f=0; for t in $(FUZZ_TARGETS); do \
 		case $$t in zpool-*) c=zpool;; *) c=$$t;; esac; \
-		$(BUILD)/tests/fuzz/replay-$$t tests/fuzz/corpus/$$c || fail=1; \
-	done; exit $$fail
+		out=$$($(BUILD)/tests/fuzz/replay-$$t tests/fuzz/corpus/$$c) \
+			|| fail=1; \
+		echo "$$out"; \
+		set -- $$(echo "$$out" | sed -n 's/.*: \([0-9]*\) passed, \([0-9]*\) failed$$/\1 \2/p'); \
+		p=$$((p + $${1:-0})); f=$$((f + $${2:-1})); \
+	done; echo "check-fuzz: $$p passed, $$f failed"; exit $$fail
 CHECK_TARGETS += check-fuzz
 ASAN_TARGETS += check-fuzz
 

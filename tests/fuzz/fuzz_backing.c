@@ -412,8 +412,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&m, 0, sizeof(m));
 	m.in = (struct fin){ data, size };
 	fuzz_op_index = 0;
-	if (!dir)
-		return 0;
 	fsize = file_sizes[fin_u8(&m.in) & 3];
 	snprintf(m.path, sizeof(m.path), "%s/backing-%d.bk", dir,
 		 (int)getpid());

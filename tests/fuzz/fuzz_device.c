@@ -904,7 +904,7 @@ static void setup(void)
 	FUZZ_CHECK(zdev_size(d.dev) == d.size, "size");
 	d.base_total = zpool_get_total_size(zdev_pool(d.dev));
 
-	if ((c0 >> 3) & 1 && fuzz_tmpdir()) {
+	if ((c0 >> 3) & 1) {
 		snprintf(d.bk_path, sizeof(d.bk_path), "%s/device-%d.bk",
 			 fuzz_tmpdir(), (int)getpid());
 		d.bk = backing_open(d.bk_path, bk_sizes[(c1 >> 5) & 3], err,
