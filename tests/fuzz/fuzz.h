@@ -150,10 +150,17 @@ static inline bool fuzz_all_zero(const void *p, size_t len)
 }
 
 /*
- * A directory for the files a target needs (backing files), made once per
- * process under $FUZZ_TMPDIR, /dev/shm or /tmp and removed at exit.
+ * A directory for the files a target needs (backing files), shared by
+ * every run of this user: $FUZZ_TMPDIR, /dev/shm or /tmp, then
+ * zramd-fuzz-UID. Targets name their files with their process id and
+ * remove them after each input, so nothing is left behind even when
+ * libFuzzer ends a process without running exit handlers; the directory
+ * itself is removed at exit when empty.
  * Return: its path; if none can be made, the run fails (abort()).
  */
 const char *fuzz_tmpdir(void);
+
+/* Removes @path and everything under it. */
+void fuzz_remove_tree(const char *path);
 
 #endif /* ZRAMD_FUZZ_H */
