@@ -216,6 +216,8 @@ static bool allocator_known(const char *name)
 	const char *p;
 	size_t n = strlen(name);
 
+	if (n == 0)
+		return false;	/* strstr finds "" everywhere: no progress */
 	allocator_list(list);
 	for (p = list; (p = strstr(p, name)) != NULL; p += n)
 		if ((p == list || p[-1] == ' ') && (p[n] == ',' || !p[n]))
