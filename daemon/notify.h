@@ -27,7 +27,7 @@ struct notify_ops {
  * @ops: callbacks; copied
  *
  * Sends READY=1 and a first STATUS=, then starts a thread that sends
- * STATUS= every few seconds and, if sd_watchdog_enabled() says so,
+ * STATUS= every few seconds and, if WATCHDOG_USEC (for our pid) says so,
  * WATCHDOG=1 at half the interval systemd asks for, each time probe()
  * returned 0.
  *

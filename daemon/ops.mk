@@ -3,10 +3,12 @@
 # included before this one.)
 #
 # The plugin links $(NOTIFY_OBJ) and adds $(NOTIFY_LIBS) to its link line.
-# notify.c needs only <systemd/sd-daemon.h> and <nbdkit-plugin.h>.
+# notify.c needs only <nbdkit-plugin.h>: it speaks the notify protocol
+# itself, without libsystemd (see the top of daemon/notify.c), so
+# NOTIFY_LIBS is empty.
 
 NOTIFY_OBJ := $(BUILD)/daemon/notify.o
-NOTIFY_LIBS = $(call pkglibs,libsystemd)
+NOTIFY_LIBS =
 
 ZRAMD_STAT := $(BUILD)/zramd-stat
 

@@ -7,7 +7,7 @@
 # The shell tests get every path they need through the environment, so
 # each can also be run by hand: see the top of tests/ops/functions.sh.
 
-DEB_PACKAGES_EXTRA += man-db groff-base systemd libsystemd-dev
+DEB_PACKAGES_EXTRA += man-db groff-base systemd
 
 EXTRA_CFLAGS_tests/ops := -Idaemon $(call pkgcflags,check)
 

@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,6 +341,88 @@ START_TEST(test_start_twice)
 }
 END_TEST
 
+/* NOTIFY_SOCKET may name an abstract socket: "@name". */
+START_TEST(test_abstract_socket)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct pollfd p = {.events = POLLIN};
+	char name[64], buf[512];
+	socklen_t salen;
+	ssize_t n;
+
+	snprintf(name, sizeof name, "@zramd-test-notify-%ld-%ld",
+		 (long)getpid(), (long)random());
+	memcpy(sa.sun_path, name, strlen(name));
+	sa.sun_path[0] = '\0';
+	salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+			    strlen(name));
+	p.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(p.fd, 0);
+	ck_assert_int_eq(bind(p.fd, (struct sockaddr *)&sa, salen), 0);
+	setenv("NOTIFY_SOCKET", name, 1);
+
+	ck_assert_int_eq(notify_start(&ops), 0);
+	ck_assert_int_eq(poll(&p, 1, RECV_TIMEOUT_MS), 1);
+	n = recv(p.fd, buf, sizeof buf - 1, 0);
+	ck_assert_int_ge(n, 0);
+	buf[n] = '\0';
+	ck_assert_str_eq(buf, "READY=1\nSTATUS=1.20 GiB stored in 412 MiB "
+			      "(2.98x)");
+	notify_stop();
+	ck_assert_int_eq(poll(&p, 1, RECV_TIMEOUT_MS), 1);
+	n = recv(p.fd, buf, sizeof buf - 1, 0);
+	ck_assert_int_ge(n, 0);
+	buf[n] = '\0';
+	ck_assert_str_eq(buf, "STOPPING=1\nSTATUS=shutting down");
+	close(p.fd);
+	/* Nothing went to the path socket. */
+	ck_assert_int_eq(drain_count("READY=1\nSTATUS=1.20 GiB stored in "
+				     "412 MiB (2.98x)"),
+			 0);
+}
+END_TEST
+
+/* A WATCHDOG_PID of another process: the watchdog is not ours. */
+START_TEST(test_foreign_watchdog_pid)
+{
+	char buf[512];
+
+	watchdog_env(20000, getpid() + 1);
+	ck_assert_int_eq(notify_start(&ops), 0);
+	recv_msg(buf, sizeof buf);
+	ck_assert_str_eq(buf, "READY=1\nSTATUS=1.20 GiB stored in 412 MiB "
+			      "(2.98x)");
+	usleep(200000); /* twenty ping periods, had the watchdog been ours */
+	notify_stop();
+	ck_assert_int_eq(nprobes(), 0);
+	ck_assert_int_eq(drain_count("WATCHDOG=1"), 0);
+
+	/* Without WATCHDOG_PID the interval alone enables it. */
+	unsetenv("WATCHDOG_PID");
+	ck_assert_int_eq(notify_start(&ops), 0);
+	for (int i = 0; i < RECV_TIMEOUT_MS / 10 && nprobes() < 2; i++)
+		usleep(10000);
+	notify_stop();
+	ck_assert_int_ge(nprobes(), 2);
+}
+END_TEST
+
+/* A NOTIFY_SOCKET that is neither a path nor "@name": nothing breaks. */
+START_TEST(test_bad_socket_name)
+{
+	char buf[512];
+
+	setenv("NOTIFY_SOCKET", "relative/notify", 1);
+	ck_assert_int_eq(notify_start(&ops), 0);
+	notify_stop();
+	ck_assert_int_eq(nerrors(), 0);
+	setenv("NOTIFY_SOCKET", sock_path, 1);
+	send_sentinel();
+	recv_msg(buf, sizeof buf);
+	ck_assert_str_eq(buf, SENTINEL);
+}
+END_TEST
+
 static Suite *notify_suite(void)
 {
 	Suite *s = suite_create("notify");
@@ -355,6 +438,9 @@ static Suite *notify_suite(void)
 	tcase_add_test(tc, test_status_is_one_line);
 	tcase_add_test(tc, test_stop_without_start);
 	tcase_add_test(tc, test_start_twice);
+	tcase_add_test(tc, test_abstract_socket);
+	tcase_add_test(tc, test_foreign_watchdog_pid);
+	tcase_add_test(tc, test_bad_socket_name);
 	suite_add_tcase(s, tc);
 	return s;
 }
