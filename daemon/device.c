@@ -695,7 +695,13 @@ int zdev_extents(struct zdev *dev, size_t len, uint64_t off, bool req_one,
 	};
 	uint64_t first, last;
 
-	if (len == 0 || !range_ok(dev, len, off))
+	/* There is no extent to report for no bytes: bad input, as a range
+	 * past the end is, and counted the same way. */
+	if (len == 0) {
+		zstat_add(&dev->live, ZSTAT_invalid_io, 1);
+		return -EINVAL;
+	}
+	if (!range_ok(dev, len, off))
 		return -EINVAL;
 	first = off >> SECT_SHIFT;
 	last = (off + len - 1) >> SECT_SHIFT;

@@ -211,7 +211,8 @@ typedef int (*zdev_extent_fn)(void *arg, uint64_t off, uint64_t len,
  *           and extents are sector-aligned and stop at the device end
  * @arg:     passed to @fn
  *
- * Return: 0, -EINVAL (range), or the error @fn returned.
+ * Return: 0; -EINVAL if @len is 0 or the range is past the end (both
+ * counted in invalid_io; @fn is not called); or the error @fn returned.
  */
 int zdev_extents(struct zdev *dev, size_t len, uint64_t off, bool req_one,
 		 zdev_extent_fn fn, void *arg);

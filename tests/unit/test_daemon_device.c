@@ -536,6 +536,45 @@ START_TEST(test_extents)
 }
 END_TEST
 
+/*
+ * Bad extents requests are refused like bad reads and writes: -EINVAL,
+ * one invalid_io each, no callback. A length of 0 is one of them
+ * (device.h: @len is 1 or more), at the start, inside and at the end.
+ */
+START_TEST(test_extents_bad_input)
+{
+	uint64_t size = 8 * SEC + 10;
+	struct zdev *dev = make_dev(backends[0], size, 0, false);
+	struct ext_rec r = { 0 };
+
+	ck_assert_int_eq(zdev_extents(dev, 0, 0, false, ext_rec_cb, &r),
+			 -EINVAL);
+	ck_assert_uint_eq(stat_of(dev, ZSTAT_invalid_io), 1);
+	ck_assert_int_eq(zdev_extents(dev, 0, 3 * SEC + 1, true, ext_rec_cb,
+				      &r),
+			 -EINVAL);
+	ck_assert_int_eq(zdev_extents(dev, 0, size, false, ext_rec_cb, &r),
+			 -EINVAL);
+	ck_assert_uint_eq(stat_of(dev, ZSTAT_invalid_io), 3);
+	/* Past the end, and length 0 past the end: one count each. */
+	ck_assert_int_eq(zdev_extents(dev, 2, size - 1, false, ext_rec_cb, &r),
+			 -EINVAL);
+	ck_assert_int_eq(zdev_extents(dev, 0, size + 1, false, ext_rec_cb, &r),
+			 -EINVAL);
+	ck_assert_uint_eq(stat_of(dev, ZSTAT_invalid_io), 5);
+	ck_assert_int_eq(r.n, 0);
+	/* Extents is neither a read nor a write. */
+	ck_assert_uint_eq(stat_of(dev, ZSTAT_failed_reads), 0);
+	ck_assert_uint_eq(stat_of(dev, ZSTAT_failed_writes), 0);
+	/* A good request still works and counts nothing. */
+	ck_assert_int_eq(zdev_extents(dev, 1, size - 1, false, ext_rec_cb, &r),
+			 0);
+	ck_assert_int_eq(r.n, 1);
+	ck_assert_uint_eq(stat_of(dev, ZSTAT_invalid_io), 5);
+	zdev_destroy(dev);
+}
+END_TEST
+
 /* The largest device: the last (4095-byte) sector works, metadata tiny. */
 START_TEST(test_huge_device)
 {
@@ -937,6 +976,7 @@ static Suite *device_suite(void)
 	tcase_add_loop_test(core, test_random_shadow, 0, nbackends);
 	tcase_add_loop_test(core, test_stats, 0, nbackends);
 	tcase_add_loop_test(core, test_extents, 0, nbackends);
+	tcase_add_test(core, test_extents_bad_input);
 	tcase_add_loop_test(limits, test_mem_limit, 0, nbackends);
 	tcase_add_loop_test(limits, test_compact, 0, nbackends);
 	tcase_add_loop_test(limits, test_huge_device, 0, nbackends);
