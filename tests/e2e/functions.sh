@@ -24,6 +24,8 @@
 set -u
 # nbdsh (python3 -m nbd) needs Debian's python3, not pyenv's.
 export PATH=/usr/bin:/usr/sbin:/bin:/sbin:$PATH
+# The python helpers imported from the tree leave no __pycache__ there.
+export PYTHONDONTWRITEBYTECODE=1
 
 : "${PLUGIN_SO:?set PLUGIN_SO to the plugin to test}"
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -116,7 +118,8 @@ allocators() {
 # start_zramd [PARAM...]: start nbdkit with the plugin on a private unix
 # socket, in the foreground of a background job, and wait until it
 # serves. Sets SOCK, URI, ZRAMD_PID, ZRAMD_LOG and STATS (the stats file,
-# written every second). Only nbdkit gets E2E_PRELOAD.
+# written every second; a stats=PATH among the PARAMs names it). Only
+# nbdkit gets E2E_PRELOAD.
 nstarted=0
 start_zramd() {
 	nstarted=$((nstarted + 1))
@@ -124,7 +127,11 @@ start_zramd() {
 	URI="nbd+unix:///?socket=$SOCK"
 	STATS=$TMP/zramd$nstarted.stats
 	ZRAMD_LOG=$TMP/zramd$nstarted.log
-	local pidfile=$TMP/zramd$nstarted.pid defaults=(stats="$STATS")
+	local pidfile=$TMP/zramd$nstarted.pid defaults=() a
+	for a in "$@"; do
+		[[ $a == stats=* ]] && STATS=${a#stats=}
+	done
+	[[ " $* " == *" stats="* ]] || defaults+=(stats="$STATS")
 	[[ " $* " == *" stats_interval="* ]] || defaults+=(stats_interval=1)
 	# (env, not the nbdkit function: $! must be nbdkit's own pid)
 	env ${E2E_PRELOAD:+LD_PRELOAD=$E2E_PRELOAD} \
