@@ -37,78 +37,14 @@
 #include "backing.h"
 #include "codec.h"
 #include "device.h"
+#include "test_daemon_common.h"
 #include "test_util.h"
 #include "writeback.h"
 #include "zpool.h"
 
-#define SEC 4096u
 #define KiB 1024u
 
-static unsigned long seed;
-static const char *backends[8];
-static int nbackends;
 static char dir[256];
-
-static void add_backend(const char *type, void *arg)
-{
-	(void)arg;
-	if (nbackends < 8)
-		backends[nbackends++] = type;
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return z ^ (z >> 31);
-}
-
-static uint64_t iterations(uint64_t def)
-{
-	const char *e = getenv("TEST_ITERATIONS");
-
-	if (e)
-		return strtoull(e, NULL, 0);
-	return TEST_RSS_CHECKS ? def : def / 4;
-}
-
-/* Data of every kind the codec tells apart. */
-enum kind { K_ZERO, K_SAME, K_TEXT, K_RANDOM, K_MIXED, K_NKINDS };
-
-static void fill(unsigned char *p, size_t n, enum kind k, uint64_t *s)
-{
-	uint64_t w = rnd(s) | 1;
-
-	switch (k) {
-	case K_ZERO:
-		memset(p, 0, n);
-		break;
-	case K_SAME:
-		for (size_t i = 0; i < n; i++)
-			p[i] = ((unsigned char *)&w)[i & 7];
-		break;
-	case K_TEXT:
-		for (size_t i = 0; i < n; i++)
-			p[i] = (unsigned char)("evicted sector text "[(i + w) %
-								      20]);
-		break;
-	case K_RANDOM:
-		for (size_t i = 0; i < n; i += 8) {
-			uint64_t r = rnd(s);
-
-			memcpy(p + i, &r, n - i < 8 ? n - i : 8);
-		}
-		break;
-	case K_MIXED:
-		fill(p, n, K_TEXT, s);
-		fill(p, n / 4, K_RANDOM, s);
-		break;
-	default:
-		break;
-	}
-}
 
 static void setup(void)
 {
@@ -177,41 +113,12 @@ static void rig_close(struct rig *r)
 	zdev_destroy(r->dev);
 }
 
-static uint64_t stat_of(struct zdev *dev, enum zstat k)
-{
-	struct zstats s;
-
-	zdev_get_stats(dev, &s);
-	return s.v[k];
-}
-
 static uint64_t slots_used(struct rig *r)
 {
 	struct backing_stats bs;
 
 	backing_get_stats(zwb_backing(r->wb), &bs);
 	return bs.slots_used;
-}
-
-/* The device reads back exactly @shadow over [off, off + len). */
-static void check_range(struct zdev *dev, const unsigned char *shadow,
-			uint64_t off, size_t len)
-{
-	unsigned char *buf = malloc(len ? len : 1);
-	int rc = zdev_read(dev, buf, len, off);
-
-	ck_assert_msg(rc == 0, "read %zu at %llu: %s", len,
-		      (unsigned long long)off, strerror(-rc));
-	if (memcmp(buf, shadow + off, len) != 0) {
-		size_t i = 0;
-
-		while (buf[i] == shadow[off + i])
-			i++;
-		ck_abort_msg("byte %llu: got %#x want %#x",
-			     (unsigned long long)(off + i), buf[i],
-			     shadow[off + i]);
-	}
-	free(buf);
 }
 
 /* Polls @cond for up to 20 s (the shrinker thread works asynchronously). */
@@ -693,15 +600,7 @@ static Suite *evict_suite(void)
 
 int main(void)
 {
-	zpool_for_each_type(add_backend, NULL);
-	seed = test_seed();
-	printf("test_daemon_evict: TEST_SEED=%lu, allocators:", seed);
-	for (int i = 0; i < nbackends; i++)
-		printf(" %s", backends[i]);
-	printf("\n");
-	if (nbackends == 0) {
-		fprintf(stderr, "no zpool backend is built in\n");
+	if (!test_daemon_init("test_daemon_evict"))
 		return 1;
-	}
 	return test_run_suite(evict_suite());
 }

@@ -9,71 +9,16 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cgroup.h"
 #include "pressure.h"
+#include "test_tmptree.h"
 #include "test_util.h"
-
-static char root[256];
-
-static void make_root(void)
-{
-	const char *tmp = getenv("TMPDIR");
-
-	snprintf(root, sizeof(root), "%s/zramd-pressure-XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(root));
-}
-
-static void remove_root(void)
-{
-	char cmd[300];
-
-	/* Only our own mkdtemp() directory. */
-	if (strstr(root, "/zramd-pressure-")) {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", root);
-	}
-}
-
-/* Writes @text to root/@rel, creating directories. */
-static void put(const char *rel, const char *fmt, ...)
-{
-	char p[600];
-	va_list ap;
-	FILE *f;
-
-	snprintf(p, sizeof(p), "%s/%s", root, rel);
-	for (char *s = p + strlen(root) + 1; (s = strchr(s, '/')); s++) {
-		*s = '\0';
-		mkdir(p, 0755);
-		*s = '/';
-	}
-	f = fopen(p, "w");
-	ck_assert_msg(f != NULL, "fopen %s", p);
-	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
-	va_end(ap);
-	fclose(f);
-}
-
-static char *at(const char *rel)
-{
-	static char p[4][600];
-	static int k;
-
-	k = (k + 1) % 4;
-	snprintf(p[k], sizeof(p[k]), "%s/%s", root, rel);
-	return p[k];
-}
 
 /* --- parsers --- */
 

@@ -10,16 +10,15 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "shrinker.h"
+#include "test_tmptree.h"
 #include "test_util.h"
 
 #define MiB (UINT64_C(1) << 20)
@@ -51,18 +50,6 @@ static void st(uint64_t *p, uint64_t v)
 static uint64_t fake_size(void *ctx)
 {
 	return ld(&((struct fake *)ctx)->size);
-}
-
-static void write_file(const char *path, const char *fmt, ...)
-{
-	va_list ap;
-	FILE *f = fopen(path, "w");
-
-	ck_assert_msg(f != NULL, "fopen %s", path);
-	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
-	va_end(ap);
-	fclose(f);
 }
 
 static int fake_shrink(void *ctx, uint64_t bytes, enum shrinker_trigger t,
@@ -136,6 +123,15 @@ static struct shrinker *create_ok(const struct shrinker_config *cfg)
 	return s;
 }
 
+/* create_ok(), and its thread started. */
+static struct shrinker *start_ok(const struct shrinker_config *cfg)
+{
+	struct shrinker *s = create_ok(cfg);
+
+	ck_assert_int_eq(shrinker_start(s), 0);
+	return s;
+}
+
 static struct shrinker_stats stats(struct shrinker *s)
 {
 	struct shrinker_stats x;
@@ -153,9 +149,12 @@ static struct shrinker_stats stats(struct shrinker *s)
 		ck_assert_msg(cond, "gave up waiting for: %s", #cond);         \
 	} while (0)
 
-static void reset_fake(void)
+/* The fake pool from scratch: @size bytes, @evictable of them may go. */
+static void reset_fake(uint64_t size, uint64_t evictable)
 {
 	memset(&fk, 0, sizeof(fk));
+	st(&fk.size, size);
+	st(&fk.evictable, evictable);
 }
 
 /* --- configuration --- */
@@ -221,10 +220,8 @@ START_TEST(test_watermarks)
 	struct shrinker *s;
 	struct shrinker_stats x;
 
-	reset_fake();
-	st(&fk.evictable, UINT64_MAX);
-	s = create_ok(&cfg);
-	ck_assert_int_eq(shrinker_start(s), 0);
+	reset_fake(0, UINT64_MAX);
+	s = start_ok(&cfg);
 
 	/* Between low and high: a kick does not even wake the thread. */
 	st(&fk.size, 85 * MiB);
@@ -262,11 +259,8 @@ START_TEST(test_no_limit)
 	struct shrinker_config cfg = quiet_config(0);
 	struct shrinker *s;
 
-	reset_fake();
-	st(&fk.size, 1000 * MiB);
-	st(&fk.evictable, UINT64_MAX);
-	s = create_ok(&cfg);
-	ck_assert_int_eq(shrinker_start(s), 0);
+	reset_fake(1000 * MiB, UINT64_MAX);
+	s = start_ok(&cfg);
 	shrinker_kick(s);
 	ck_assert_int_eq(shrinker_wait_room(s, 1000), 0);
 	shrinker_stop(s);
@@ -281,9 +275,7 @@ START_TEST(test_wait_room)
 	struct shrinker_config cfg = quiet_config(100 * MiB);
 	struct shrinker *s;
 
-	reset_fake();
-	st(&fk.size, 100 * MiB);
-	st(&fk.evictable, UINT64_MAX);
+	reset_fake(100 * MiB, UINT64_MAX);
 	s = create_ok(&cfg);
 	/* Not running: nobody can make room. */
 	ck_assert_int_eq(shrinker_wait_room(s, 60000), -ENOSPC);
@@ -307,11 +299,9 @@ START_TEST(test_wait_room_nospc)
 	struct shrinker_config cfg = quiet_config(100 * MiB);
 	struct shrinker *s;
 
-	reset_fake();
-	st(&fk.size, 100 * MiB);
+	reset_fake(100 * MiB, 0);
 	cfg.retry_ms = 3600 * 1000; /* kicks are ignored; waiters are not */
-	s = create_ok(&cfg);
-	ck_assert_int_eq(shrinker_start(s), 0);
+	s = start_ok(&cfg);
 	ck_assert_int_eq(shrinker_wait_room(s, 60000), -ENOSPC);
 	ck_assert_int_eq(shrinker_wait_room(s, 60000), -ENOSPC);
 	ck_assert_uint_ge(stats(s).stalls, 2);
@@ -337,12 +327,9 @@ START_TEST(test_wait_room_timeout)
 	struct shrinker_config cfg = quiet_config(100 * MiB);
 	struct shrinker *s;
 
-	reset_fake();
-	st(&fk.size, 100 * MiB);
-	st(&fk.evictable, UINT64_MAX);
+	reset_fake(100 * MiB, UINT64_MAX);
 	__atomic_store_n(&fk.block, 1, __ATOMIC_SEQ_CST);
-	s = create_ok(&cfg);
-	ck_assert_int_eq(shrinker_start(s), 0);
+	s = start_ok(&cfg);
 	/* The shrink call is stuck: the waiter gives up. */
 	ck_assert_int_eq(shrinker_wait_room(s, 50), -ETIMEDOUT);
 	__atomic_store_n(&fk.block, 0, __ATOMIC_SEQ_CST);
@@ -358,7 +345,7 @@ START_TEST(test_stop_prompt)
 	struct shrinker_config cfg = quiet_config(100 * MiB);
 	struct shrinker *s;
 
-	reset_fake();
+	reset_fake(0, 0);
 	cfg.idle_age = 3600;
 	cfg.sample_ms = 3600 * 1000;
 	s = create_ok(&cfg);
@@ -404,12 +391,9 @@ START_TEST(test_stop_with_waiter)
 	pthread_t wt, stt;
 	struct shrinker *s;
 
-	reset_fake();
-	st(&fk.size, 200 * MiB);
-	st(&fk.evictable, UINT64_MAX);
+	reset_fake(200 * MiB, UINT64_MAX);
 	__atomic_store_n(&fk.block, 1, __ATOMIC_SEQ_CST);
-	s = create_ok(&cfg);
-	ck_assert_int_eq(shrinker_start(s), 0);
+	s = start_ok(&cfg);
 	w = (struct waiter){.s = s, .rc = 1};
 	ck_assert_int_eq(pthread_create(&wt, NULL, waiter_run, &w), 0);
 	wait_for(__atomic_load_n(&fk.entered, __ATOMIC_SEQ_CST));
@@ -434,11 +418,10 @@ START_TEST(test_idle_timer)
 	struct shrinker *s;
 	struct shrinker_stats x;
 
-	reset_fake();
+	reset_fake(0, 0);
 	cfg.idle_age = 7;
 	cfg.idle_interval_ms = 5;
-	s = create_ok(&cfg);
-	ck_assert_int_eq(shrinker_start(s), 0);
+	s = start_ok(&cfg);
 	wait_for(ld(&fk.idle_calls) >= 3);
 	shrinker_stop(s);
 	x = stats(s);
@@ -451,51 +434,6 @@ START_TEST(test_idle_timer)
 }
 END_TEST
 
-static char root[256];
-
-static void make_root(void)
-{
-	const char *tmp = getenv("TMPDIR");
-
-	snprintf(root, sizeof(root), "%s/zramd-shrinker-XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(root));
-}
-
-static void remove_root(void)
-{
-	char cmd[300];
-
-	if (strstr(root, "/zramd-shrinker-")) {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", root);
-	}
-}
-
-static char *at(const char *rel)
-{
-	static char p[4][600];
-	static int k;
-
-	k = (k + 1) % 4;
-	snprintf(p[k], sizeof(p[k]), "%s/%s", root, rel);
-	return p[k];
-}
-
-static void mkdirs(const char *rel)
-{
-	char p[600];
-
-	snprintf(p, sizeof(p), "%s/%s", root, rel);
-	for (char *s = p + strlen(root) + 1; (s = strchr(s, '/')); s++) {
-		*s = '\0';
-		mkdir(p, 0755);
-		*s = '/';
-	}
-	mkdir(p, 0755);
-}
-
 /* PSI (sampled, as fake files are) with no mem_limit: one step per event. */
 START_TEST(test_psi_sampled)
 {
@@ -503,25 +441,20 @@ START_TEST(test_psi_sampled)
 	struct shrinker *s;
 	struct shrinker_stats x;
 
-	reset_fake();
-	st(&fk.size, 50 * MiB);
-	st(&fk.evictable, UINT64_MAX);
-	mkdirs("proc/pressure");
-	write_file(at("proc/pressure/memory"),
-		   "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
+	reset_fake(50 * MiB, UINT64_MAX);
+	put("proc/pressure/memory",
+	    "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
 	cfg.pressure.proc_root = at("proc");
 	cfg.pressure.psi = PRESSURE_ON;
 	cfg.sample_ms = 5;
-	s = create_ok(&cfg);
-	ck_assert_int_eq(shrinker_start(s), 0);
+	s = start_ok(&cfg);
 	/* Quiet samples first: nothing happens. */
 	wait_for(stats(s).wakeups >= 3);
 	ck_assert_uint_eq(stats(s).psi_events, 0);
 
 	/* A stall far longer than any sampling interval. */
-	write_file(at("proc/pressure/memory"),
-		   "some avg10=0.00 avg60=0.00 avg300=0.00 "
-		   "total=100000000000000\n");
+	put("proc/pressure/memory", "some avg10=0.00 avg60=0.00 avg300=0.00 "
+				    "total=100000000000000\n");
 	wait_for(stats(s).psi_events >= 1);
 	wait_for(ld(&fk.size) <= 45 * MiB);
 	/* The counter stands still from now on: no more events. */
@@ -542,20 +475,16 @@ START_TEST(test_psi_step)
 	struct shrinker_config cfg = quiet_config(0);
 	struct shrinker *s;
 
-	reset_fake();
-	st(&fk.size, 3 * MiB);
-	st(&fk.evictable, UINT64_MAX);
-	mkdirs("proc/pressure");
+	reset_fake(3 * MiB, UINT64_MAX);
 	/* avg10 decides the first sample. */
-	write_file(at("proc/pressure/memory"),
-		   "some avg10=50.00 avg60=0.00 avg300=0.00 total=0\n");
+	put("proc/pressure/memory",
+	    "some avg10=50.00 avg60=0.00 avg300=0.00 total=0\n");
 	cfg.pressure.proc_root = at("proc");
 	cfg.pressure.psi = PRESSURE_ON;
 	cfg.pressure.psi_pct = 40;
 	cfg.sample_ms = 5;
 	cfg.step = 10 * MiB;
-	s = create_ok(&cfg);
-	ck_assert_int_eq(shrinker_start(s), 0);
+	s = start_ok(&cfg);
 	wait_for(ld(&fk.size) == 0);
 	shrinker_stop(s);
 	ck_assert_uint_eq(stats(s).psi_events, 1);
@@ -572,23 +501,17 @@ START_TEST(test_cgroup_sampled)
 	struct shrinker_stats x;
 	uint64_t line = 900 * MiB;
 
-	reset_fake();
-	st(&fk.size, 50 * MiB);
-	st(&fk.evictable, UINT64_MAX);
-	mkdirs("cg/svc");
+	reset_fake(50 * MiB, UINT64_MAX);
 	fk.cg_bytes = line + 3 * MiB + 5;
-	write_file(at("cg/svc/memory.current"), "%llu\n",
-		   (unsigned long long)fk.cg_bytes);
-	write_file(at("cg/svc/memory.high"), "max\n");
-	write_file(at("cg/svc/memory.max"), "%llu\n",
-		   (unsigned long long)(1000 * MiB));
+	put("cg/svc/memory.current", "%llu\n", (unsigned long long)fk.cg_bytes);
+	put("cg/svc/memory.high", "max\n");
+	put("cg/svc/memory.max", "%llu\n", (unsigned long long)(1000 * MiB));
 	snprintf(fk.cg_current, sizeof(fk.cg_current), "%s",
 		 at("cg/svc/memory.current"));
 	cfg.pressure.cgroup = PRESSURE_ON;
 	cfg.pressure.cgroup_dir = at("cg/svc");
 	cfg.sample_ms = 5;
-	s = create_ok(&cfg);
-	ck_assert_int_eq(shrinker_start(s), 0);
+	s = start_ok(&cfg);
 	/* Evicting lowers memory.current (the fake does it) below the line. */
 	wait_for(stats(s).cgroup_events >= 1);
 	wait_for(ld(&fk.size) < 50 * MiB - 3 * MiB);
@@ -645,10 +568,8 @@ START_TEST(test_concurrent_writers)
 	int nospc = 0;
 
 	printf("test_concurrent_writers: TEST_SEED=%lu\n", seed);
-	reset_fake();
-	st(&fk.evictable, UINT64_MAX);
-	s = create_ok(&cfg);
-	ck_assert_int_eq(shrinker_start(s), 0);
+	reset_fake(0, UINT64_MAX);
+	s = start_ok(&cfg);
 	for (int i = 0; i < T; i++) {
 		w[i] =
 		    (struct writer){.s = s, .seed = (unsigned int)(seed + i)};
