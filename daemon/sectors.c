@@ -162,8 +162,12 @@ static struct sect_leaf **find_slot(struct sect_table *t, uint64_t leafno,
 	size_t idx = (size_t)(leafno >> shift);
 
 	for (unsigned int lvl = t->levels - 1; lvl > 0; lvl--) {
+		/*
+		 * A slot is a void * (it holds a node or, at the bottom, a
+		 * leaf), so the value the CAS expects is one too.
+		 */
 		void **pp = &slots[idx];
-		struct sect_node *child = __atomic_load_n(pp, __ATOMIC_ACQUIRE);
+		void *child = __atomic_load_n(pp, __ATOMIC_ACQUIRE);
 
 		if (!child) {
 			struct sect_node *fresh;
@@ -187,7 +191,7 @@ static struct sect_leaf **find_slot(struct sect_table *t, uint64_t leafno,
 				free(fresh); /* child is the winner's node */
 			}
 		}
-		slots = child->slot;
+		slots = ((struct sect_node *)child)->slot;
 		shift -= NODE_SHIFT;
 		idx = (size_t)((leafno >> shift) & NODE_MASK);
 	}
