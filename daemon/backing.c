@@ -14,18 +14,42 @@
  *          |<------ record A ----->|<- B ->|<---- free ---->|<- C ...
  *          |<------------ 4 KiB block 0 ------------------->|<- block 1
  *
- *   record 0      4   5     6      8       16    20      24        32
- *          +------+---+-----+------+-------+-----+-------+---------+---
- *          |magic |ver|units|flags |sector | len | where |checksum |payload,
- *          |"ZRBK"| 1 | 1-9 | u16  |  u64  | u32 |  u32  |   u64   |zeros to
- *          +------+---+-----+------+-------+-----+-------+---------+a unit end
+ *   record
+ *       0      4   5     6      8       16         20      24        32
+ *       +------+---+-----+------+-------+----------+-------+---------+---
+ *       |magic |ver|units|flags |sector |len|nonce | where |checksum |payload,
+ *       |"ZRBK"| 2 | 1-9 | u16  |  u64  |13 |19 bit|  u32  |   u64   |zeros to
+ *       +------+---+-----+------+-------+----------+-------+---------+unit end
  *
- * All fields are little-endian. "where" is the low 32 bits of the
- * record's first unit, so a record read from the wrong place is caught
- * even if it is otherwise intact. The checksum is XXH3-64 of the payload
- * seeded with XXH3-64 of header bytes 0..23: it covers every other field.
- * A slot number is (first unit << 4 | units): never 0, and 44 bits cover
- * a file of 2^40 units (512 TiB).
+ * All fields are little-endian; bytes 16..19 are one u32, the length in
+ * its low 13 bits (1..4096) and the nonce in the 19 above. "where" is the
+ * low 32 bits of the record's first unit, so a record read from the wrong
+ * place is caught even if it is otherwise intact. The checksum is XXH3-64
+ * of the payload seeded with XXH3-64 of header bytes 0..23: it covers
+ * every other field. A slot number is
+ *
+ *   bit 63   62 ........ 44   43 ............. 4   3 .. 0
+ *       0  |     nonce     |    first unit      |  units
+ *
+ * never 0 (units >= 1), and a non-negative int64_t, the type the device's
+ * store() returns; the place takes 44 bits, which cover a file of 2^40
+ * units (512 TiB).
+ *
+ * Why a nonce. Magic, place, sector, length and checksum do not tell two
+ * records of the same sector at the same place apart. If the write of a
+ * newer record is lost (a buffered pwrite() whose writeback fails, its
+ * error seen at most by backing_drop_cache(); or a disk that acknowledges
+ * and drops a write), the older record left there, written before the
+ * place was freed and reused, passes all of them: a read would return old
+ * data. So each write takes the next value of a counter (19 bits, started
+ * at a random value at open), puts it in the header and in the slot number
+ * the caller keeps (in the sector table), and a read refuses a record
+ * whose nonce is not its slot's. The stale record gets through only if
+ * exactly a multiple of 2^19 writes (to any place) separate the two. The
+ * nonce shares a u32 with the length, which needs 13 bits, so the header
+ * stays 32 bytes; 19 is what the slot number has left above the place.
+ * backing_free() ignores the nonce (checking it would take a read); its
+ * place alone names the units to free.
  *
  * Why 512-byte units: compressed sectors are 1-4 KiB, so a 4 KiB
  * granularity would waste half of the file on average; 512 bytes wastes
@@ -59,7 +83,7 @@
  * by calloc(); buffered I/O, so written records sit in the page cache
  * until backing_drop_cache() or the kernel writes them back.
  */
-#define _GNU_SOURCE /* fallocate, O_TMPFILE, sync_file_range */
+#define _GNU_SOURCE /* fallocate, O_TMPFILE, sync_file_range, getrandom */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -70,8 +94,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <xxhash.h>
@@ -80,7 +106,8 @@
 
 #define BLOCK_SIZE	4096u
 #define UNITS_PER_BLOCK (BLOCK_SIZE / BACKING_UNIT)
-#define MAX_FILE_UNITS	(UINT64_C(1) << (BACKING_SLOT_BITS - 4))
+#define MAX_FILE_UNITS	(UINT64_C(1) << (BACKING_PLACE_BITS - 4))
+#define LEN_MASK	((UINT32_C(1) << BACKING_LEN_BITS) - 1)
 
 /* Header field offsets. */
 enum {
@@ -89,7 +116,7 @@ enum {
 	OFF_UNITS = 5,
 	OFF_FLAGS = 6,
 	OFF_SECTOR = 8,
-	OFF_LEN = 16,
+	OFF_LEN_NONCE = 16, /* len | nonce << BACKING_LEN_BITS */
 	OFF_WHERE = 20,
 	OFF_CHECKSUM = 24,
 };
@@ -97,6 +124,16 @@ enum {
 _Static_assert(OFF_CHECKSUM + 8 == BACKING_HDR_SIZE,
 	       "the header is 32 bytes, the checksum last");
 _Static_assert(BACKING_MAX_UNITS == 9, "a raw sector takes 9 units");
+_Static_assert(BACKING_SLOT_BITS <= 63,
+	       "a slot number is a non-negative int64_t (device store())");
+_Static_assert(BACKING_PLACE_BITS == 44 && BACKING_NONCE_BITS == 19,
+	       "place and nonce fill the 63 bits of a slot number");
+_Static_assert(BACKING_LEN_BITS + BACKING_NONCE_BITS == 32,
+	       "length and nonce share a u32 in the header");
+_Static_assert(BACKING_MAX_PAYLOAD <= LEN_MASK,
+	       "the largest payload fits the length's bits");
+_Static_assert(((MAX_FILE_UNITS - 1) << 4 | 15) == BACKING_PLACE_MASK,
+	       "every first unit and unit count fit the place bits");
 _Static_assert(BACKING_MAX_UNITS < 16, "units fit in the slot's low 4 bits");
 _Static_assert(BACKING_MAX_UNITS <= 255, "units fit in the header's u8");
 _Static_assert(BLOCK_SIZE % BACKING_UNIT == 0, "units tile a block");
@@ -114,6 +151,8 @@ struct backing {
 	uint64_t nwords;
 	uint64_t nfree;	 /* clear bits */
 	uint64_t cursor; /* next-fit start */
+
+	uint32_t nonce; /* atomic: the next write's nonce (low 19 bits) */
 
 	bool no_punch;		 /* atomic: the filesystem cannot punch */
 	struct backing_stats st; /* atomics; capacity is constant */
@@ -168,12 +207,16 @@ static uint64_t get64(const unsigned char *p)
 void backing_hdr_encode(const struct backing_hdr *h,
 			unsigned char out[BACKING_HDR_SIZE])
 {
+	uint32_t len_nonce = (h->len & LEN_MASK) |
+			     (uint32_t)(h->nonce & BACKING_NONCE_MASK)
+				     << BACKING_LEN_BITS;
+
 	put32(out + OFF_MAGIC, h->magic);
 	out[OFF_VERSION] = h->version;
 	out[OFF_UNITS] = h->units;
 	put16(out + OFF_FLAGS, h->flags);
 	put64(out + OFF_SECTOR, h->sector);
-	put32(out + OFF_LEN, h->len);
+	put32(out + OFF_LEN_NONCE, len_nonce);
 	put32(out + OFF_WHERE, h->where);
 	put64(out + OFF_CHECKSUM, h->checksum);
 }
@@ -186,7 +229,8 @@ void backing_hdr_decode(const unsigned char in[BACKING_HDR_SIZE],
 	h->units = in[OFF_UNITS];
 	h->flags = get16(in + OFF_FLAGS);
 	h->sector = get64(in + OFF_SECTOR);
-	h->len = get32(in + OFF_LEN);
+	h->len = get32(in + OFF_LEN_NONCE) & LEN_MASK;
+	h->nonce = get32(in + OFF_LEN_NONCE) >> BACKING_LEN_BITS;
 	h->where = get32(in + OFF_WHERE);
 	h->checksum = get64(in + OFF_CHECKSUM);
 }
@@ -354,14 +398,28 @@ static bool free_units(struct backing *b, uint64_t u, unsigned int n)
 	return true;
 }
 
-/* Splits @slot; false if it cannot be a slot of @b. */
+/*
+ * Splits @slot into its first unit and units (its nonce is
+ * BACKING_SLOT_NONCE()); false if it cannot be a slot of @b.
+ */
 static bool slot_decode(const struct backing *b, uint64_t slot, uint64_t *u,
 			unsigned int *n)
 {
-	*n = (unsigned int)(slot & 15);
-	*u = slot >> 4;
+	*n = BACKING_SLOT_UNITS(slot);
+	*u = BACKING_SLOT_UNIT(slot);
 	return slot >> BACKING_SLOT_BITS == 0 && *n >= 1 &&
 	       *n <= BACKING_MAX_UNITS && *u + *n <= b->nunits;
+}
+
+/* A random start for the nonce counter, so that a record of an earlier
+ * run of the same file is unlikely to match either. */
+static uint32_t first_nonce(void)
+{
+	uint32_t v;
+
+	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v))
+		v = (uint32_t)time(NULL) ^ (uint32_t)getpid() * 2654435761u;
+	return v;
 }
 
 /* --- open and close --- */
@@ -381,6 +439,34 @@ static struct backing *fail(char *err, size_t errlen, int e, const char *fmt,
 	}
 	errno = e;
 	return NULL;
+}
+
+/*
+ * The bytes a backing file at @path could take before it is opened: the
+ * space free on the filesystem of @path (a directory) or of its directory,
+ * plus what an existing file there holds now, since open truncates it.
+ * False if that cannot be known (the directory is missing, say): open
+ * reports it.
+ */
+static bool space_before_open(const char *path, uint64_t *bytes)
+{
+	struct statvfs vfs;
+	struct stat st;
+	bool is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+	bool is_reg = !is_dir && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+	char *copy = strdup(path);
+	bool ok;
+
+	if (!copy)
+		return false;
+	ok = statvfs(is_dir ? path : dirname(copy), &vfs) == 0;
+	free(copy);
+	if (!ok)
+		return false;
+	*bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	if (is_reg)
+		*bytes += (uint64_t)st.st_blocks * 512;
+	return true;
 }
 
 /* Opens (creating or truncating) the file at @path; -errno on failure. */
@@ -446,6 +532,7 @@ struct backing *backing_open(const char *path, uint64_t max_size, char *err,
 {
 	struct backing *b;
 	struct statvfs vfs;
+	uint64_t space;
 	bool named;
 	int fd, e;
 
@@ -459,6 +546,17 @@ struct backing *backing_open(const char *path, uint64_t max_size, char *err,
 			    "of %u bytes",
 			    path, (unsigned long long)max_size,
 			    BACKING_MIN_SIZE);
+	/*
+	 * With no size, a filesystem too full is refused before anything is
+	 * created or truncated; the size is measured again once the file is
+	 * open and empty, below.
+	 */
+	if (max_size == 0 && space_before_open(path, &space) &&
+	    space < BACKING_MIN_SIZE)
+		return fail(err, errlen, ENOSPC,
+			    "backing file %s: only %llu bytes free on its "
+			    "filesystem",
+			    path, (unsigned long long)space);
 
 	fd = open_file(path, &named, err, errlen);
 	if (fd < 0) {
@@ -520,6 +618,7 @@ struct backing *backing_open(const char *path, uint64_t max_size, char *err,
 	for (uint64_t u = b->nunits; u < b->nwords * 64; u++)
 		b->map[u / 64] |= UINT64_C(1) << (u % 64);
 	b->nfree = b->nunits;
+	b->nonce = first_nonce();
 	b->st.capacity = b->nunits * BACKING_UNIT;
 	pthread_mutex_init(&b->lock, NULL);
 	return b;
@@ -549,7 +648,7 @@ int backing_write(struct backing *b, uint64_t sector, const void *data,
 	struct backing_hdr h;
 	unsigned int n;
 	size_t size, done = 0;
-	uint64_t u;
+	uint64_t u, nonce;
 	int e;
 
 	if (len == 0 || len > BACKING_MAX_PAYLOAD || flags > UINT16_MAX)
@@ -562,6 +661,8 @@ int backing_write(struct backing *b, uint64_t sector, const void *data,
 		STAT_ADD(b, write_errors, 1);
 		return -ENOSPC;
 	}
+	nonce = __atomic_fetch_add(&b->nonce, 1, __ATOMIC_RELAXED) &
+		BACKING_NONCE_MASK;
 
 	h = (struct backing_hdr){
 	    .magic = BACKING_MAGIC,
@@ -570,6 +671,7 @@ int backing_write(struct backing *b, uint64_t sector, const void *data,
 	    .flags = (uint16_t)flags,
 	    .sector = sector,
 	    .len = (uint32_t)len,
+	    .nonce = (uint32_t)nonce,
 	    .where = (uint32_t)u,
 	};
 	backing_hdr_encode(&h, rec);
@@ -597,7 +699,7 @@ int backing_write(struct backing *b, uint64_t sector, const void *data,
 	STAT_ADD(b, slots_used, 1);
 	STAT_ADD(b, bytes_used, size);
 	STAT_ADD(b, writes, 1);
-	*slot = u << 4 | n;
+	*slot = nonce << BACKING_PLACE_BITS | u << 4 | n;
 	return 0;
 }
 
@@ -629,7 +731,8 @@ int backing_read(struct backing *b, uint64_t slot, uint64_t sector, void *buf,
 
 	backing_hdr_decode(rec, &h);
 	if (h.magic != BACKING_MAGIC || h.version != BACKING_VERSION ||
-	    h.units != n || h.where != (uint32_t)u || h.sector != sector ||
+	    h.units != n || h.where != (uint32_t)u ||
+	    h.nonce != BACKING_SLOT_NONCE(slot) || h.sector != sector ||
 	    h.len == 0 || h.len > BACKING_MAX_PAYLOAD || h.len > cap ||
 	    units_for(h.len) != n ||
 	    h.checksum !=

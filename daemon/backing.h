@@ -6,15 +6,18 @@
  * and reads bring them back. Each record ("slot") holds one sector's
  * payload, as stored in the pool (LZ4 output or raw 4 KiB), behind a
  * 32-byte header carrying the sector number, the length, the caller's
- * flags and an XXH3 checksum. A read checks all of it: a mismatch is -EIO,
- * never wrong data.
+ * flags, a per-write nonce and an XXH3 checksum. A read checks all of it:
+ * a mismatch is -EIO, never wrong data.
  *
  * The file is scratch space for one run, like the RAM it stands in for:
  * it is truncated at open and its contents do not survive a restart.
  *
  * Slots are named by a uint64_t that is never 0 and uses at most
- * BACKING_SLOT_BITS bits, so the sector table can pack it in an entry with
- * tag bits to spare.
+ * BACKING_SLOT_BITS (63) bits, so it is also a non-negative int64_t. Its
+ * low BACKING_PLACE_BITS say where the record is; the bits above hold the
+ * record's nonce, which is also in its header: a read of the slot accepts
+ * only the record written by the backing_write() that returned it, not an
+ * older record of the same sector left at the same place by a lost write.
  *
  * Thread safety: every function may be called concurrently from any number
  * of threads, except backing_close(), which must be the last call. A slot
@@ -38,8 +41,20 @@
 #define BACKING_MAX_UNITS                                                      \
 	((BACKING_HDR_SIZE + BACKING_MAX_PAYLOAD + BACKING_UNIT - 1) /         \
 	 BACKING_UNIT)
-/* Slot numbers use at most this many low bits. */
-#define BACKING_SLOT_BITS 44
+/*
+ * A slot number: nonce << BACKING_PLACE_BITS | first unit << 4 | units.
+ * The place (first unit and units) takes the low 44 bits, enough for a
+ * file of 2^40 units (512 TiB); the nonce the 19 bits above, up to bit 62.
+ */
+#define BACKING_PLACE_BITS 44
+#define BACKING_NONCE_BITS 19
+#define BACKING_SLOT_BITS  (BACKING_PLACE_BITS + BACKING_NONCE_BITS)
+#define BACKING_PLACE_MASK ((UINT64_C(1) << BACKING_PLACE_BITS) - 1)
+#define BACKING_NONCE_MASK ((UINT64_C(1) << BACKING_NONCE_BITS) - 1)
+/* The parts of a slot number (no check that it is valid). */
+#define BACKING_SLOT_UNIT(slot)	 (((slot) & BACKING_PLACE_MASK) >> 4)
+#define BACKING_SLOT_UNITS(slot) ((unsigned int)((slot) & 15))
+#define BACKING_SLOT_NONCE(slot) ((slot) >> BACKING_PLACE_BITS)
 /* The smallest usable file: a few of the largest records. */
 #define BACKING_MIN_SIZE (64u * 1024)
 
@@ -59,7 +74,7 @@ struct backing_stats {
 	uint64_t write_errors;	  /* writes that failed (I/O, ENOSPC) */
 	uint64_t read_errors;	  /* reads that failed with an I/O error */
 	uint64_t checksum_errors; /* reads refused: bad magic, length,
-				   * sector, place or checksum */
+				   * sector, place, nonce or checksum */
 	uint64_t full;		  /* allocations refused: file full */
 	uint64_t punched;	  /* 4 KiB blocks hole-punched */
 	uint64_t punch_errors;	  /* hole punches that failed */
@@ -73,8 +88,10 @@ struct backing_stats {
  *            made that disappears when the process exits
  * @max_size: the most bytes the file may hold, at least BACKING_MIN_SIZE
  *            (rounded down to 4 KiB); 0 means the space free on the
- *            filesystem at open time. It is a bound, not a reservation:
- *            the file is sparse and grows as records are written.
+ *            filesystem at open time (counting an existing file's space
+ *            as free, since it is truncated). It is a bound, not a
+ *            reservation: the file is sparse and grows as records are
+ *            written.
  * @err:      on failure, a one-line message naming the path and the cause
  * @errlen:   size of @err
  *
@@ -84,8 +101,11 @@ struct backing_stats {
  *
  * Return: the backing file, or NULL with errno set: ENOENT if the
  * directory of @path does not exist, EINVAL if @max_size is too small or
- * @path is not a regular file or directory, EBUSY if another process holds
- * the file, ENOMEM, or the errno of the failed open/ftruncate/statvfs.
+ * @path is not a regular file or directory, ENOSPC if @max_size is 0 and
+ * less than BACKING_MIN_SIZE is free ("only N bytes free"; checked before
+ * the file is created or truncated, so nothing changes), EBUSY if another
+ * process holds the file, ENOMEM, or the errno of the failed
+ * open/ftruncate/statvfs.
  */
 struct backing *backing_open(const char *path, uint64_t max_size, char *err,
 			     size_t errlen);
@@ -109,7 +129,11 @@ void backing_close(struct backing *b);
  * @flags:  caller flags (16 bits) returned by backing_read()
  * @slot:   where the new slot is stored on success
  *
- * The record is written with one pwrite() outside any lock.
+ * The record is written with one pwrite() outside any lock. Each write
+ * takes the next nonce (a counter of BACKING_NONCE_BITS bits, started at a
+ * random value at open), kept in the header and in *@slot: a freed place
+ * written again gets a different slot number, and the two records differ
+ * unless 2^19 writes separate them.
  *
  * Return: 0 on success; -EINVAL if @len or @flags are out of range;
  * -ENOSPC if no run of free space is large enough, or the filesystem is
@@ -131,7 +155,9 @@ int backing_write(struct backing *b, uint64_t sector, const void *data,
  *
  * Every header field is checked: magic, version, record size, the
  * record's own position in the file, @sector, the length (at most @cap),
- * and the checksum over header and payload. On failure the contents of
+ * the nonce (that of @slot), and the checksum over header and payload. A
+ * record whose own write was lost, leaving an older record of the same
+ * sector in its place, fails the nonce check. On failure the contents of
  * @buf are undefined: never use them.
  *
  * Return: 0 on success; -EINVAL if @slot is malformed or out of the file;
@@ -146,11 +172,12 @@ int backing_read(struct backing *b, uint64_t slot, uint64_t sector, void *buf,
  * @b:    the backing file
  * @slot: a slot from backing_write(); 0 is ignored
  *
- * The space is reusable at once. Every 4 KiB block of the file that
- * becomes entirely free is hole-punched (FALLOC_FL_PUNCH_HOLE), so the
- * disk space really returns; while a punch runs, its blocks stay reserved
- * so no new record lands in them. Freeing a slot that is not in use is
- * counted in bad_frees and otherwise ignored.
+ * The space is reusable at once. Only the place in @slot is used: its
+ * nonce is not checked (that would take a read). Every 4 KiB block of the
+ * file that becomes entirely free is hole-punched (FALLOC_FL_PUNCH_HOLE),
+ * so the disk space really returns; while a punch runs, its blocks stay
+ * reserved so no new record lands in them. Freeing a slot that is not in
+ * use is counted in bad_frees and otherwise ignored.
  */
 void backing_free(struct backing *b, uint64_t slot);
 
@@ -185,15 +212,22 @@ struct backing_hdr {
 	uint8_t units;	   /* record size in BACKING_UNITs */
 	uint16_t flags;	   /* caller flags */
 	uint64_t sector;   /* the sector stored */
-	uint32_t len;	   /* payload bytes */
+	uint32_t len;	   /* payload bytes, 13 bits on disk */
+	uint32_t nonce;	   /* the write's nonce, 19 bits on disk */
 	uint32_t where;	   /* low 32 bits of the record's first unit */
 	uint64_t checksum; /* see backing_checksum() */
 };
 
 #define BACKING_MAGIC	0x4b42525au /* "ZRBK" on disk */
-#define BACKING_VERSION 1u
+/* 2: the nonce shares the length's 32 bits (1 had a 32-bit length). */
+#define BACKING_VERSION 2u
+/* On disk, bytes 16..19 hold len | nonce << BACKING_LEN_BITS. */
+#define BACKING_LEN_BITS 13
 
-/* Encodes @h into @out, little-endian, checksum field included as is. */
+/*
+ * Encodes @h into @out, little-endian, checksum field included as is; len
+ * and nonce are cut to their widths on disk.
+ */
 void backing_hdr_encode(const struct backing_hdr *h,
 			unsigned char out[BACKING_HDR_SIZE]);
 

@@ -52,6 +52,8 @@ static const enum zstat trigger_stat[SHRINKER_NR_TRIGGERS] = {
 _Static_assert(SHRINKER_NR_TRIGGERS == 4, "a counter for each trigger");
 _Static_assert(SECT_LEN_RAW == BACKING_MAX_PAYLOAD,
 	       "a raw sector is the largest backing record");
+_Static_assert(BACKING_SLOT_BITS <= 63,
+	       "a slot number is store()'s non-negative int64_t as it is");
 
 /* --- the device's backing ops --- */
 

@@ -29,11 +29,14 @@
  *   punch BLOCK            punch a 4 KiB hole anywhere
  *   bad SLOT               read and free slots that are malformed or
  *                          free: -EINVAL or -EIO, and bad_frees counted
- *   stats                  every counter against the model
+ *   stats [LOST]           every counter against the model; with bit 2
+ *                          of its byte, a lost write: one of the last 4
+ *                          freed records (bits 3-4: 0 the last) is put
+ *                          back on disk as it was written, over whatever
+ *                          was written there since, which a read must
+ *                          then refuse (unless it is that very record)
  *
- * Not checked: a record replaced by an older, intact record of the same
- * sector at the same place (a lost write): see the lead's report; the
- * format cannot tell the two apart.
+ * Each write's slot must carry the nonce of the record's header.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -62,6 +65,15 @@ struct rec {
 	unsigned char disk[BACKING_HDR_SIZE + BACKING_MAX_PAYLOAD];
 };
 
+/* A freed record, as it was on disk: what a lost write leaves behind. */
+struct ghost {
+	uint64_t unit;
+	size_t size; /* 0: none */
+	unsigned char disk[BACKING_HDR_SIZE + BACKING_MAX_PAYLOAD];
+};
+
+#define NGHOSTS 4
+
 struct bmodel {
 	struct backing *b;
 	int fd; /* ours, to damage the file */
@@ -70,6 +82,8 @@ struct bmodel {
 	unsigned char *used; /* one byte per unit: in use by a live record */
 	int nrecs;
 	struct rec recs[MAX_RECS];
+	struct ghost ghosts[NGHOSTS]; /* ring of freed records */
+	unsigned int nghosts;	      /* frees so far */
 	/* Expected counters. */
 	uint64_t writes, reads, read_fails, bad_frees, full, write_errors;
 	struct fin in;
@@ -87,8 +101,8 @@ static unsigned int units_for(size_t len)
 
 static void slot_split(uint64_t slot, uint64_t *u, unsigned int *n)
 {
-	*u = slot >> 4;
-	*n = (unsigned int)(slot & 15);
+	*u = BACKING_SLOT_UNIT(slot);
+	*n = BACKING_SLOT_UNITS(slot);
 }
 
 static void mark(uint64_t slot, bool used)
@@ -211,11 +225,13 @@ static void do_write(void)
 	FUZZ_CHECK(h.magic == BACKING_MAGIC && h.version == BACKING_VERSION &&
 			   h.units == n && h.flags == flags &&
 			   h.sector == sector && h.len == len &&
-			   h.where == (uint32_t)u,
+			   h.where == (uint32_t)u &&
+			   h.nonce == BACKING_SLOT_NONCE(slot),
 		   "header of slot %#llx: magic %#x version %u units %u flags "
-		   "%#x sector %llu len %u where %u",
+		   "%#x sector %llu len %u where %u nonce %#x",
 		   (unsigned long long)slot, h.magic, h.version, h.units,
-		   h.flags, (unsigned long long)h.sector, h.len, h.where);
+		   h.flags, (unsigned long long)h.sector, h.len, h.where,
+		   h.nonce);
 	FUZZ_CHECK(h.checksum == backing_checksum(r->disk,
 						  r->disk + BACKING_HDR_SIZE,
 						  len),
@@ -223,6 +239,33 @@ static void do_write(void)
 	FUZZ_CHECK(memcmp(r->disk + BACKING_HDR_SIZE, r->data, len) == 0,
 		   "payload of slot %#llx on disk differs",
 		   (unsigned long long)slot);
+}
+
+/* Keeps record @i's bytes as written, for a lost write later. */
+static void bury(int i)
+{
+	struct ghost *g = &m.ghosts[m.nghosts++ % NGHOSTS];
+
+	g->unit = BACKING_SLOT_UNIT(m.recs[i].slot);
+	g->size = BACKING_HDR_SIZE + m.recs[i].len;
+	memcpy(g->disk, m.recs[i].disk, g->size);
+}
+
+/*
+ * A lost write: the @k-th last freed record's bytes are back in its place,
+ * as if every write there since had never reached the disk. Live records
+ * it overlaps are no longer intact(): reads of them must fail.
+ */
+static void lose_writes(unsigned int k)
+{
+	const struct ghost *g;
+
+	if (k >= m.nghosts || k >= NGHOSTS)
+		return;
+	g = &m.ghosts[(m.nghosts - 1 - k) % NGHOSTS];
+	FUZZ_CHECK(pwrite(m.fd, g->disk, g->size,
+			  (off_t)(g->unit * UNIT)) == (ssize_t)g->size,
+		   "pwrite");
 }
 
 static void forget(int i)
@@ -439,6 +482,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (i < 0)
 				break;
 			backing_free(m.b, m.recs[i].slot);
+			bury(i);
 			forget(i);
 			break;
 		case 2:
@@ -485,6 +529,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					   "backing_drop_cache");
 			if (a & 2)
 				backing_free(m.b, 0); /* ignored */
+			if (a & 4)
+				lose_writes((a >> 3) & 3);
 			break;
 		}
 	}

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of the backing file: header codec, slot allocator, checksum
- * and placement checks, hole punching, and concurrent use.
+ * Unit tests of the backing file: header codec, slot allocator, checksum,
+ * placement and nonce checks (a lost write), hole punching, a full
+ * filesystem, and concurrent use.
  *
  * The files live in a fresh directory under $TMPDIR (default /tmp).
- * test_concurrent is randomized: TEST_SEED replays it.
+ * test_open_full_fs mounts a small tmpfs in a mount namespace of its own
+ * (it needs root; without it, it is skipped). test_concurrent is
+ * randomized: TEST_SEED replays it.
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -17,7 +20,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "backing.h"
@@ -106,7 +113,7 @@ static void flip_byte(off_t off)
 
 static off_t slot_offset(uint64_t slot)
 {
-	return (off_t)((slot >> 4) * BACKING_UNIT);
+	return (off_t)(BACKING_SLOT_UNIT(slot) * BACKING_UNIT);
 }
 
 /* --- header codec --- */
@@ -119,13 +126,15 @@ START_TEST(test_hdr_roundtrip)
 	    .units = 0x07,
 	    .flags = 0xbeef,
 	    .sector = 0x0102030405060708ull,
-	    .len = 0x11223344,
+	    /* 13 and 19 bits on disk: 0x5a5a5 << 13 | 0xabc = 0xb4b4aabc */
+	    .len = 0x0abc,
+	    .nonce = 0x5a5a5,
 	    .where = 0x55667788,
 	    .checksum = 0x99aabbccddeeff00ull,
 	};
 	static const unsigned char want[BACKING_HDR_SIZE] = {
 	    'Z',  'R',	'B',  'K',  0xa5, 0x07, 0xef, 0xbe, 0x08, 0x07, 0x06,
-	    0x05, 0x04, 0x03, 0x02, 0x01, 0x44, 0x33, 0x22, 0x11, 0x88, 0x77,
+	    0x05, 0x04, 0x03, 0x02, 0x01, 0xbc, 0xaa, 0xb4, 0xb4, 0x88, 0x77,
 	    0x66, 0x55, 0x00, 0xff, 0xee, 0xdd, 0xcc, 0xbb, 0xaa, 0x99,
 	};
 	unsigned char out[BACKING_HDR_SIZE];
@@ -141,8 +150,24 @@ START_TEST(test_hdr_roundtrip)
 	ck_assert_uint_eq(d.flags, h.flags);
 	ck_assert_uint_eq(d.sector, h.sector);
 	ck_assert_uint_eq(d.len, h.len);
+	ck_assert_uint_eq(d.nonce, h.nonce);
 	ck_assert_uint_eq(d.where, h.where);
 	ck_assert_uint_eq(d.checksum, h.checksum);
+
+	/* Length and nonce are cut to their widths, neither spills over. */
+	h.len = 0xffffffff;
+	h.nonce = 0;
+	backing_hdr_encode(&h, out);
+	backing_hdr_decode(out, &d);
+	ck_assert_uint_eq(d.len, 0x1fff);
+	ck_assert_uint_eq(d.nonce, 0);
+	h.len = 0;
+	h.nonce = 0xffffffff;
+	backing_hdr_encode(&h, out);
+	backing_hdr_decode(out, &d);
+	ck_assert_uint_eq(d.len, 0);
+	ck_assert_uint_eq(d.nonce, 0x7ffff);
+	ck_assert_uint_eq(BACKING_VERSION, 2);
 }
 END_TEST
 
@@ -195,6 +220,12 @@ START_TEST(test_write_read)
 				 0);
 		ck_assert_uint_ne(slots[i], 0);
 		ck_assert_uint_eq(slots[i] >> BACKING_SLOT_BITS, 0);
+		ck_assert_uint_le(slots[i], INT64_MAX);
+		/* Each write takes the next nonce. */
+		if (i > 0)
+			ck_assert_uint_eq(BACKING_SLOT_NONCE(slots[i]),
+					  (BACKING_SLOT_NONCE(slots[i - 1]) +
+					   1) & BACKING_NONCE_MASK);
 		/* The record takes header + payload in whole units. */
 		ck_assert_uint_eq(slots[i] & 15,
 				  (32 + lens[i] + 511) / BACKING_UNIT);
@@ -254,6 +285,10 @@ START_TEST(test_invalid_args)
 	bad = (uint64_t)(BACKING_MIN_SIZE / BACKING_UNIT) << 4 | 1;
 	ck_assert_int_eq(backing_read(b, bad, 1, buf, 4096, &len, NULL),
 			 -EINVAL);
+	/* Bit 63, above the nonce, is never set. */
+	ck_assert_int_eq(backing_read(b, slot | UINT64_C(1) << 63, 1, buf, 4096,
+				      &len, NULL),
+			 -EINVAL);
 	/* A buffer too small for the payload is refused, not overrun. */
 	ck_assert_int_eq(backing_read(b, slot, 1, buf, 599, &len, NULL), -EIO);
 	ck_assert_int_eq(backing_read(b, slot, 1, buf, 600, &len, NULL), 0);
@@ -288,10 +323,13 @@ START_TEST(test_full_and_reuse)
 	ck_assert_int_eq(backing_write(b, 0, buf, 100, 0, &slot), -ENOSPC);
 	ck_assert_uint_ge(stats(b).full, 2);
 
-	/* A freed slot is reused. */
+	/* A freed place is reused, under a new nonce. */
 	backing_free(b, slots[17]);
 	ck_assert_int_eq(backing_write(b, 17, buf, 100, 0, &slot), 0);
-	ck_assert_uint_eq(slot, slots[17]);
+	ck_assert_uint_eq(slot & BACKING_PLACE_MASK,
+			  slots[17] & BACKING_PLACE_MASK);
+	ck_assert_uint_ne(slot, slots[17]);
+	slots[17] = slot;
 
 	/* Fragmented: half the units free, but no two adjacent. */
 	for (int i = 0; i < UNITS; i += 2)
@@ -449,6 +487,68 @@ START_TEST(test_wrong_sector_and_place)
 }
 END_TEST
 
+/*
+ * A lost write: the newer record of a sector never reaches the file, and
+ * the older record of the same sector, written at the same place before
+ * the place was freed and reused, is still there. It is intact in every
+ * other respect (magic, place, sector, length, checksum); only its nonce
+ * tells it apart. (tests/fuzz/repro/README.md had these steps.)
+ */
+START_TEST(test_lost_write)
+{
+	struct backing *b = open_ok(BACKING_MIN_SIZE);
+	unsigned char a[1000], bb[1000], out[BACKING_MAX_PAYLOAD];
+	unsigned char saved[3 * BACKING_UNIT], now[3 * BACKING_UNIT];
+	uint64_t sa, sb, slot, errs;
+	size_t len;
+	int fd, fill = 0;
+
+	memset(a, 'A', sizeof(a));
+	memset(bb, 'B', sizeof(bb));
+	ck_assert_int_eq(backing_write(b, 5, a, sizeof(a), 0, &sa), 0);
+	ck_assert_uint_eq(sa & BACKING_PLACE_MASK, 0x3); /* unit 0, 3 units */
+
+	/* Save A's record as it is on disk. */
+	fd = open(path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, saved, sizeof(saved), 0), sizeof(saved));
+
+	/* Fill the file, so that the next write must wrap to A's place. */
+	while (backing_write(b, 1000 + (uint64_t)fill, a, 100, 0, &slot) == 0)
+		fill++;
+	ck_assert_int_eq(fill, BACKING_MIN_SIZE / BACKING_UNIT - 3);
+	backing_free(b, sa);
+	ck_assert_int_eq(backing_write(b, 5, bb, sizeof(bb), 0, &sb), 0);
+	ck_assert_uint_eq(sb & BACKING_PLACE_MASK, sa & BACKING_PLACE_MASK);
+	ck_assert_uint_ne(BACKING_SLOT_NONCE(sb), BACKING_SLOT_NONCE(sa));
+	ck_assert_int_eq(backing_read(b, sb, 5, out, sizeof(out), &len, NULL),
+			 0);
+	ck_assert_uint_eq(len, sizeof(bb));
+	ck_assert_mem_eq(out, bb, sizeof(bb));
+
+	/* B's write is "lost": A's bytes are back, and they are intact. */
+	ck_assert_int_eq(pwrite(fd, saved, sizeof(saved), 0), sizeof(saved));
+	ck_assert_int_eq(pread(fd, now, sizeof(now), 0), sizeof(now));
+	ck_assert_mem_eq(now, saved, sizeof(saved));
+	close(fd);
+	errs = stats(b).checksum_errors;
+	memset(out, 0, sizeof(out));
+	ck_assert_int_eq(backing_read(b, sb, 5, out, sizeof(out), &len, NULL),
+			 -EIO);
+	ck_assert_uint_eq(stats(b).checksum_errors, errs + 1);
+	/* A's own, stale slot number reads it, so A's record is intact:
+	 * only the nonce refused it above. */
+	ck_assert_int_eq(backing_read(b, sa, 5, out, sizeof(out), &len, NULL),
+			 0);
+	ck_assert_mem_eq(out, a, sizeof(a));
+	/* The nonce does not matter to a free: sa frees B's place. */
+	backing_free(b, sa);
+	ck_assert_uint_eq(stats(b).slots_used, (uint64_t)fill);
+	ck_assert_uint_eq(stats(b).bad_frees, 0);
+	backing_close(b);
+}
+END_TEST
+
 /* --- the file --- */
 
 START_TEST(test_open_errors)
@@ -528,6 +628,178 @@ START_TEST(test_unnamed_file)
 	backing_close(b);
 }
 END_TEST
+
+/*
+ * A full filesystem: with backing_size 0, less than BACKING_MIN_SIZE free
+ * is refused with ENOSPC and "only N bytes free", before the file is
+ * created or truncated. A 256 KiB tmpfs is mounted on dir, in a mount
+ * namespace of the test's own (so a failed test leaves no mount behind),
+ * and filled but for FREE bytes.
+ */
+enum { FS_SIZE = 256 << 10, FREE = 32 << 10, OLD = 8 << 10 };
+
+/* Mounts a FS_SIZE tmpfs on @on in a new mount namespace; 0 or errno. */
+static int mount_small_tmpfs(const char *on)
+{
+	if (unshare(CLONE_NEWNS) != 0)
+		return errno;
+	if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+		return errno;
+	if (mount("tmpfs", on, "tmpfs", MS_NOSUID | MS_NODEV,
+		  "size=256k,mode=0700") != 0)
+		return errno;
+	return 0;
+}
+
+/* Whether this process may do what test_open_full_fs does; else why not
+ * in @why. A child tries, so this process's namespace stays as it is. */
+static bool can_mount_tmpfs(char *why, size_t len)
+{
+	int st, e;
+	pid_t pid;
+
+	if (!try_make_dir()) {
+		snprintf(why, len, "mkdtemp: %s", strerror(errno));
+		return false;
+	}
+	pid = fork();
+	if (pid == 0) {
+		e = mount_small_tmpfs(dir);
+		if (e == 0)
+			umount(dir);
+		_exit(e);
+	}
+	e = pid < 0 ? errno : 0;
+	if (pid > 0 && (waitpid(pid, &st, 0) != pid || !WIFEXITED(st)))
+		e = ECHILD;
+	else if (pid > 0)
+		e = WEXITSTATUS(st);
+	remove_dir();
+	if (e)
+		snprintf(why, len, "cannot mount a tmpfs in a new mount "
+			 "namespace (root needed): %s", strerror(e));
+	return e == 0;
+}
+
+static uint64_t free_bytes(const char *p)
+{
+	struct statvfs vfs;
+
+	ck_assert_int_eq(statvfs(p, &vfs), 0);
+	return (uint64_t)vfs.f_bavail * vfs.f_frsize;
+}
+
+/* Writes @n bytes of @c to a new file @p. */
+static void write_file(const char *p, size_t n, int c)
+{
+	static unsigned char buf[64 << 10];
+	int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
+
+	ck_assert_int_ge(fd, 0);
+	memset(buf, c, sizeof(buf));
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done < sizeof(buf) ? n - done : sizeof(buf);
+
+		ck_assert_int_eq(write(fd, buf, k), (ssize_t)k);
+		done += k;
+	}
+	close(fd);
+}
+
+static int count_entries(const char *d_path)
+{
+	DIR *d = opendir(d_path);
+	struct dirent *e;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Opens with size 0 and expects ENOSPC with "only @avail bytes free". */
+static void expect_no_space(const char *p, uint64_t avail)
+{
+	char err[256], want[128];
+
+	errno = 0;
+	ck_assert_ptr_null(backing_open(p, 0, err, sizeof(err)));
+	ck_assert_int_eq(errno, ENOSPC);
+	snprintf(want, sizeof(want), "only %llu bytes free",
+		 (unsigned long long)avail);
+	ck_assert_msg(strstr(err, want) != NULL, "message \"%s\", want \"%s\"",
+		      err, want);
+	ck_assert_ptr_nonnull(strstr(err, p));
+}
+
+START_TEST(test_open_full_fs)
+{
+	char fill[400], err[256];
+	unsigned char old[OLD], now[OLD];
+	struct backing *b;
+	struct stat st;
+	uint64_t avail;
+	int e = mount_small_tmpfs(dir), fd;
+
+	ck_assert_msg(e == 0, "mount tmpfs on %s: %s", dir, strerror(e));
+	ck_assert_uint_eq(free_bytes(dir), FS_SIZE);
+	snprintf(fill, sizeof(fill), "%s/fill", dir);
+
+	/* A new file: refused, and nothing is created. */
+	write_file(fill, FS_SIZE - FREE, 'f');
+	avail = free_bytes(dir);
+	ck_assert_uint_eq(avail, FREE);
+	expect_no_space(path, avail);
+	ck_assert_int_eq(stat(path, &st), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	ck_assert_int_eq(count_entries(dir), 1);
+
+	/* An unnamed file in the directory: refused as well. */
+	expect_no_space(dir, avail);
+	ck_assert_int_eq(count_entries(dir), 1);
+
+	/* An existing file: its space counts as free (open would truncate
+	 * it), still too little; it is left as it was. */
+	ck_assert_int_eq(unlink(fill), 0);
+	write_file(path, OLD, 'o');
+	ck_assert_int_eq(chmod(path, 0640), 0);
+	write_file(fill, FS_SIZE - FREE - OLD, 'f');
+	avail = free_bytes(dir);
+	ck_assert_uint_eq(avail, FREE);
+	expect_no_space(path, avail + OLD);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_size, OLD);
+	ck_assert_int_eq(st.st_mode & 0777, 0640);
+	fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(read(fd, now, sizeof(now)), sizeof(now));
+	close(fd);
+	memset(old, 'o', sizeof(old));
+	ck_assert_mem_eq(now, old, sizeof(old));
+	ck_assert_int_eq(count_entries(dir), 2);
+
+	/* The control: with the space back, the same open succeeds. */
+	ck_assert_int_eq(unlink(fill), 0);
+	b = backing_open(path, 0, err, sizeof(err));
+	ck_assert_msg(b != NULL, "backing_open: %s", err);
+	ck_assert_uint_eq(stats(b).capacity, FS_SIZE);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_size, 0);
+	backing_close(b);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(umount(dir), 0);
+}
+END_TEST
+
+/* Unchecked fixture of the "fullfs" case: runs in the parent process. */
+static void unmount_and_remove_dir(void)
+{
+	umount2(dir, MNT_DETACH); /* mounted only if CK_FORK=no and failed */
+	remove_dir();
+}
 
 static long blocks_of(const char *p)
 {
@@ -686,7 +958,9 @@ static Suite *backing_suite(void)
 	TCase *codec = tcase_create("codec");
 	TCase *core = tcase_create("core");
 	TCase *file = tcase_create("file");
+	TCase *fullfs = tcase_create("fullfs");
 	TCase *conc = tcase_create("concurrency");
+	char why[200];
 
 	tcase_add_test(codec, test_hdr_roundtrip);
 	tcase_add_test(codec, test_checksum_coverage);
@@ -700,6 +974,7 @@ static Suite *backing_suite(void)
 	tcase_add_test(core, test_corrupt_payload);
 	tcase_add_test(core, test_corrupt_header);
 	tcase_add_test(core, test_wrong_sector_and_place);
+	tcase_add_test(core, test_lost_write);
 	suite_add_tcase(s, core);
 
 	tcase_add_checked_fixture(file, make_dir, remove_dir);
@@ -711,6 +986,15 @@ static Suite *backing_suite(void)
 		printf("SKIP test_hole_punch: the filesystem of $TMPDIR "
 		       "cannot punch holes\n");
 	suite_add_tcase(s, file);
+
+	if (can_mount_tmpfs(why, sizeof(why))) {
+		tcase_add_unchecked_fixture(fullfs, make_dir,
+					    unmount_and_remove_dir);
+		tcase_add_test(fullfs, test_open_full_fs);
+		suite_add_tcase(s, fullfs);
+	} else {
+		printf("SKIP test_open_full_fs: %s\n", why);
+	}
 
 	tcase_add_checked_fixture(conc, make_dir, remove_dir);
 	tcase_add_test(conc, test_concurrent);
