@@ -12,62 +12,36 @@
 # Timeouts are generous (60 s); nothing asserts that anything was fast.
 import os
 import re
-import select
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
+from notify_listener import TIMEOUT, NotifySocket, report
+
 WATCHDOG_USEC = 2_000_000  # pings expected every 1 s
-TIMEOUT = 60.0
 
 plugin = sys.argv[1]
-failed = 0
 
-
-def report(good, what):
-    global failed
-    print(("ok - " if good else "FAIL - ") + what, flush=True)
-    if not good:
-        failed += 1
-
-
-tmp = tempfile.mkdtemp(prefix="zramd-notify-")
-notify_path = os.path.join(tmp, "notify")
+ns = NotifySocket("zramd-notify-")
+tmp = ns.tmp
 nbd_path = os.path.join(tmp, "nbd.sock")
-listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-listener.bind(notify_path)
 
 env = dict(os.environ)
-env["NOTIFY_SOCKET"] = notify_path
+env["NOTIFY_SOCKET"] = ns.path
 env["WATCHDOG_USEC"] = str(WATCHDOG_USEC)
 env.pop("WATCHDOG_PID", None)  # nbdkit's pid is not known before exec
 env.pop("LISTEN_FDS", None)
 env.pop("LISTEN_PID", None)
-proc = subprocess.Popen(
+proc = ns.proc = subprocess.Popen(
     ["nbdkit", "-f", "-U", nbd_path, plugin, "64M",
      "stats=" + os.path.join(tmp, "stats"), "stats_interval=1"] +
     sys.argv[2:],
     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-msgs = []  # (monotonic time, text)
-
-
-def recv(deadline):
-    """The next message, or None at the deadline or if nbdkit died."""
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return None
-        r, _, _ = select.select([listener], [], [], min(left, 0.5))
-        if r:
-            text = listener.recv(4096).decode()
-            msgs.append((time.monotonic(), text))
-            return text
-        if proc.poll() is not None:
-            return None
+msgs = ns.msgs  # (monotonic time, text)
+recv = ns.recv
 
 
 def nbd_greeting():
@@ -126,9 +100,7 @@ try:
         mo = STATUS_RE.match(m)
         shown = shown or (mo is not None and int(mo.group(2)) >= 8)
 
-    while select.select([listener], [], [], 0)[0]:
-        m = listener.recv(4096).decode()
-        msgs.append((time.monotonic(), m))
+    for m in ns.drain():
         if m.startswith("STATUS="):
             saw_status(m)
     deadline = time.monotonic() + TIMEOUT
@@ -158,14 +130,7 @@ try:
            "READY=1 sent once")
 
     proc.send_signal(signal.SIGTERM)
-    stopping = None
-    deadline = time.monotonic() + TIMEOUT
-    while stopping is None:
-        m = recv(deadline)
-        if m is None:
-            break
-        if m.startswith("STOPPING=1"):
-            stopping = m
+    stopping = ns.recv_until("STOPPING=1")
     report(stopping is not None, "SIGTERM: STOPPING=1 (%r)" % stopping)
     try:
         rc = proc.wait(TIMEOUT)
@@ -173,15 +138,6 @@ try:
         rc = "timeout"
     report(rc == 0, "nbdkit exits 0 after SIGTERM (%s)" % rc)
 finally:
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-    err = proc.stderr.read().decode(errors="replace")
-    if failed and err:
-        print("nbdkit stderr:\n" + err)
-    listener.close()
-    for f in os.listdir(tmp):
-        os.unlink(os.path.join(tmp, f))
-    os.rmdir(tmp)
+    status = ns.close()
 
-sys.exit(1 if failed else 0)
+sys.exit(status)

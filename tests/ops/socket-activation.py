@@ -14,27 +14,16 @@
 # arrives; a second client is served too; SIGTERM gives STOPPING=1 and
 # exit status 0.
 import os
-import select
 import shlex
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 
-TIMEOUT = 60.0
+from notify_listener import TIMEOUT, NotifySocket, report
+
 unit, plugin, config = sys.argv[1:4]
 extra = sys.argv[4:]
-failed = 0
-
-
-def report(good, what):
-    global failed
-    print(("ok - " if good else "FAIL - ") + what, flush=True)
-    if not good:
-        failed += 1
-
 
 # ExecStart=, continuation lines joined as systemd joins them.
 text = open(unit).read().replace("\\\n", " ")
@@ -48,10 +37,9 @@ for a in shlex.split(line[len("ExecStart="):]):
         continue
     argv.append(a)
 
-tmp = tempfile.mkdtemp(prefix="zramd-sa-")
-sock_path = os.path.join(tmp, "zramd.sock")
-stats_path = os.path.join(tmp, "zramd.stats")
-notify_path = os.path.join(tmp, "notify")
+ns = NotifySocket("zramd-sa-")
+sock_path = os.path.join(ns.tmp, "zramd.sock")
+stats_path = os.path.join(ns.tmp, "zramd.stats")
 cmd = []
 for a in argv:
     if a.endswith("/nbdkit-zramd-plugin.so"):
@@ -67,28 +55,13 @@ report("--foreground" in cmd and not any(a in ("-U", "--unix") or
        "the unit runs nbdkit in the foreground, without -U (%s)" %
        " ".join(cmd))
 
-listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-listener.bind(notify_path)
 env = dict(os.environ)
 env.pop("NOTIFY_SOCKET", None)
-proc = subprocess.Popen(
+proc = ns.proc = subprocess.Popen(
     ["systemd-socket-activate", "-l", sock_path,
-     "-E", "NOTIFY_SOCKET=" + notify_path] + cmd,
+     "-E", "NOTIFY_SOCKET=" + ns.path] + cmd,
     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def recv_until(prefix):
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([listener], [], [], 0.5)
-        if r:
-            m = listener.recv(4096).decode()
-            if m.startswith(prefix):
-                return m
-        elif proc.poll() is not None:
-            return None
-    return None
-
+recv_until = ns.recv_until
 
 try:
     deadline = time.monotonic() + TIMEOUT
@@ -129,15 +102,6 @@ try:
 except Exception as e:  # report, do not hide: the wrapper counts this
     report(False, "exception: %r" % e)
 finally:
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-    err = proc.stderr.read().decode(errors="replace")
-    if failed and err:
-        print("stderr:\n" + err)
-    listener.close()
-    for f in os.listdir(tmp):
-        os.unlink(os.path.join(tmp, f))
-    os.rmdir(tmp)
+    status = ns.close()
 
-sys.exit(1 if failed else 0)
+sys.exit(status)

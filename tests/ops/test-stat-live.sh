@@ -13,17 +13,11 @@ fi
 	finish
 }
 
-sock=$TMP/nbd.sock
-stats=$TMP/dev.stats
-nbdkit -f -U "$sock" "$PLUGIN_SO" 64M stats="$stats" stats_interval=1 \
-	${ZRAMD_TEST_ARGS:-} 2>"$TMP/nbdkit.err" &
-pid=$!
-on_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null"
-if ! wait_for 600 test -S "$sock"; then
-	cat "$TMP/nbdkit.err"
+if ! start_zramd size=64M ${ZRAMD_TEST_ARGS:-}; then
 	not_ok "nbdkit did not start"
 	finish
 fi
+sock=$SOCK stats=$STATS
 
 # json KEY: a field of the device's zramd-stat --json object.
 json() {
@@ -80,9 +74,7 @@ check "after trim: same_pages = 0, huge_pages = 0" \
 	[ "$(json same_pages)" = 0 -a "$(json huge_pages)" = 0 ]
 check "after trim: notify_free = 256" [ "$(json notify_free)" = 256 ]
 
-kill "$pid"
-wait "$pid"
-check "nbdkit exits 0 on SIGTERM" [ $? -eq 0 ]
+check "nbdkit exits 0 on SIGTERM" stop_zramd
 check "the stats file stays, valid, after exit" \
 	bash -c '"$1" "$2" >/dev/null' _ "$ZRAMD_STAT" "$stats"
 

@@ -51,7 +51,7 @@ done
 
 # The units run what was installed, with the installed config.
 check "zramd.service runs nbdkit with the installed plugin and config" \
-	grep -Eq "^ExecStart=$(command -v nbdkit) .*$" "$v/zramd.service"
+	grep -Eq "^ExecStart=$(type -P nbdkit) .*$" "$v/zramd.service"
 check "the plugin path in the units is PLUGINDIR" \
 	bash -c 'grep -A3 "^ExecStart=" "$1" | grep -q "/nbdkit/plugins/nbdkit-zramd-plugin.so"' _ "$v/zramd.service"
 check "zramd@.service reads /etc/zramd/%i.conf and writes /run/zramd/%i.stats" \
