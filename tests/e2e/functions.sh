@@ -119,7 +119,9 @@ allocators() {
 # socket, in the foreground of a background job, and wait until it
 # serves. Sets SOCK, URI, ZRAMD_PID, ZRAMD_LOG and STATS (the stats file,
 # written every second; a stats=PATH among the PARAMs names it). Only
-# nbdkit gets E2E_PRELOAD.
+# nbdkit gets E2E_PRELOAD; ZRAMD_NBDKIT_OPTS are nbdkit's own options
+# (e.g. --threads=1), empty by default: nbdkit's 16 threads per
+# connection stress the plugin's concurrency more.
 nstarted=0
 start_zramd() {
 	nstarted=$((nstarted + 1))
@@ -135,7 +137,7 @@ start_zramd() {
 	[[ " $* " == *" stats_interval="* ]] || defaults+=(stats_interval=1)
 	# (env, not the nbdkit function: $! must be nbdkit's own pid)
 	env ${E2E_PRELOAD:+LD_PRELOAD=$E2E_PRELOAD} \
-		nbdkit -f -U "$SOCK" -P "$pidfile" "$PLUGIN_SO" \
+		nbdkit -f ${ZRAMD_NBDKIT_OPTS:-} -U "$SOCK" -P "$pidfile" "$PLUGIN_SO" \
 		"${defaults[@]}" "$@" 2>"$ZRAMD_LOG" &
 	ZRAMD_PID=$!
 	on_exit "kill $ZRAMD_PID 2>/dev/null"
@@ -245,4 +247,74 @@ realdata_tar() {
 		mv "$f.tmp" "$f"
 	fi
 	echo "$f"
+}
+
+# ext4_check [--fstrim] LABEL SRC COPY: ext4 on the running device
+# ($SOCK): nbdfuse exposes it as a file, losetup makes that a block
+# device; then the checks "LABEL: ...": mkfs.ext4, COPY (the contents of
+# the directory SRC copied in), fstrim (with --fstrim), umount, fsck -fn
+# clean, mount again read-only, every file the same as in SRC; then all of
+# it comes down. Returns 1, having skipped with the reason, when nbdfuse
+# or losetup cannot be used here (the caller stops the device); a mount
+# that fails is a skip too. Needs root, /dev/fuse and loop devices.
+ext4_check() {
+	local fstrim= label src copy fuse mnt loop
+	if [ "$1" = --fstrim ]; then
+		fstrim=1
+		shift
+	fi
+	label=$1 src=$2 copy=$3
+	fuse=$TMP/fuse-$nstarted mnt=$TMP/mnt-$nstarted
+	mkdir -p "$fuse" "$mnt"
+	nbdfuse "$fuse/disk" --unix "$SOCK" &
+	on_exit "fusermount3 -u '$fuse' 2>/dev/null"
+	if ! wait_for 100 test -s "$fuse/disk"; then
+		skip "$label: nbdfuse could not mount (no FUSE here?)"
+		return 1
+	fi
+	if ! loop=$(losetup -f --show "$fuse/disk" 2>"$TMP/losetup.err"); then
+		skip "$label: losetup failed: $(cat "$TMP/losetup.err")"
+		fusermount3 -u "$fuse"
+		return 1
+	fi
+	on_exit "losetup -d $loop 2>/dev/null"
+	check "$label: mkfs.ext4" mkfs.ext4 -q -E nodiscard "$loop"
+	if ! mount "$loop" "$mnt" 2>"$TMP/mount.err"; then
+		skip "$label: mount failed: $(cat "$TMP/mount.err")"
+	else
+		on_exit "umount '$mnt' 2>/dev/null"
+		check "$label: $copy" cp -a "$src/." "$mnt/"
+		[ -z "$fstrim" ] || check "$label: fstrim" fstrim "$mnt"
+		check "$label: umount" umount "$mnt"
+		check "$label: fsck -fn is clean" e2fsck -fn "$loop"
+		check "$label: mount again" mount -o ro "$loop" "$mnt"
+		check "$label: every file is the same" \
+			diff -r --no-dereference "$src" "$mnt" -x lost+found
+		umount "$mnt"
+	fi
+	losetup -d "$loop"
+	fusermount3 -u "$fuse"
+	wait_for 50 test ! -e "$fuse/disk"
+}
+
+# set_sectors_py SEED: SECTORS_PY, nbdsh arguments that run
+# tests/e2e/seeded_sectors.py with that seed before a test's own code:
+# sector(i), write_sectors, wrong_sectors, read_all, fill_until_full.
+#   nbdsh_checks LABEL "${SECTORS_PY[@]}" -c 'CODE'
+set_sectors_py() {
+	SECTORS_PY=(-c "seed = $1"
+		-c "exec(open('$E2E_DIR/seeded_sectors.py').read())")
+}
+
+# evict_sectors LABEL N MIN: write the seeded sectors 0..N-1 (to a device
+# whose mem_limit is below them), wait for the next stats file, and check
+# that more than MIN of them went to the backing file.
+evict_sectors() {
+	nbdsh_checks "$1" "${SECTORS_PY[@]}" -c "
+write_sectors(0, $2)
+print('ok - %d KiB written' % ($2 * 4))
+"
+	sleep 1.2
+	check "$1: sectors on the backing file ($(stat_value bd_count))" \
+		test "$(stat_value bd_count)" -gt "$3"
 }

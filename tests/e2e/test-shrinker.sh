@@ -129,7 +129,7 @@ fi
 # --- 2. ext4 -------------------------------------------------------------------
 
 ext4_test() {
-	local alloc=$1 tree=/usr/share/perl kib limit fuse mnt loop
+	local alloc=$1 tree=/usr/share/perl kib limit
 	kib=$(du -sk "$tree" | cut -f1)
 	limit=$((kib * 1024 / 4))
 	[ "$limit" -ge $((1 << 20)) ] || limit=$((1 << 20))
@@ -138,39 +138,11 @@ ext4_test() {
 		not_ok "ext4 $alloc: start"
 		return
 	}
-	fuse=$TMP/fuse-$alloc mnt=$TMP/mnt-$alloc
-	mkdir -p "$fuse" "$mnt"
-	nbdfuse "$fuse/disk" --unix "$SOCK" &
-	on_exit "fusermount3 -u '$fuse' 2>/dev/null"
-	if ! wait_for 100 test -s "$fuse/disk"; then
-		skip "ext4 $alloc: nbdfuse could not mount (no FUSE here?)"
+	if ! ext4_check "ext4 $alloc" "$tree" \
+		"copy $tree ($((kib >> 10)) MiB) in, mem_limit $((limit >> 10)) KiB"; then
 		stop_zramd
 		return
 	fi
-	if ! loop=$(losetup -f --show "$fuse/disk" 2>"$TMP/losetup.err"); then
-		skip "ext4 $alloc: losetup failed: $(cat "$TMP/losetup.err")"
-		fusermount3 -u "$fuse"
-		stop_zramd
-		return
-	fi
-	on_exit "losetup -d $loop 2>/dev/null"
-	check "ext4 $alloc: mkfs.ext4" mkfs.ext4 -q -E nodiscard "$loop"
-	if ! mount "$loop" "$mnt" 2>"$TMP/mount.err"; then
-		skip "ext4 $alloc: mount failed: $(cat "$TMP/mount.err")"
-	else
-		on_exit "umount '$mnt' 2>/dev/null"
-		check "ext4 $alloc: copy $tree ($((kib >> 10)) MiB) in, mem_limit $((limit >> 10)) KiB" \
-			cp -a "$tree" "$mnt/"
-		check "ext4 $alloc: umount" umount "$mnt"
-		check "ext4 $alloc: fsck -fn is clean" e2fsck -fn "$loop"
-		check "ext4 $alloc: mount again" mount -o ro "$loop" "$mnt"
-		check "ext4 $alloc: every file is the same" \
-			diff -r --no-dereference "$tree" "$mnt/$(basename "$tree")"
-		umount "$mnt"
-	fi
-	losetup -d "$loop"
-	fusermount3 -u "$fuse"
-	wait_for 50 test ! -e "$fuse/disk"
 	sleep 1.2
 	check "ext4 $alloc: evicted (bd_writes $(stat_value bd_writes))" \
 		test "$(stat_value bd_writes)" -gt 0
@@ -198,24 +170,13 @@ fi
 
 # --- 3. corruption in the backing file -------------------------------------------
 
-# The data of sector I: incompressible, from the seed.
-data_py="
-import random
-def sector(i):
-    return random.Random($seed * 100003 + i).randbytes(4096)
-"
+# The seeded sectors' helpers (seeded_sectors.py), for nbdsh_checks.
+set_sectors_py "$seed"
 
 if part corrupt; then # (not indented: it holds python code)
 start_zramd size=64M allocator="$first_alloc" mem_limit=1M \
 	backing="$TMP/corrupt.backing" || not_ok "corrupt: start"
-nbdsh_checks corrupt -c "$data_py" -c '
-for i in range(512):
-    h.pwrite(sector(i), i * 4096)
-print("ok - 2 MiB written through a 1 MiB pool")
-'
-sleep 1.2
-check "corrupt: sectors on the backing file ($(stat_value bd_count))" \
-	test "$(stat_value bd_count)" -gt 64
+evict_sectors corrupt 512 64
 # Flip a byte of the payload, of the header, of the checksum of three
 # sectors' records (each sector was written once: its record is live).
 bad=$(/usr/bin/python3 - "$TMP/corrupt.backing" <<'EOF'
@@ -239,20 +200,8 @@ EOF
 )
 echo "corrupt: flipped bytes in the records of sectors $bad"
 check "corrupt: three records found" test "$(wc -w <<<"$bad")" = 3
-nbdsh_checks corrupt -c "$data_py" -c "bad = {$(tr ' ' , <<<"$bad")}" -c '
-import errno
-wrong = eio = other = 0
-for i in range(512):
-    try:
-        got = h.pread(4096, i * 4096)
-        if i in bad or got != sector(i):
-            wrong += 1
-    except nbd.Error as e:
-        if i in bad and e.errnum == errno.EIO:
-            eio += 1
-        else:
-            other += 1
-            print("sector %d: %s" % (i, e))
+nbdsh_checks corrupt "${SECTORS_PY[@]}" -c "bad = {$(tr ' ' , <<<"$bad")}" -c '
+good, eio, wrong, other = read_all(512, bad)
 print(("ok - " if eio == len(bad) else "FAIL - ")
       + "%d of %d damaged sectors fail with EIO" % (eio, len(bad)))
 print(("ok - " if wrong == 0 and other == 0 else "FAIL - ")
@@ -273,29 +222,8 @@ fi
 if part full; then
 start_zramd size=64M allocator="$first_alloc" mem_limit=256K \
 	backing="$TMP/full.backing" backing_size=64K || not_ok "full: start"
-nbdsh_checks full -c "$data_py" -c '
-import errno
-n = err = 0
-for i in range(4096):
-    try:
-        h.pwrite(sector(i), i * 4096)
-        n += 1
-    except nbd.Error as e:
-        err = e.errnum
-        break
-print(("ok - " if err == errno.ENOSPC else "FAIL - ")
-      + "writes fail with ENOSPC once the file is full (after %d sectors, %s)"
-      % (n, errno.errorcode.get(err, err)))
-bad = sum(h.pread(4096, i * 4096) != sector(i) for i in range(n))
-print(("ok - " if bad == 0 and n > 0 else "FAIL - ")
-      + "the %d sectors written read back (%d wrong)" % (n, bad))
-h.trim(n * 4096, 0)
-for i in range(n // 2):
-    h.pwrite(sector(i + 10000), i * 4096)
-bad = sum(h.pread(4096, i * 4096) != sector(i + 10000) for i in range(n // 2))
-print(("ok - " if bad == 0 else "FAIL - ")
-      + "after trim, %d sectors written and read back (%d wrong)" % (n // 2, bad))
-'
+nbdsh_checks full "${SECTORS_PY[@]}" \
+	-c 'fill_until_full("the file", 4096, least=1, salt=10000)'
 # The file is locked: a second device on it refuses to start.
 out=$(timeout 60 env ${E2E_PRELOAD:+LD_PRELOAD=$E2E_PRELOAD} nbdkit -f \
 	-U "$TMP/second.sock" "$PLUGIN_SO" 64M backing="$TMP/full.backing" 2>&1)
@@ -309,9 +237,8 @@ fi
 if part idle; then
 start_zramd size=64M allocator="$first_alloc" writeback_idle=1 \
 	backing="$TMP/idle.backing" || not_ok "idle: start"
-nbdsh_checks idle -c "$data_py" -c '
-for i in range(64):
-    h.pwrite(sector(i), i * 4096)
+nbdsh_checks idle "${SECTORS_PY[@]}" -c '
+write_sectors(0, 64)
 print("ok - 64 sectors written, no mem_limit")
 '
 # A pass every second: marked by one, moved by the next.
@@ -320,10 +247,9 @@ check "idle: every sector went to the backing file after 1-2 s idle" \
 	test "$(stat_value evict_idle)" = 64
 check "idle: nothing else evicted" \
 	test "$(stat_value evict_limit)/$(stat_value compr_data_size)" = 0/0
-nbdsh_checks idle -c "$data_py" -c '
-bad = sum(h.pread(4096, i * 4096) != sector(i) for i in range(64))
-print(("ok - " if bad == 0 else "FAIL - ")
-      + "they read back (%d wrong)" % bad)
+nbdsh_checks idle "${SECTORS_PY[@]}" -c '
+bad = wrong_sectors(0, 64)
+check("they read back (%d wrong)" % bad, bad == 0)
 '
 check_stop "idle"
 fi
@@ -397,7 +323,7 @@ pressure_test() {
 	# counts too, and evicting cannot give back.
 	total=$((limit * 3 / 2))
 	t0=$(date +%s.%N)
-	nbdsh_checks pressure -c "$data_py" -c "
+	nbdsh_checks pressure "${SECTORS_PY[@]}" -c "
 import time
 cg, used, limit, total = '$cg', '$used', $limit, $total
 chunk, req = 4 << 20, 256 << 10

@@ -21,12 +21,8 @@ seed=${TEST_SEED:-$RANDOM}
 echo "test-faults: TEST_SEED=$seed"
 alloc=$(allocators | cut -d' ' -f1)
 
-# The data of sector I: incompressible, from the seed.
-data_py="
-import errno, random
-def sector(i):
-    return random.Random($seed * 100003 + i).randbytes(4096)
-"
+# The seeded sectors' helpers (tests/e2e/seeded_sectors.py), for nbdsh_checks.
+set_sectors_py "$seed"
 
 # --- a. the backing filesystem fills up -----------------------------------------
 
@@ -40,37 +36,11 @@ else
 	on_exit "umount '$fs' 2>/dev/null"
 	start_zramd size=64M allocator="$alloc" mem_limit=2M \
 		backing="$fs/backing" backing_size=64M || not_ok "full fs: start"
-	nbdsh_checks "full fs" -c "$data_py" -c '
-n = err = 0
-for i in range(16384):
-    try:
-        h.pwrite(sector(i), i * 4096)
-        n += 1
-    except nbd.Error as e:
-        err = e.errnum
-        break
-print(("ok - " if err == errno.ENOSPC else "FAIL - ")
-      + "writes fail with ENOSPC once the 8 MiB filesystem is full "
-        "(after %d sectors, %s)" % (n, errno.errorcode.get(err, err)))
-# A few more attempts must fail the same way, not crash.
-more = 0
-for i in range(n, n + 32):
-    try:
-        h.pwrite(sector(i), i * 4096)
-    except nbd.Error as e:
-        more += e.errnum == errno.ENOSPC
-print(("ok - " if more > 0 else "FAIL - ")
-      + "further writes still refused cleanly (%d of 32 ENOSPC)" % more)
-bad = sum(h.pread(4096, i * 4096) != sector(i) for i in range(n))
-print(("ok - " if bad == 0 and n > 1024 else "FAIL - ")
-      + "the %d sectors written before read back intact (%d wrong)" % (n, bad))
-h.trim(n * 4096, 0)
-for i in range(n // 2):
-    h.pwrite(sector(i + 50000), i * 4096)
-bad = sum(h.pread(4096, i * 4096) != sector(i + 50000) for i in range(n // 2))
-print(("ok - " if bad == 0 else "FAIL - ")
-      + "after trims, %d sectors written and read back (%d wrong)" % (n // 2, bad))
-'
+	# A few more attempts after the first ENOSPC must fail the same
+	# way, not crash.
+	nbdsh_checks "full fs" "${SECTORS_PY[@]}" \
+		-c 'fill_until_full("the 8 MiB filesystem", 16384, least=1025,
+		                    salt=50000, retries=32)'
 	sleep 1.2
 	echo "figures: full fs: bd_writes $(stat_value bd_writes)," \
 		"bd_reads $(stat_value bd_reads), failed_writes" \
@@ -93,14 +63,7 @@ destroy() {
 		not_ok "$how: start"
 		return
 	}
-	nbdsh_checks "$how" -c "$data_py" -c '
-for i in range(1024):
-    h.pwrite(sector(i), i * 4096)
-print("ok - 4 MiB written through a 1 MiB pool")
-'
-	sleep 1.2
-	check "$how: sectors on the backing file ($(stat_value bd_count))" \
-		test "$(stat_value bd_count)" -gt 256
+	evict_sectors "$how" 1024 256
 	case $how in
 	truncate) truncate -s 0 "$file" ;;
 	garbage) dd if=/dev/urandom of="$file" bs=64K \
@@ -109,30 +72,16 @@ print("ok - 4 MiB written through a 1 MiB pool")
 	esac
 	check "$how: nbdkit alive after the file was destroyed" \
 		kill -0 "$ZRAMD_PID"
-	nbdsh_checks "$how" -c "$data_py" -c '
-good = eio = wrong = other = 0
-for i in range(1024):
-    try:
-        got = h.pread(4096, i * 4096)
-        if got == sector(i):
-            good += 1
-        else:
-            wrong += 1
-    except nbd.Error as e:
-        if e.errnum == errno.EIO:
-            eio += 1
-        else:
-            other += 1
-            print("sector %d: %s" % (i, e))
+	nbdsh_checks "$how" "${SECTORS_PY[@]}" -c '
+good, eio, wrong, other = read_all(1024)
 print("reads: %d intact, %d EIO, %d wrong, %d other errors" % (good, eio, wrong, other))
 print(("ok - " if eio > 0 else "FAIL - ") + "evicted sectors fail with EIO (%d)" % eio)
 print(("ok - " if good > 0 else "FAIL - ") + "sectors in memory read intact (%d)" % good)
 print(("ok - " if wrong == 0 and other == 0 else "FAIL - ")
       + "no read returns wrong data or another error")
 # Still serving: new data, enough to evict again, reads back.
-for i in range(2048, 2048 + 512):
-    h.pwrite(sector(i), i * 4096)
-bad = sum(h.pread(4096, i * 4096) != sector(i) for i in range(2048, 2048 + 512))
+write_sectors(2048, 512)
+bad = wrong_sectors(2048, 512)
 print(("ok - " if bad == 0 else "FAIL - ")
       + "nbdkit keeps serving: 2 MiB more written and read back (%d wrong)" % bad)
 '
