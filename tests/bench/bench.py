@@ -8,7 +8,9 @@ Peers (bench_peers.py says how each is started):
                            speed ceiling and the first reference row
   nbdkit memory zstd       nbdkit's own compressed RAM disk
   kernel zram (lz4)        /dev/zram0: the second reference row
-  zramd zsmalloc, zbud     this project's plugin
+  zramd zsmalloc, zbud     this project's plugin, as shipped (nbdkit
+                           --threads=1, as the systemd units run it)
+  zramd zsmalloc, 16 thr.  the same under nbdkit's default --threads=16
 
 Sections, each printed as a table where every row also shows its ratio to
 the nbdkit memory row and to the zram row of the same run:
@@ -26,7 +28,7 @@ folder instead), with the machine it ran on and a "targets" block; the raw
 figures go to BUILD/bench/results.json.
 
 Environment: BENCH_QUICK=1 (2 s fio jobs, 64 MiB data, one repeat),
-BENCH_PEERS=memory,zstd,zram,zsmalloc,zbud and
+BENCH_PEERS=memory,zstd,zram,zsmalloc,zbud,zsmalloc-mt and
 BENCH_SECTIONS=idle,copy,random,shrinker to run a subset, BENCH_OUT=FILE.
 """
 
@@ -408,10 +410,18 @@ def main():
         Peer("zstd", "nbdkit memory allocator=zstd", "nbd", "memory",
              ["allocator=zstd"]),
         Peer("zram", "kernel zram (lz4)", "zram"),
+        # zramd as shipped: nbdkit --threads=1, one thread per connection,
+        # which survives clients that vanish mid-request (README, "Known
+        # issues"); the nbdkit peers run with nbdkit's defaults.
         Peer("zsmalloc", "zramd allocator=zsmalloc", "nbd", plugin,
-             ["allocator=zsmalloc"], stats=True),
+             ["allocator=zsmalloc"], stats=True,
+             nbdkit_opts=["--threads=1"]),
         Peer("zbud", "zramd allocator=zbud", "nbd", plugin,
-             ["allocator=zbud"], stats=True),
+             ["allocator=zbud"], stats=True, nbdkit_opts=["--threads=1"]),
+        # The same with nbdkit's default of 16 threads per connection.
+        Peer("zsmalloc-mt", "zramd allocator=zsmalloc, nbdkit --threads=16",
+             "nbd", plugin, ["allocator=zsmalloc"], stats=True,
+             nbdkit_opts=["--threads=16"]),
     ]
     floor = Peer("null", "nbdkit null (nbdkit's own floor)", "nbd", "null")
     only = os.environ.get("BENCH_PEERS")

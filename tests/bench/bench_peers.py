@@ -87,13 +87,15 @@ def read_stats_file(path):
 class Peer:
     """One row of the tables: how to start the device it names."""
 
-    def __init__(self, key, label, kind, plugin=None, args=(), stats=False):
+    def __init__(self, key, label, kind, plugin=None, args=(), stats=False,
+                 nbdkit_opts=()):
         self.key = key          # short name, used in BENCH_PEERS
         self.label = label      # row label in the report
         self.kind = kind        # "nbd" or "zram"
         self.plugin = plugin    # nbdkit plugin name or .so path
         self.args = list(args)
         self.stats = stats      # the plugin writes a zramd stats file
+        self.nbdkit_opts = list(nbdkit_opts)    # before the plugin
 
     def check(self):
         """Raise PeerUnavailable if this peer cannot run here."""
@@ -130,7 +132,8 @@ class NbdDevice:
             if p and os.path.exists(p):
                 os.unlink(p)
         cmd = ["nbdkit", "-f", "--exit-with-parent", "-U", self.sock,
-               "-P", self.pidfile, self.peer.plugin, "size=%d" % self.size]
+               "-P", self.pidfile] + self.peer.nbdkit_opts + [
+               self.peer.plugin, "size=%d" % self.size]
         cmd += self.peer.args + self.extra
         if self.stats_path:
             cmd.append("stats=" + self.stats_path)

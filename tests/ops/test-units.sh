@@ -54,6 +54,13 @@ check "zramd.service runs nbdkit with the installed plugin and config" \
 	grep -Eq "^ExecStart=$(type -P nbdkit) .*$" "$v/zramd.service"
 check "the plugin path in the units is PLUGINDIR" \
 	bash -c 'grep -A3 "^ExecStart=" "$1" | grep -q "/nbdkit/plugins/nbdkit-zramd-plugin.so"' _ "$v/zramd.service"
+# One thread per connection, before NBDKIT_OPTS so that it can be
+# overridden (README, "Known issues": nbdkit 1.32 with more aborts when a
+# client vanishes mid-request).
+for u in zramd.service zramd@.service; do
+	check "$u runs nbdkit --threads=1, then \$NBDKIT_OPTS" \
+		grep -Eq '^ExecStart=[^ ]+ .*--threads=1 \$NBDKIT_OPTS' "$v/$u"
+done
 check "zramd@.service reads /etc/zramd/%i.conf and writes /run/zramd/%i.stats" \
 	bash -c 'grep -q "config=/etc/zramd/%i.conf" "$1" && grep -q "stats=/run/zramd/%i.stats" "$1"' _ "$v/zramd@.service"
 
