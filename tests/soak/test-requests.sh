@@ -48,7 +48,9 @@ fails("trim straddling the end", lambda: h.trim(8192, size - 4096))
 fails("zero straddling the end", lambda: h.zero(8192, size - 4096))
 fails("trim at offset 2^63", lambda: h.trim(4096, 1 << 63))
 fails("zero at offset 2^63", lambda: h.zero(4096, 1 << 63))
-fails("pread of 64 MiB (past the NBD limit)", lambda: h.pread(64 << 20, 0))
+fails("pread of 64 MiB from an 8 MiB device (past the end)",
+      lambda: h.pread(64 << 20, 0))
+# (requests above the 64 MiB limit of nbdkit: tests/e2e/test-bad-runtime.sh)
 # nbdkit 1.32 refuses count 0 itself (valid_range() in its protocol.c)
 # before the plugin sees it; the NBD spec leaves zero-length requests to
 # the server. So they must fail cleanly, and change nothing.
