@@ -11,7 +11,7 @@
 # (pkg-config --variable=plugindir nbdkit), and then `nbdkit zramd 1G`
 # finds it by its short name.
 
-DAEMON_LIB_SRCS := daemon/sectors.c daemon/codec.c daemon/device.c \
+DAEMON_LIB_SRCS := daemon/sectors.c daemon/codec.c daemon/device.c daemon/evict.c \
 	daemon/params.c daemon/stats.c daemon/bg.c daemon/backing.c \
 	daemon/pressure.c daemon/cgroup.c daemon/shrinker.c daemon/writeback.c
 DAEMON_LIB_OBJS := $(DAEMON_LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -39,9 +39,12 @@ ALL_TARGETS += $(PLUGIN_SO)
 
 # make run: a 1 GiB zsmalloc device on a unix socket in the build folder.
 # RUN_ARGS adds parameters: make run RUN_ARGS="allocator=zbud mem_limit=256M"
+# RUN_NBDKIT_OPTS are nbdkit's own options; --threads=1 as in the systemd
+# units (README, "Known issues").
 RUN_DEFINED := 1
 RUN_SIZE ?= 1G
 RUN_ARGS ?=
+RUN_NBDKIT_OPTS ?= --threads=1
 RUN_SOCK = $(abspath $(BUILD))/zramd.sock
 RUN_STATS = $(abspath $(BUILD))/zramd.stats
 
@@ -56,5 +59,5 @@ run: deps $(PLUGIN_SO)
 	@echo "  qemu-io:   qemu-io -f raw 'nbd+unix:///?socket=$(RUN_SOCK)'"
 	@echo "  info:      nbdinfo 'nbd+unix:///?socket=$(RUN_SOCK)'"
 	@echo "  Ctrl-C stops it (the data is gone then: it lives in RAM)."
-	nbdkit -f -U $(RUN_SOCK) $(PLUGIN_SO) $(RUN_SIZE) \
+	nbdkit -f $(RUN_NBDKIT_OPTS) -U $(RUN_SOCK) $(PLUGIN_SO) $(RUN_SIZE) \
 		stats=$(RUN_STATS) $(RUN_ARGS)

@@ -20,21 +20,14 @@
  * The pool's evict callback takes stripe locks, so zpool_shrink() and
  * zpool_compact() are never called with a stripe lock held.
  *
- * Eviction: the shrinker (shrinker.c, wired up by writeback.c) moves pool
- * objects to the backing file through zdev_evict(), the pool's evict
- * callback, and zdev_evict_idle(), its idle pass. Both save the object
- * with no lock held and then commit under the stripe lock only if the
- * entry still holds that object; a writer that got there first wins and
- * the saved copy's slot is released. A write that finds the pool at
- * mem_limit waits for room (zdev_hooks.wait_room) with no lock held: a
- * partial write drops its stripe lock to wait and starts over, because
- * the evict callback it waits for may need that very lock.
+ * Eviction to the backing file (zdev_evict(), zdev_evict_idle()) is in
+ * evict.c. A write that finds the pool at mem_limit waits for room
+ * (zdev_hooks.wait_room) with no lock held: a partial write drops its
+ * stripe lock to wait and starts over, because the evict callback it
+ * waits for may need that very lock.
  *
- * Accounting: the per-stripe acct[] slots of the sector table hold the
- * size counters (sectors stored, compressed bytes, same-filled, huge, on
- * the backing file, freed by trim), updated under the stripe lock that the
- * entry change holds anyway; zdev_get_stats() sums them. Event counters
- * are atomics in dev->live.
+ * struct zdev and the per-stripe accounting, which both files update, are
+ * in device_internal.h.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -44,34 +37,9 @@
 
 #include "codec.h"
 #include "device.h"
+#include "device_internal.h"
 #include "sectors.h"
 #include "zpool.h"
-
-/* The per-stripe accounting slots (struct sect_stripe.acct). */
-enum {
-	ACCT_STORED,  /* sectors SAME or POOL: orig_data_size / 4096 */
-	ACCT_COMPR,   /* bytes of pool objects: compr_data_size */
-	ACCT_SAME,    /* same_pages */
-	ACCT_HUGE,    /* huge_pages */
-	ACCT_BACKING, /* bd_count */
-	ACCT_FREED,   /* notify_free */
-};
-_Static_assert(ACCT_FREED < SECT_NACCT, "acct slots");
-_Static_assert(CODEC_SECTOR == SECT_SIZE, "one sector size");
-_Static_assert(SECT_SIZE == ZPOOL_MAX_SIZE, "a raw sector fits the pool");
-
-struct zdev {
-	struct sect_table *tab;
-	struct zpool *pool;
-	uint64_t size;
-	uint64_t mem_limit;
-	int acceleration;
-	unsigned int huge_threshold;
-	bool has_backing;
-	struct zdev_backing_ops backing;
-	struct zdev_hooks hooks; /* all NULL: no shrinker */
-	struct zstat_live live;
-};
 
 static int pool_evict(void *ctx, struct zpool *pool, unsigned long handle,
 		      uint64_t owner)
@@ -168,31 +136,6 @@ uint64_t zdev_table_bytes(const struct zdev *dev)
 }
 
 /* --- entries ------------------------------------------------------------- */
-
-/* Add (@sign 1) or take away (@sign -1) @e in its stripe's accounting. */
-static void account(struct sect_ref *ref, struct sect_entry e, int sign)
-{
-	int64_t *acct = ref->stripe->acct;
-	unsigned int len = sect_len(e);
-
-	switch (sect_state(e)) {
-	case SECT_EMPTY:
-		break;
-	case SECT_SAME:
-		acct[ACCT_STORED] += sign;
-		acct[ACCT_SAME] += sign;
-		break;
-	case SECT_POOL:
-		acct[ACCT_STORED] += sign;
-		acct[ACCT_COMPR] += sign * (int64_t)len;
-		if (len == SECT_LEN_RAW)
-			acct[ACCT_HUGE] += sign;
-		break;
-	case SECT_BACKING:
-		acct[ACCT_BACKING] += sign;
-		break;
-	}
-}
 
 /* Give back what an entry that was just replaced held. No lock held. */
 static void release_entry(struct zdev *dev, struct sect_entry e)
@@ -719,177 +662,6 @@ long zdev_compact(struct zdev *dev)
 	if (n > 0)
 		zstat_add(&dev->live, ZSTAT_pages_compacted, (uint64_t)n);
 	return n;
-}
-
-/*
- * The last step of an eviction: the locked entry @cur (POOL) becomes
- * BACKING @slot, the stripe is unlocked and the pool object freed.
- */
-static void commit_backing(struct zdev *dev, struct sect_ref *ref,
-			   struct sect_entry cur, int64_t slot)
-{
-	struct sect_entry ne =
-		sect_make(SECT_BACKING, (uint64_t)slot, sect_len(cur));
-
-	/* Same leaf, non-empty to non-empty: cannot fail. */
-	sect_ref_set(dev->tab, ref, ne);
-	account(ref, cur, -1);
-	account(ref, ne, 1);
-	sect_unlock(ref);
-	zpool_free(dev->pool, (unsigned long)cur.val);
-	zstat_add(&dev->live, ZSTAT_bd_writes, 1);
-}
-
-int zdev_evict(struct zdev *dev, uint64_t sector, unsigned long handle)
-{
-	unsigned char *buf = codec_scratch(1);
-	struct sect_entry e, cur;
-	struct sect_ref ref;
-	unsigned int len;
-	int64_t slot;
-	void *p;
-
-	if (!dev->has_backing)
-		return -ENOSPC;
-	if (sector >= sect_nsectors(dev->tab))
-		return 0;
-	sect_lock(dev->tab, sector, &ref);
-	e = sect_ref_get(&ref);
-	sect_unlock(&ref);
-	if (sect_state(e) != SECT_POOL || e.val != handle)
-		return 0; /* not ours any more (or not yet): the writer frees */
-	len = sect_len(e);
-
-	/* The backend keeps the object intact until we return. */
-	p = zpool_map_handle(dev->pool, handle, ZPOOL_MM_RO);
-	memcpy(buf, p, len);
-	zpool_unmap_handle(dev->pool, handle);
-	slot = dev->backing.store(dev->backing.ctx, sector, buf, len);
-	if (slot < 0) {
-		zstat_add(&dev->live, ZSTAT_bd_failed, 1);
-		return (int)slot;
-	}
-
-	sect_lock(dev->tab, sector, &ref);
-	cur = sect_ref_get(&ref);
-	if (sect_state(cur) != SECT_POOL || cur.val != handle) {
-		sect_unlock(&ref);
-		if (dev->backing.release)
-			dev->backing.release(dev->backing.ctx, (uint64_t)slot);
-		return 0;
-	}
-	commit_backing(dev, &ref, cur, slot);
-	return 0;
-}
-
-/*
- * Idle writeback, one sector: mark it, or move it if it was marked. The
- * object is copied out under the stripe lock: outside a pool evict
- * callback nothing keeps a handle alive once a writer has replaced it.
- * The move is committed only if the entry is bit for bit the one copied,
- * mark included. Only this pass sets the mark and every write makes an
- * entry without it, so an equal entry cannot be a new object that happens
- * to reuse the old handle.
- */
-static int idle_one(struct zdev *dev, uint64_t sector,
-		    struct zdev_idle_result *res)
-{
-	unsigned char *buf = codec_scratch(1);
-	struct sect_entry e, cur;
-	struct sect_ref ref;
-	unsigned int len;
-	int64_t slot;
-	void *p;
-
-	sect_lock(dev->tab, sector, &ref);
-	e = sect_ref_get(&ref);
-	if (sect_state(e) != SECT_POOL) {
-		sect_unlock(&ref);
-		return 0;
-	}
-	if (!(e.meta & SECT_F_IDLE)) {
-		sect_ref_set_flag(&ref, SECT_F_IDLE, true);
-		sect_unlock(&ref);
-		res->marked++;
-		return 0;
-	}
-	len = sect_len(e);
-	p = zpool_map_handle(dev->pool, (unsigned long)e.val, ZPOOL_MM_RO);
-	memcpy(buf, p, len);
-	zpool_unmap_handle(dev->pool, (unsigned long)e.val);
-	sect_unlock(&ref);
-
-	slot = dev->backing.store(dev->backing.ctx, sector, buf, len);
-	if (slot < 0) {
-		zstat_add(&dev->live, ZSTAT_bd_failed, 1);
-		return (int)slot;
-	}
-	sect_lock(dev->tab, sector, &ref);
-	cur = sect_ref_get(&ref);
-	if (cur.val != e.val || cur.meta != e.meta) {
-		sect_unlock(&ref);
-		if (dev->backing.release)
-			dev->backing.release(dev->backing.ctx, (uint64_t)slot);
-		return 0;
-	}
-	commit_backing(dev, &ref, cur, slot);
-	res->evicted++;
-	res->bytes += len;
-	return 0;
-}
-
-#define IDLE_BATCH 256u
-
-/* zdev_evict_idle(): the pool sectors of the next stretch of the table. */
-struct idle_batch {
-	uint64_t sector[IDLE_BATCH];
-	unsigned int n;
-	uint64_t next; /* where the next batch starts */
-};
-
-static int idle_collect(void *arg, uint64_t sector, uint64_t count,
-			struct sect_entry e)
-{
-	struct idle_batch *b = arg;
-
-	(void)count; /* more than 1 only for empty runs */
-	if (sect_state(e) != SECT_POOL)
-		return 0;
-	b->sector[b->n++] = sector;
-	if (b->n < IDLE_BATCH)
-		return 0;
-	b->next = sector + 1;
-	return 1;
-}
-
-int zdev_evict_idle(struct zdev *dev, bool (*stop)(void *arg), void *arg,
-		    struct zdev_idle_result *res)
-{
-	uint64_t end = sect_nsectors(dev->tab), pos = 0;
-	struct idle_batch *b;
-	int r = 0;
-
-	memset(res, 0, sizeof(*res));
-	if (!dev->has_backing)
-		return -ENOSPC;
-	b = malloc(sizeof(*b));
-	if (!b)
-		return -ENOMEM;
-	/*
-	 * The sectors are gathered under the scan's leaf locks, then visited
-	 * one by one under their own: the scan callback may not take locks.
-	 */
-	while (pos < end && r == 0 && !(stop && stop(arg))) {
-		b->n = 0;
-		if (sect_scan(dev->tab, pos, end, idle_collect, b) == 0)
-			pos = end;
-		else
-			pos = b->next;
-		for (unsigned int i = 0; i < b->n && r == 0; i++)
-			r = idle_one(dev, b->sector[i], res);
-	}
-	free(b);
-	return r;
 }
 
 /* --- status -------------------------------------------------------------- */

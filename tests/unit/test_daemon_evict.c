@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of eviction end to end: a device (daemon/device.c) with a
- * real backing file and a real shrinker thread, wired by
+ * Unit tests of eviction end to end: a device (daemon/device.c, evict.c)
+ * with a real backing file and a real shrinker thread, wired by
  * daemon/writeback.c exactly as the plugin wires them. Run once per
  * allocator built in.
  *
