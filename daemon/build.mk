@@ -15,8 +15,9 @@ DAEMON_LIB_SRCS := daemon/sectors.c daemon/codec.c daemon/device.c daemon/evict.
 	daemon/params.c daemon/stats.c daemon/bg.c daemon/backing.c \
 	daemon/pressure.c daemon/cgroup.c daemon/shrinker.c daemon/writeback.c
 DAEMON_LIB_OBJS := $(DAEMON_LIB_SRCS:%.c=$(BUILD)/%.o)
-DAEMON_LIBS = $(call pkglibs,liblz4) $(call pkglibs,inih) \
-	$(call pkglibs,libxxhash)
+# libxxhash-dev's header is used header-only (daemon/backing.c), so the
+# library itself is not linked.
+DAEMON_LIBS = $(call pkglibs,liblz4) $(call pkglibs,inih)
 
 # daemon/notify.c (systemd notification, from daemon/ops.mk) is linked when
 # it exists; it needs nbdkit, so it is not one of DAEMON_LIB_OBJS.
