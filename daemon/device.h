@@ -37,11 +37,14 @@ struct zdev;
 #define ZDEV_MAX_SIZE ((uint64_t)INT64_MAX)
 
 /*
- * The smallest non-zero mem_limit: a pool needs a few pages of its own
- * metadata before it can hold the first sector, so a limit below this
- * could never store anything.
+ * The smallest non-zero mem_limit. A pool holds metadata of its own before
+ * it stores anything (an empty zsmalloc pool about 64 KiB: size classes
+ * and the handle table; its first object takes it to about 76 KiB), so a
+ * limit much above that is needed for the pool to hold even a few
+ * sectors; 512 KiB holds over a hundred incompressible ones with either
+ * allocator.
  */
-#define ZDEV_MEM_LIMIT_MIN (64u * 1024)
+#define ZDEV_MEM_LIMIT_MIN (512u * 1024)
 
 struct zdev_config {
 	uint64_t size;		     /* bytes, 0..ZDEV_MAX_SIZE */

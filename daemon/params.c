@@ -83,7 +83,7 @@ static const struct key keys[] = {
 	  .help = "how often the stats file is rewritten; 0: at exit only" },
 	{ .name = "mem_limit", .kind = K_SIZE, .off = F(mem_limit),
 	  .max = ZDEV_MAX_SIZE, .nzmin = ZDEV_MEM_LIMIT_MIN, .syntax = "SIZE",
-	  .def = "0", .allowed = "0 (no limit) or a size of at least 64K",
+	  .def = "0", .allowed = "0 (no limit) or a size of at least 512K",
 	  .help = "the most memory the pool may hold; 0: no limit" },
 	{ .name = "config", .kind = K_PATH, .off = F(config), .syntax = "PATH",
 	  .allowed = "the path of a readable config file",
@@ -119,6 +119,8 @@ static const struct key keys[] = {
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 _Static_assert(NKEYS <= sizeof(((struct zramd_params *)0)->origin),
 	       "origin[] too small");
+/* mem_limit's .allowed text names the minimum. */
+_Static_assert(ZDEV_MEM_LIMIT_MIN == 512u * 1024, "mem_limit: at least 512K");
 
 static const struct key *find_key(const char *name)
 {

@@ -220,7 +220,7 @@ fi
 # --- 4. a full backing file ------------------------------------------------------
 
 if part full; then
-start_zramd size=64M allocator="$first_alloc" mem_limit=256K \
+start_zramd size=64M allocator="$first_alloc" mem_limit=512K \
 	backing="$TMP/full.backing" backing_size=64K || not_ok "full: start"
 nbdsh_checks full "${SECTORS_PY[@]}" \
 	-c 'fill_until_full("the file", 4096, least=1, salt=10000)'

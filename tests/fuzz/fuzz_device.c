@@ -9,7 +9,8 @@
  * Input: three configuration bytes, then ops.
  *
  *   byte 0  bit 0     allocator: zsmalloc or zbud
- *           bits 1-2  mem_limit: none, 64K, 96K, 256K
+ *           bits 1-2  mem_limit: none, 512K (ZDEV_MEM_LIMIT_MIN), 576K,
+ *                     768K
  *           bit 3     attach a backing file (daemon/backing.c, in a
  *                     tmpfs directory) through zdev_set_backing()
  *           bit 4     shrinkable pool (always, with a backing file)
@@ -110,7 +111,8 @@ static unsigned char buf[MAX_LEN], rbuf[MAX_LEN];
 static const unsigned int huge_thresholds[8] = { 3072, 1,    64,   512,
 						  2048, 3000, 4000, 4095 };
 static const int accels[4] = { 1, 2, 17, 65537 };
-static const uint64_t mem_limits[4] = { 0, 64 << 10, 96 << 10, 256 << 10 };
+static const uint64_t mem_limits[4] = { 0, ZDEV_MEM_LIMIT_MIN, 576 << 10,
+					768 << 10 };
 static const uint64_t bk_sizes[4] = { 64 << 10, 128 << 10, 1 << 20,
 				      4 << 20 };
 

@@ -97,19 +97,35 @@ def device():
     p += [13, 14, 0x25, 15, 12, 13]
     put("device", "kinds", p)
 
-    # zbud, 64K limit, backing file, shrinkable: writes past the limit,
-    # the shrinker played, reads back from the backing file
+    # zbud, the smallest limit (512K), backing file, shrinkable: writes
+    # past the limit (768K of random sectors, 4 a write), the shrinker
+    # played, reads back from the backing file
     p = [0x01 | 0x02 | 0x08, 0x00, 0x00]
-    for i in range(40):
-        p += dev_write(0, i * 4096, 0, 2 + (i % 2), i)
+    for i in range(48):
+        p += dev_write(0, i * 16384, 3, 3, i)
     p += [11] + u16(4096) + dev_read(3, 0, 60000) + [13]
     put("device", "zbud-limit-backing", p)
 
-    # the write path's hooks: wait_room, then an eager kick
+    # the write path's hooks: wait_room, then an eager kick (past the
+    # 512K limit, as above)
     for c2, name in ((1, "hooks-wait-room"), (3, "hooks-eager-kick")):
         p = [0x01 | 0x02 | 0x08, 0x00, c2]
-        for i in range(60):
-            p += dev_write(0, i * 4096, 0, 2 + (i % 2), i)
+        for i in range(48):
+            p += dev_write(0, i * 16384, 3, 3, i)
+        p += dev_read(3, 0, 60000) + [13]
+        put("device", name, p)
+
+    # at the 512K limit, no backing file (zsmalloc), then with one and the
+    # hooks: small writes into empty sectors and zeroes of parts of full
+    # ones, read-modify-writes that need a new object when there is no room
+    for c0, c2, name in ((0x02, 0, "limit-partial"),
+                         (0x02 | 0x08, 3, "hooks-partial")):
+        p = [c0, 0x00, c2]
+        for i in range(48):
+            p += dev_write(0, i * 16384, 3, 3, i)
+        for i in range(8):
+            p += dev_write(1, (200 + i) * 4096 + 100, 500, 3, i)
+            p += [8] + dev_range(1, i * 4096 + 7, 300)
         p += dev_read(3, 0, 60000) + [13]
         put("device", name, p)
 
@@ -122,6 +138,15 @@ def device():
     p += [11] + u16(2048) + [0, 4, 5, 6, 7, 4 + 8, 5 + 16, 0, 3] + [13]
     p += dev_read(3, 0, 60000)
     put("device", "zsmalloc-limit-backing-hooks", p)
+
+    # store hooks at the 512K limit: overwrites with random data during
+    # the eviction find no room (-ENOSPC), the evicted copy is dropped
+    p = [0x02 | 0x08, 0x20 | 0x80, 0x00]
+    for i in range(48):
+        p += dev_write(0, i * 16384, 3, 3, i)
+    p += [11] + u16(2048) + [28, 28 | 0x40, 4 + 5 * 8, 28, 0, 28, 3, 0]
+    p += [13] + dev_read(3, 0, 60000)
+    put("device", "limit-store-hooks", p)
 
     # idle writeback: two passes move what was not touched in between
     p = [0x08, 0x00, 0x00]

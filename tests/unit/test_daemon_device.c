@@ -310,11 +310,15 @@ START_TEST(test_stats)
 }
 END_TEST
 
-/* Over mem_limit: ENOSPC, old data readable, room again after a trim. */
+/*
+ * Over mem_limit: ENOSPC, old data readable, room again after a trim. The
+ * smallest limit allowed holds a good number of incompressible sectors
+ * with either allocator, beyond the pool's own metadata (device.h).
+ */
 START_TEST(test_mem_limit)
 {
 	const char *be = backends[_i];
-	uint64_t limit = 256 * 1024, size = 4 << 20;
+	uint64_t limit = ZDEV_MEM_LIMIT_MIN, size = 4 << 20;
 	struct zdev *dev = make_dev(be, size, limit, false);
 	unsigned char *shadow = calloc(1, size), buf[SEC];
 	uint64_t s = seed, sec;
@@ -328,7 +332,9 @@ START_TEST(test_mem_limit)
 		memcpy(shadow + sec * SEC, buf, SEC);
 	}
 	ck_assert_int_eq(r, -ENOSPC);
-	ck_assert_uint_gt(sec, 8);
+	printf("test_mem_limit %s: %llu sectors in %llu bytes\n", be,
+	       (unsigned long long)sec, (unsigned long long)limit);
+	ck_assert_uint_ge(sec, 64);
 	/*
 	 * A refused object is freed at once, but a backend may keep a few
 	 * bytes of metadata it grew for it (zsmalloc's handle table): allow

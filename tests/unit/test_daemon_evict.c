@@ -134,13 +134,14 @@ static uint64_t slots_used(struct rig *r)
 START_TEST(test_limit)
 {
 	const char *be = backends[_i];
-	const uint64_t nsec = 1024, size = nsec * SEC, limit = 256 * KiB;
+	const uint64_t nsec = 1024, size = nsec * SEC;
+	const uint64_t limit = ZDEV_MEM_LIMIT_MIN;
 	unsigned char *shadow = calloc(1, size), buf[2 * SEC];
 	uint64_t s = seed + 1, freed, before;
 	struct rig r;
 
 	rig_open(&r, be, size, limit, 0, 0, 0);
-	/* 4 MiB through a 256 KiB pool: whole and partial writes. */
+	/* 4 MiB through the smallest pool: whole and partial writes. */
 	for (uint64_t i = 0; i < nsec; i++) {
 		uint64_t sec = (i * 389) % nsec; /* a scattered order */
 		enum kind k = (enum kind)(1 + rnd(&s) % (K_NKINDS - 1));
@@ -227,13 +228,13 @@ static void flip(int fd, off_t off)
 START_TEST(test_corrupt)
 {
 	const char *be = backends[_i];
-	const uint64_t nsec = 256, size = nsec * SEC;
+	const uint64_t nsec = 512, size = nsec * SEC;
 	unsigned char *shadow = calloc(1, size), buf[SEC];
 	uint64_t s = seed + 2, bad[3], errs;
 	int fd, nbad = 0;
 	struct rig r;
 
-	rig_open(&r, be, size, 256 * KiB, 0, 0, 0);
+	rig_open(&r, be, size, ZDEV_MEM_LIMIT_MIN, 0, 0, 0);
 	for (uint64_t sec = 0; sec < nsec; sec++) {
 		fill(buf, SEC, sec % 3 ? K_MIXED : K_RANDOM, &s);
 		ck_assert_int_eq(zdev_write(r.dev, buf, SEC, sec * SEC, false),
@@ -303,7 +304,7 @@ START_TEST(test_full)
 	int rc = 0;
 
 	/* 64 KiB of file holds at most 14 raw sectors. */
-	rig_open(&r, be, size, 256 * KiB, BACKING_MIN_SIZE, 0, 0);
+	rig_open(&r, be, size, ZDEV_MEM_LIMIT_MIN, BACKING_MIN_SIZE, 0, 0);
 	for (uint64_t sec = 0; sec < nsec; sec++) {
 		fill(buf, SEC, K_RANDOM, &s);
 		shrinker_get_stats(zwb_shrinker(r.wb), &st0);

@@ -185,8 +185,8 @@ START_TEST(test_every_key)
 	set_ok("stats", path);
 	ck_assert_str_eq(p.stats, path);
 	set_ok("stats_interval", "0");
-	set_ok("mem_limit", "64K");
-	ck_assert_uint_eq(p.mem_limit, 65536);
+	set_ok("mem_limit", "512K");
+	ck_assert_uint_eq(p.mem_limit, 524288);
 	snprintf(path, sizeof(path), "%s/backing", dir);
 	set_ok("backing", path);
 	set_ok("backing_size", "1G");
@@ -221,7 +221,7 @@ START_TEST(test_bad_values)
 	set_bad("stats", "", "stats=: empty path", NULL);
 	set_bad("stats_interval", "86401", "out of range", NULL);
 	set_bad("mem_limit", "4K", "mem_limit=4K: too small to hold a single",
-		"at least 64K");
+		"at least 512K");
 	set_bad("mem_limit", "1Z", "bad size suffix", NULL);
 	set_bad("backing_size", "-5", "not a number", NULL);
 	set_bad("writeback_idle", "9999999", "out of range", NULL);
