@@ -5,10 +5,11 @@
  *   nbdkit ./build/nbdkit-zramd-plugin.so 4G [key=value ...]
  *   nbdkit zramd 4G                       (after make install)
  *
- * Everything of substance is in device.c (the data path), params.c (the
- * keys and the config file), writeback.c (backing file and shrinker) and
- * bg.c (stats file and compaction); this file maps nbdkit callbacks onto
- * them. The lifecycle:
+ * Everything of substance is in device.c (the data path), evict.c
+ * (moving pool objects to the backing file), params.c (the keys and the
+ * config file), writeback.c (backing file and shrinker) and bg.c (stats
+ * file and compaction); this file maps nbdkit callbacks onto them. The
+ * lifecycle:
  *
  *   .load             defaults
  *   .config           one key (the bare "4G" comes as size=4G)
