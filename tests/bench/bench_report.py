@@ -6,6 +6,8 @@ the kernel zram row ("x zram") of the same run: value divided by reference.
 For IOPS higher is better; for times and memory lower is better.
 """
 
+import os
+
 MiB = 1 << 20
 
 REF = ("memory", "zram")
@@ -337,5 +339,17 @@ def render(res):
           "Evictions and backing-file reads per second come from the stats "
           "file's bd_writes and bd_reads counters, timed by the file's own "
           "write times.\n\n" % cfg["runtime"],
-          shrinker(r)]
+          shrinker(r),
+          analysis()]
     return "".join(md), tgt
+
+
+def analysis():
+    """tests/bench/analysis.md, profiles taken by hand: appended as is."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                        "analysis.md")
+    try:
+        with open(path) as f:
+            return "\n" + f.read()
+    except FileNotFoundError:
+        return ""
