@@ -42,14 +42,51 @@ static void commit_backing(struct zdev *dev, struct sect_ref *ref,
 	zstat_add(&dev->live, ZSTAT_bd_writes, 1);
 }
 
+/*
+ * Store the @len bytes at @buf, copied from @sector's pool object, on the
+ * backing file, then move the entry there if it still holds the object
+ * copied: entry @expect's handle, in state POOL (with @exact, @expect's
+ * metadata bit for bit, idle mark included). Takes and drops the stripe
+ * lock; must be called without it.
+ *
+ * Return: 1 if the sector moved; 0 if its entry changed meanwhile (the
+ * slot is released again: the writer that changed it owns the sector);
+ * or the negative errno of the store, counted in bd_failed.
+ */
+static int store_and_commit(struct zdev *dev, uint64_t sector,
+			    const void *buf, unsigned int len,
+			    struct sect_entry expect, bool exact)
+{
+	struct sect_entry cur;
+	struct sect_ref ref;
+	int64_t slot;
+
+	slot = dev->backing.store(dev->backing.ctx, sector, buf, len);
+	if (slot < 0) {
+		zstat_add(&dev->live, ZSTAT_bd_failed, 1);
+		return (int)slot;
+	}
+	sect_lock(dev->tab, sector, &ref);
+	cur = sect_ref_get(&ref);
+	if (sect_state(cur) != SECT_POOL || cur.val != expect.val ||
+	    (exact && cur.meta != expect.meta)) {
+		sect_unlock(&ref);
+		if (dev->backing.release)
+			dev->backing.release(dev->backing.ctx, (uint64_t)slot);
+		return 0;
+	}
+	commit_backing(dev, &ref, cur, slot);
+	return 1;
+}
+
 int zdev_evict(struct zdev *dev, uint64_t sector, unsigned long handle)
 {
 	unsigned char *buf = codec_scratch(1);
-	struct sect_entry e, cur;
+	struct sect_entry e;
 	struct sect_ref ref;
 	unsigned int len;
-	int64_t slot;
 	void *p;
+	int r;
 
 	if (!dev->has_backing)
 		return -ENOSPC;
@@ -66,22 +103,8 @@ int zdev_evict(struct zdev *dev, uint64_t sector, unsigned long handle)
 	p = zpool_map_handle(dev->pool, handle, ZPOOL_MM_RO);
 	memcpy(buf, p, len);
 	zpool_unmap_handle(dev->pool, handle);
-	slot = dev->backing.store(dev->backing.ctx, sector, buf, len);
-	if (slot < 0) {
-		zstat_add(&dev->live, ZSTAT_bd_failed, 1);
-		return (int)slot;
-	}
-
-	sect_lock(dev->tab, sector, &ref);
-	cur = sect_ref_get(&ref);
-	if (sect_state(cur) != SECT_POOL || cur.val != handle) {
-		sect_unlock(&ref);
-		if (dev->backing.release)
-			dev->backing.release(dev->backing.ctx, (uint64_t)slot);
-		return 0;
-	}
-	commit_backing(dev, &ref, cur, slot);
-	return 0;
+	r = store_and_commit(dev, sector, buf, len, e, false);
+	return r < 0 ? r : 0;
 }
 
 /*
@@ -97,11 +120,11 @@ static int idle_one(struct zdev *dev, uint64_t sector,
 		    struct zdev_idle_result *res)
 {
 	unsigned char *buf = codec_scratch(1);
-	struct sect_entry e, cur;
+	struct sect_entry e;
 	struct sect_ref ref;
 	unsigned int len;
-	int64_t slot;
 	void *p;
+	int r;
 
 	sect_lock(dev->tab, sector, &ref);
 	e = sect_ref_get(&ref);
@@ -121,20 +144,9 @@ static int idle_one(struct zdev *dev, uint64_t sector,
 	zpool_unmap_handle(dev->pool, (unsigned long)e.val);
 	sect_unlock(&ref);
 
-	slot = dev->backing.store(dev->backing.ctx, sector, buf, len);
-	if (slot < 0) {
-		zstat_add(&dev->live, ZSTAT_bd_failed, 1);
-		return (int)slot;
-	}
-	sect_lock(dev->tab, sector, &ref);
-	cur = sect_ref_get(&ref);
-	if (cur.val != e.val || cur.meta != e.meta) {
-		sect_unlock(&ref);
-		if (dev->backing.release)
-			dev->backing.release(dev->backing.ctx, (uint64_t)slot);
-		return 0;
-	}
-	commit_backing(dev, &ref, cur, slot);
+	r = store_and_commit(dev, sector, buf, len, e, true);
+	if (r <= 0)
+		return r;
 	res->evicted++;
 	res->bytes += len;
 	return 0;

@@ -162,6 +162,17 @@ static void send_sentinel(void)
 	close(s);
 }
 
+/* Nothing was sent to the path socket: the sentinel is the next message. */
+static void expect_nothing_sent(void)
+{
+	char buf[512];
+
+	setenv("NOTIFY_SOCKET", sock_path, 1);
+	send_sentinel();
+	recv_msg(buf, sizeof buf);
+	ck_assert_str_eq(buf, SENTINEL);
+}
+
 /* Reads up to the sentinel; returns how many messages equal @what. */
 static int drain_count(const char *what)
 {
@@ -180,20 +191,13 @@ static int drain_count(const char *what)
 
 START_TEST(test_no_socket_sends_nothing)
 {
-	char buf[512];
-
 	unsetenv("NOTIFY_SOCKET");
 	watchdog_env(20000, getpid());
 	ck_assert_int_eq(notify_start(&ops), 0);
 	usleep(200000); /* ten watchdog periods, if a thread had started */
 	notify_stop();
 	ck_assert_int_eq(nprobes(), 0);
-
-	/* Nothing reached the socket: the sentinel comes first. */
-	setenv("NOTIFY_SOCKET", sock_path, 1);
-	send_sentinel();
-	recv_msg(buf, sizeof buf);
-	ck_assert_str_eq(buf, SENTINEL);
+	expect_nothing_sent();
 }
 END_TEST
 
@@ -410,16 +414,11 @@ END_TEST
 /* A NOTIFY_SOCKET that is neither a path nor "@name": nothing breaks. */
 START_TEST(test_bad_socket_name)
 {
-	char buf[512];
-
 	setenv("NOTIFY_SOCKET", "relative/notify", 1);
 	ck_assert_int_eq(notify_start(&ops), 0);
 	notify_stop();
 	ck_assert_int_eq(nerrors(), 0);
-	setenv("NOTIFY_SOCKET", sock_path, 1);
-	send_sentinel();
-	recv_msg(buf, sizeof buf);
-	ck_assert_str_eq(buf, SENTINEL);
+	expect_nothing_sent();
 }
 END_TEST
 
