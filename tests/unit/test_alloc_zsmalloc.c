@@ -266,14 +266,28 @@ struct objset {
 	size_t n;
 };
 
-static void objset_fill(struct zpool *pool, struct objset *os, size_t n,
-			uint64_t *st)
+/* Room for @n objects, none allocated yet. */
+static void objset_alloc(struct objset *os, size_t n)
 {
 	os->h = calloc(n, sizeof(*os->h));
 	os->len = calloc(n, sizeof(*os->len));
 	os->seed = calloc(n, sizeof(*os->seed));
 	ck_assert(os->h && os->len && os->seed);
 	os->n = n;
+}
+
+/* Frees the arrays only; the objects go with their pool. */
+static void objset_release(struct objset *os)
+{
+	free(os->h);
+	free(os->len);
+	free(os->seed);
+}
+
+static void objset_fill(struct zpool *pool, struct objset *os, size_t n,
+			uint64_t *st)
+{
+	objset_alloc(os, n);
 	for (size_t i = 0; i < n; i++) {
 		os->len[i] = tz_size(st);
 		os->seed[i] = tz_next(st);
@@ -296,9 +310,7 @@ static void objset_free(struct zpool *pool, struct objset *os)
 {
 	for (size_t i = 0; i < os->n; i++)
 		zpool_free(pool, os->h[i]);
-	free(os->h);
-	free(os->len);
-	free(os->seed);
+	objset_release(os);
 }
 
 /*
@@ -527,6 +539,32 @@ static int log_evict(void *ctx, struct zpool *pool, unsigned long handle,
 	return 0;
 }
 
+/*
+ * A pool whose evictions are logged in a new *@l, and room for @n objects
+ * in @os; log_pool_destroy() undoes it all.
+ */
+static struct zpool *log_pool(struct evict_log **l, struct objset *os,
+			      size_t n)
+{
+	struct zpool *pool;
+
+	*l = calloc(1, sizeof(**l));
+	ck_assert_ptr_nonnull(*l);
+	pool = tz_create(&(struct zpool_ops){log_evict, *l});
+	(*l)->pool = pool;
+	(*l)->os = os;
+	objset_alloc(os, n);
+	return pool;
+}
+
+static void log_pool_destroy(struct zpool *pool, struct evict_log *l,
+			     struct objset *os)
+{
+	zpool_destroy_pool(pool);
+	objset_release(os);
+	free(l);
+}
+
 /* Allocates object @i of @os (length set) into the pool. */
 static void put_obj(struct zpool *pool, struct objset *os, size_t i, size_t len)
 {
@@ -543,23 +581,15 @@ static void put_obj(struct zpool *pool, struct objset *os, size_t i, size_t len)
  */
 START_TEST(test_shrink_lru)
 {
-	struct evict_log *l = calloc(1, sizeof(*l));
+	struct evict_log *l;
 	struct objset os = {0};
-	struct zpool *pool;
+	struct zpool *pool = log_pool(&l, &os, 1024);
 	struct zs_class_info a, b;
 	uint32_t za1, zb1, za2, want[3];
 	size_t n = 0, i, lena = 1000, lenb = 2000;
 	size_t rel;
 	int k;
 
-	ck_assert_ptr_nonnull(l);
-	pool = tz_create(&(struct zpool_ops){log_evict, l});
-	l->pool = pool;
-	l->os = &os;
-	os.h = calloc(1024, sizeof(*os.h));
-	os.len = calloc(1024, sizeof(*os.len));
-	os.seed = calloc(1024, sizeof(*os.seed));
-	os.n = 1024;
 	zs_test_class_info(pool, zs_test_size_class(pool, lena), &a);
 	zs_test_class_info(pool, zs_test_size_class(pool, lenb), &b);
 	ck_assert_uint_ne(a.slot, b.slot);
@@ -594,11 +624,7 @@ START_TEST(test_shrink_lru)
 	ck_assert_uint_ge(rel, (2 * a.pages + b.pages) * ZS_PAGE_SIZE);
 	for (i = 0; i < n; i++)
 		ck_assert_uint_eq(os.h[i], 0);
-	zpool_destroy_pool(pool);
-	free(os.h);
-	free(os.len);
-	free(os.seed);
-	free(l);
+	log_pool_destroy(pool, l, &os);
 }
 END_TEST
 
@@ -609,19 +635,11 @@ END_TEST
  */
 START_TEST(test_shrink_cached)
 {
-	struct evict_log *l = calloc(1, sizeof(*l));
+	struct evict_log *l;
 	struct objset os = {0};
-	struct zpool *pool;
+	struct zpool *pool = log_pool(&l, &os, 4);
 	size_t rel;
 
-	ck_assert_ptr_nonnull(l);
-	pool = tz_create(&(struct zpool_ops){log_evict, l});
-	l->pool = pool;
-	l->os = &os;
-	os.h = calloc(4, sizeof(*os.h));
-	os.len = calloc(4, sizeof(*os.len));
-	os.seed = calloc(4, sizeof(*os.seed));
-	os.n = 4;
 	for (size_t i = 0; i < 4; i++)
 		put_obj(pool, &os, i, ZPOOL_MAX_SIZE);
 	/* Not the page taken last: into the cache. */
@@ -638,11 +656,7 @@ START_TEST(test_shrink_cached)
 	ck_assert_int_eq(l->n, 2);
 	ck_assert_int_eq(zpool_shrink(pool, ZS_PAGE_SIZE, &rel), -ENOENT);
 	ck_assert_uint_eq(rel, 0);
-	zpool_destroy_pool(pool);
-	free(os.h);
-	free(os.len);
-	free(os.seed);
-	free(l);
+	log_pool_destroy(pool, l, &os);
 }
 END_TEST
 

@@ -267,14 +267,20 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 
 # --- the scenarios --------------------------------------------------------
 
-scenario_ext4() {
+# begin NAME SIZE MEM TIMEOUT [KERNEL_ARG...]: a fresh work folder, nbdkit
+# serving a SIZE device, and the guest booted for scenario NAME (see
+# boot). If either fails, NAME's FAIL is reported and 1 returned.
+begin() {
+	local name=$1 size=$2
+	shift 2
 	new_work
-	start_nbdkit $(dev_args 256M) ||
-		{ result FAIL ext4 "nbdkit did not start: $(head -1 "$work/nbdkit.log")"; return; }
-	if ! boot ext4 256 300; then
-		result FAIL ext4 "$why"
-		return
-	fi
+	start_nbdkit $(dev_args "$size") ||
+		{ result FAIL "$name" "nbdkit did not start: $(head -1 "$work/nbdkit.log")"; return 1; }
+	boot "$name" "$@" || { result FAIL "$name" "$why"; return 1; }
+}
+
+scenario_ext4() {
+	begin ext4 256M 256 300 || return
 	echo "vm-ext4: $(ginfo files) files (and $(ginfo others) directories and symlinks), $(ginfo bytes) copied, checked after remount;$(show_steps); ${boot_secs}s"
 	stop_nbdkit
 	[ "$PLUGIN" = memory ] ||
@@ -324,13 +330,7 @@ SWAP_MIB=${VM_SWAP_MIB:-160}
 SWAP_MEM=${VM_SWAP_MEM:-160}
 
 scenario_swap() {
-	new_work
-	start_nbdkit $(dev_args 256M) ||
-		{ result FAIL swap "nbdkit did not start: $(head -1 "$work/nbdkit.log")"; return; }
-	if ! boot swap "$SWAP_MEM" 600 zvm.swap_mib=$SWAP_MIB; then
-		result FAIL swap "$why"
-		return
-	fi
+	begin swap 256M "$SWAP_MEM" 600 zvm.swap_mib=$SWAP_MIB || return
 	grep '^vmprog:' <(tr -d '\r' <"$work/console.log") | sed 's/^/vm-swap: /'
 	if check_swap swap; then
 		echo "vm-swap:$(show_steps); ${boot_secs}s"
@@ -386,13 +386,7 @@ scenario_shrink() {
 # Write, detach, attach again, over one nbdkit; then the host reads the
 # device itself and compares every byte with what vmprog makes.
 scenario_reconnect() {
-	new_work
-	start_nbdkit $(dev_args 64M) ||
-		{ result FAIL reconnect "nbdkit did not start: $(head -1 "$work/nbdkit.log")"; return; }
-	if ! boot reconnect 160 300; then
-		result FAIL reconnect "$why"
-		return
-	fi
+	begin reconnect 64M 160 300 || return
 	local a=$SEED b=$((SEED + 1000))
 	{
 		"$VMPROG" gen $a 0 4096
