@@ -17,13 +17,13 @@
 #include "stats.h"
 
 const char *const zstat_names[ZSTAT_COUNT] = {
-#define ZSTAT_NAME(name, desc) #name,
+#define ZSTAT_NAME(name, type, unit, desc) #name,
 	ZRAMD_STATS(ZSTAT_NAME)
 #undef ZSTAT_NAME
 };
 
 const char *const zstat_descriptions[ZSTAT_COUNT] = {
-#define ZSTAT_DESC(name, desc) desc,
+#define ZSTAT_DESC(name, type, unit, desc) desc,
 	ZRAMD_STATS(ZSTAT_DESC)
 #undef ZSTAT_DESC
 };

@@ -18,10 +18,10 @@
 #include "zramd_stats.h"
 
 enum zstat {
-#define ZSTAT_ENUM(name, desc) ZSTAT_##name,
+#define ZSTAT_ENUM(name, type, unit, desc) ZSTAT_##name,
 	ZRAMD_STATS(ZSTAT_ENUM)
 #undef ZSTAT_ENUM
-	ZSTAT_COUNT
+		ZSTAT_COUNT
 };
 
 /* A snapshot of every counter of a device. */

@@ -44,29 +44,30 @@
 #define ALLOCATOR_MAX  32
 
 enum stat_id {
-#define X(name, desc) STAT_##name,
+#define X(name, type, unit, desc) STAT_##name,
 	ZRAMD_STATS(X)
 #undef X
 		NR_STATS
 };
 
 static const char *const stat_names[NR_STATS] = {
-#define X(name, desc) [STAT_##name] = #name,
+#define X(name, type, unit, desc) [STAT_##name] = #name,
 	ZRAMD_STATS(X)
 #undef X
 };
 
 static const char *const stat_descs[NR_STATS] = {
-#define X(name, desc) [STAT_##name] = desc,
+#define X(name, type, unit, desc) [STAT_##name] = desc,
 	ZRAMD_STATS(X)
 #undef X
 };
 
 /* Counters that are sizes in bytes; the others count sectors or events. */
 static const bool stat_is_bytes[NR_STATS] = {
-	[STAT_disksize] = true,	       [STAT_orig_data_size] = true,
-	[STAT_compr_data_size] = true, [STAT_mem_used_total] = true,
-	[STAT_mem_limit] = true,       [STAT_mem_used_max] = true,
+#define X(name, type, unit, desc) \
+	[STAT_##name] = ZRAMD_UNIT_##unit == ZRAMD_UNIT_BYTES,
+	ZRAMD_STATS(X)
+#undef X
 };
 
 /* Without these a file says nothing useful: refuse it. */
@@ -243,7 +244,7 @@ int zramd_stats_parse(const char *buf, size_t len, struct stats_file *out,
 				return fail(err, errlen, line,
 					    "unknown stats file version "
 					    "%" PRIu64 " (zramd-stat reads "
-						       "version %d)",
+					    "version %d)",
 					    val, ZRAMD_STATS_VERSION);
 			out->version = val;
 			have_version = true;

@@ -26,29 +26,58 @@
 
 #define ZRAMD_STATS_VERSION 1
 
-/* X(name, description) — in file order. Sizes are in bytes. */
+/* The type and unit columns of ZRAMD_STATS(), as values a reader can test. */
+enum zramd_stat_type { ZRAMD_TYPE_GAUGE, ZRAMD_TYPE_COUNTER };
+enum zramd_stat_unit {
+	ZRAMD_UNIT_BYTES,
+	ZRAMD_UNIT_SECTORS,
+	ZRAMD_UNIT_EVENTS
+};
+
+/*
+ * X(name, type, unit, description) — in file order.
+ *
+ *   type  GAUGE: a level that goes up and down (sizes, current counts);
+ *         COUNTER: a total since start that only grows.
+ *   unit  BYTES, SECTORS (4 KiB sectors of the device) or EVENTS.
+ *
+ * Every new counter states both, so that readers (zramd-stat's table,
+ * --json and the Prometheus exposition) need no list of their own.
+ */
 #define ZRAMD_STATS(X)                                                        \
-	X(disksize, "virtual size of the device")                             \
-	X(orig_data_size, "uncompressed bytes stored (holes excluded)")       \
-	X(compr_data_size, "compressed bytes stored")                         \
-	X(mem_used_total, "bytes of memory the pool holds from the OS")       \
-	X(mem_limit, "the most memory the pool may hold (0: no limit)")       \
-	X(mem_used_max, "the highest mem_used_total seen")                    \
-	X(same_pages, "sectors stored as one repeated 8-byte word")           \
-	X(pages_compacted, "pages freed by compaction")                       \
-	X(huge_pages, "sectors stored uncompressed")                          \
-	X(failed_reads, "reads that failed")                                  \
-	X(failed_writes, "writes that failed")                                \
-	X(invalid_io, "requests refused as invalid")                          \
-	X(notify_free, "sectors freed by trim or write-zeroes")               \
-	X(bd_count, "sectors currently on the backing file")                  \
-	X(bd_reads, "sectors read back from the backing file")                \
-	X(bd_writes, "sectors written to the backing file")                   \
-	X(bd_failed, "writebacks to the backing file that failed")            \
-	X(bd_checksum_errors, "backing-file reads that failed their checksum") \
-	X(evict_limit, "sectors evicted because of mem_limit")                \
-	X(evict_psi, "sectors evicted because of memory pressure (PSI)")      \
-	X(evict_cgroup, "sectors evicted because of the cgroup memory limit") \
-	X(evict_idle, "sectors evicted because they were idle")
+	X(disksize, GAUGE, BYTES, "virtual size of the device")               \
+	X(orig_data_size, GAUGE, BYTES,                                       \
+	  "uncompressed bytes stored (holes excluded)")                       \
+	X(compr_data_size, GAUGE, BYTES, "compressed bytes stored")           \
+	X(mem_used_total, GAUGE, BYTES,                                       \
+	  "bytes of memory the pool holds from the OS")                       \
+	X(mem_limit, GAUGE, BYTES,                                            \
+	  "the most memory the pool may hold (0: no limit)")                  \
+	X(mem_used_max, GAUGE, BYTES, "the highest mem_used_total seen")      \
+	X(same_pages, GAUGE, SECTORS,                                         \
+	  "sectors stored as one repeated 8-byte word")                       \
+	X(pages_compacted, COUNTER, EVENTS, "pages freed by compaction")      \
+	X(huge_pages, GAUGE, SECTORS, "sectors stored uncompressed")          \
+	X(failed_reads, COUNTER, EVENTS, "reads that failed")                 \
+	X(failed_writes, COUNTER, EVENTS, "writes that failed")               \
+	X(invalid_io, COUNTER, EVENTS, "requests refused as invalid")         \
+	X(notify_free, COUNTER, SECTORS,                                      \
+	  "sectors freed by trim or write-zeroes")                            \
+	X(bd_count, GAUGE, SECTORS, "sectors currently on the backing file")  \
+	X(bd_reads, COUNTER, SECTORS,                                         \
+	  "sectors read back from the backing file")                          \
+	X(bd_writes, COUNTER, SECTORS, "sectors written to the backing file") \
+	X(bd_failed, COUNTER, EVENTS,                                         \
+	  "writebacks to the backing file that failed")                       \
+	X(bd_checksum_errors, COUNTER, EVENTS,                                \
+	  "backing-file reads that failed their checksum")                    \
+	X(evict_limit, COUNTER, SECTORS,                                      \
+	  "sectors evicted because of mem_limit")                             \
+	X(evict_psi, COUNTER, SECTORS,                                        \
+	  "sectors evicted because of memory pressure (PSI)")                 \
+	X(evict_cgroup, COUNTER, SECTORS,                                     \
+	  "sectors evicted because of the cgroup memory limit")               \
+	X(evict_idle, COUNTER, SECTORS,                                       \
+	  "sectors evicted because they were idle")
 
 #endif /* ZRAMD_STATS_H */
