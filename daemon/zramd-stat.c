@@ -759,7 +759,7 @@ static int watch(const char *const *argv_paths, size_t nargs, double secs)
 		n = load(paths, npaths, devs, &failed);
 		t = now_s();
 		if (failed || n == 0) {
-			/* A device that stopped removes its stats file. */
+			/* The stats file went away: the device is gone. */
 			fprintf(stderr,
 				"%s: a stats file went away; stopping\n",
 				progname);
