@@ -739,6 +739,7 @@ static int watch(const char *const *argv_paths, size_t nargs, double secs)
 					"%s: no stats file in %s: no device "
 					"is running\n",
 					progname, ZRAMD_STATS_DIR);
+				status = 1;
 				break;
 			}
 			paths = (const char *const *)g.gl_pathv;
