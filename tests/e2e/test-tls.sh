@@ -13,6 +13,7 @@
 # from them (num_reads and num_writes unchanged) and still hold the first
 # bytes. Only unix sockets: nothing leaves the machine.
 source "$(dirname "$0")/functions.sh"
+source "$(dirname "$0")/tls_certs.sh"
 requires nbdkit
 requires nbdcopy
 requires psktool "gnutls-bin is not installed"
@@ -72,35 +73,9 @@ else
 fi
 
 # --- X.509 ---
-# mk_ca DIR: a self-signed CA in DIR. mk_cert CA KEYFILE CERTFILE INFO...
-mk_ca() {
-	certtool --generate-privkey --outfile "$1/ca-key.pem" &&
-		printf 'cn = zramd test CA\nca\ncert_signing_key\nexpiration_days = 2\n' >"$1/ca.info" &&
-		certtool --generate-self-signed --load-privkey "$1/ca-key.pem" \
-			--template "$1/ca.info" --outfile "$1/ca-cert.pem"
-}
-mk_cert() {
-	local ca=$1 key=$2 cert=$3
-	shift 3
-	printf '%s\n' "$@" 'encryption_key' 'signing_key' 'expiration_days = 2' >"$cert.info" &&
-		certtool --generate-privkey --outfile "$key" &&
-		certtool --generate-certificate --load-ca-certificate "$ca/ca-cert.pem" \
-			--load-ca-privkey "$ca/ca-key.pem" --load-privkey "$key" \
-			--template "$cert.info" --outfile "$cert"
-}
 x=$TMP/x509
-mkdir -p "$x"/{ca,ca2,server,client,stranger,nocert}
-{
-	mk_ca "$x/ca" && mk_ca "$x/ca2" &&
-		mk_cert "$x/ca" "$x/server/server-key.pem" "$x/server/server-cert.pem" \
-			'cn = localhost' 'dns_name = localhost' 'tls_www_server' &&
-		mk_cert "$x/ca" "$x/client/client-key.pem" "$x/client/client-cert.pem" \
-			'cn = client' 'tls_www_client' &&
-		mk_cert "$x/ca2" "$x/stranger/client-key.pem" "$x/stranger/client-cert.pem" \
-			'cn = client' 'tls_www_client'
-} >"$TMP/certtool.log" 2>&1
+make_certs "$x"
 check "certtool made the CA and the certificates" [ -s "$x/stranger/client-cert.pem" ]
-for d in server client stranger nocert; do cp "$x/ca/ca-cert.pem" "$x/$d/"; done
 if ZRAMD_NBDKIT_OPTS="--tls=require --tls-certificates=$x/server --tls-verify-peer" \
 	start_zramd size=16M; then
 	base="nbds+unix:///?socket=$SOCK"
