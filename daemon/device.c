@@ -496,6 +496,7 @@ int zdev_read(struct zdev *dev, void *buf, size_t len, uint64_t off)
 			return r;
 		}
 	}
+	zstat_add(&dev->live, ZSTAT_num_reads, 1);
 	return 0;
 }
 
@@ -524,6 +525,7 @@ int zdev_write(struct zdev *dev, const void *buf, size_t len, uint64_t off,
 			return r;
 		}
 	}
+	zstat_add(&dev->live, ZSTAT_num_writes, 1);
 	return 0;
 }
 

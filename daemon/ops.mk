@@ -12,7 +12,7 @@ NOTIFY_LIBS =
 
 ZRAMD_STAT := $(BUILD)/zramd-stat
 
-$(ZRAMD_STAT): $(BUILD)/daemon/zramd-stat.o
+$(ZRAMD_STAT): $(BUILD)/daemon/zramd-stat.o $(BUILD)/daemon/zramd-stat-prom.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^
 
 ALL_TARGETS += $(NOTIFY_OBJ) $(ZRAMD_STAT)

@@ -2,7 +2,8 @@
 /*
  * zramd-stat - show the stats of zramd devices, like zramctl(8) for zram
  *
- *   zramd-stat [--json | --all] [--bytes] [STATSFILE...]
+ *   zramd-stat [--json | --all | --prometheus [--output PATH] |
+ *              --watch [SECONDS]] [--bytes] [STATSFILE...]
  *
  * Each running device rewrites its stats file every few seconds (format:
  * include/zramd_stats.h). With no file named, zramd-stat reads every
@@ -32,23 +33,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "zramd_stats.h"
-
-#define ZRAMD_STATS_DIR "/run/zramd"
-/* Bytes per sector: the compression unit, and what bd_count counts. */
-#define ZRAMD_SECTOR_SIZE 4096
-/* A stats file is a few hundred bytes; anything much bigger is not one. */
-#define STATS_FILE_MAX (64 * 1024)
-#define ALLOCATOR_MAX  32
-
-enum stat_id {
-#define X(name, type, unit, desc) STAT_##name,
-	ZRAMD_STATS(X)
-#undef X
-		NR_STATS
-};
+#include "zramd-stat.h"
 
 static const char *const stat_names[NR_STATS] = {
 #define X(name, type, unit, desc) [STAT_##name] = #name,
@@ -76,13 +65,6 @@ static const enum stat_id stat_required[] = {
 	STAT_orig_data_size,
 	STAT_compr_data_size,
 	STAT_mem_used_total,
-};
-
-struct stats_file {
-	uint64_t version;
-	char allocator[ALLOCATOR_MAX]; /* "" if the file has none */
-	uint64_t value[NR_STATS];
-	bool have[NR_STATS]; /* newer counters may be absent from older files */
 };
 
 int zramd_stats_parse(const char *buf, size_t len, struct stats_file *out,
@@ -301,12 +283,7 @@ int zramd_stats_parse(const char *buf, size_t len, struct stats_file *out,
 static const char *progname = "zramd-stat";
 static bool opt_bytes;
 
-enum output { OUT_TABLE, OUT_JSON, OUT_ALL };
-
-struct device {
-	const char *path;
-	struct stats_file st;
-};
+enum output { OUT_TABLE, OUT_JSON, OUT_ALL, OUT_PROM, OUT_WATCH };
 
 /* Reads a whole stats file. Return: 0, or -1 after printing why not. */
 static int read_stats(const char *path, struct stats_file *st)
@@ -431,12 +408,19 @@ enum column {
 	COL_SAME,
 	COL_HUGE,
 	COL_BACKING,
+	NR_TABLE_COLS,
+	/* --watch adds rates per second since the last refresh. */
+	COL_READS = NR_TABLE_COLS,
+	COL_WRITES,
+	COL_EVICT,
+	COL_BDREAD,
 	NR_COLS
 };
 
 static const char *const col_names[NR_COLS] = {
-	"NAME",	 "ALLOC", "DISKSIZE", "DATA", "COMPR",	 "TOTAL",
-	"RATIO", "LIMIT", "SAME",     "HUGE", "BACKING",
+	"NAME",	   "ALLOC",   "DISKSIZE", "DATA",    "COMPR",
+	"TOTAL",   "RATIO",   "LIMIT",	  "SAME",    "HUGE",
+	"BACKING", "READS/s", "WRITES/s", "EVICT/s", "BDREAD/s",
 };
 
 #define CELL_MAX 64
@@ -467,10 +451,57 @@ static void row_cells(const struct device *d, char cells[NR_COLS][CELL_MAX])
 		snprintf(cells[COL_BACKING], CELL_MAX, "-");
 }
 
-static void print_table(const struct device *devs, size_t n)
+/*
+ * The rate columns of --watch: what each counter gained since @prev, per
+ * second of @secs. A counter that went down (the daemon restarted) or is
+ * missing shows "-".
+ */
+static void rate_cells(const struct device *d, const struct device *prev,
+		       double secs, char cells[NR_COLS][CELL_MAX])
+{
+	static const enum stat_id evict[] = {STAT_evict_limit, STAT_evict_psi,
+					     STAT_evict_cgroup,
+					     STAT_evict_idle};
+	const struct {
+		int col;
+		const enum stat_id *ids;
+		size_t n;
+	} rates[] = {
+		{COL_READS, (const enum stat_id[]){STAT_num_reads}, 1},
+		{COL_WRITES, (const enum stat_id[]){STAT_num_writes}, 1},
+		{COL_EVICT, evict, sizeof evict / sizeof evict[0]},
+		{COL_BDREAD, (const enum stat_id[]){STAT_bd_reads}, 1},
+	};
+
+	for (size_t r = 0; r < sizeof rates / sizeof rates[0]; r++) {
+		uint64_t now = 0, then = 0;
+		bool ok = prev && secs > 0;
+
+		for (size_t k = 0; ok && k < rates[r].n; k++) {
+			enum stat_id id = rates[r].ids[k];
+
+			ok = d->st.have[id] && prev->st.have[id];
+			now += d->st.value[id];
+			then += prev->st.value[id];
+		}
+		if (ok && now >= then)
+			snprintf(cells[rates[r].col], CELL_MAX, "%.0f",
+				 (double)(now - then) / secs);
+		else
+			snprintf(cells[rates[r].col], CELL_MAX, "-");
+	}
+}
+
+/*
+ * The table; with @prev (--watch: the same devices at the last refresh,
+ * @secs ago, or NULL entries where a device is new) it has rate columns.
+ */
+static void print_table(const struct device *devs, size_t n,
+			const struct device *const *prev, double secs)
 {
 	char(*cells)[NR_COLS][CELL_MAX];
 	int width[NR_COLS];
+	int ncols = prev ? NR_COLS : NR_TABLE_COLS;
 	size_t i;
 	int c;
 
@@ -479,22 +510,24 @@ static void print_table(const struct device *devs, size_t n)
 		perror(progname);
 		exit(1);
 	}
-	for (c = 0; c < NR_COLS; c++)
+	for (c = 0; c < ncols; c++)
 		width[c] = strlen(col_names[c]);
 	for (i = 0; i < n; i++) {
 		row_cells(&devs[i], cells[i]);
-		for (c = 0; c < NR_COLS; c++)
+		if (prev)
+			rate_cells(&devs[i], prev[i], secs, cells[i]);
+		for (c = 0; c < ncols; c++)
 			if ((int)strlen(cells[i][c]) > width[c])
 				width[c] = strlen(cells[i][c]);
 	}
 	/* Names and words left-aligned, numbers right-aligned. */
-	for (c = 0; c < NR_COLS; c++)
+	for (c = 0; c < ncols; c++)
 		printf("%*s%s", c <= COL_ALLOC ? -width[c] : width[c],
-		       col_names[c], c == NR_COLS - 1 ? "\n" : " ");
+		       col_names[c], c == ncols - 1 ? "\n" : " ");
 	for (i = 0; i < n; i++)
-		for (c = 0; c < NR_COLS; c++)
+		for (c = 0; c < ncols; c++)
 			printf("%*s%s", c <= COL_ALLOC ? -width[c] : width[c],
-			       cells[i][c], c == NR_COLS - 1 ? "\n" : " ");
+			       cells[i][c], c == ncols - 1 ? "\n" : " ");
 	free(cells);
 }
 
@@ -574,17 +607,201 @@ static void print_all(const struct device *devs, size_t n)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: %s [--json | --all] [--bytes] [STATSFILE...]\n"
+		"Usage: %s [--json | --all | --prometheus [--output PATH] |\n"
+		"       --watch [SECONDS]] [--bytes] [STATSFILE...]\n"
 		"Show the stats of zramd devices (see zramd-stat(1)).\n"
 		"\n"
-		"  -j, --json     print JSON (raw numbers) for scripts\n"
-		"  -a, --all      print every counter, with its meaning\n"
-		"  -b, --bytes    print sizes in bytes, not in K/M/G\n"
-		"  -h, --help     print this help\n"
-		"  -V, --version  print the version\n"
+		"  -j, --json         print JSON (raw numbers) for scripts\n"
+		"  -a, --all          print every counter, with its meaning\n"
+		"  -p, --prometheus   print Prometheus metrics (text format)\n"
+		"  -o, --output PATH  with --prometheus: write PATH "
+		"atomically\n"
+		"  -w, --watch [SECS] redraw the table every SECS (default 2)\n"
+		"                     with rates per second; Ctrl-C ends it\n"
+		"  -b, --bytes        print sizes in bytes, not in K/M/G\n"
+		"  -h, --help         print this help\n"
+		"  -V, --version      print the version\n"
 		"\n"
 		"With no STATSFILE, every %s/*.stats is read.\n",
 		progname, ZRAMD_STATS_DIR);
+}
+
+/*
+ * Reads every file into @devs (room for @npaths). Return: how many were
+ * read; *@failed is set if any could not be (each said why).
+ */
+static size_t load(const char *const *paths, size_t npaths, struct device *devs,
+		   bool *failed)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < npaths; i++) {
+		devs[n].path = paths[i];
+		if (read_stats(paths[i], &devs[n].st) == 0)
+			n++;
+		else
+			*failed = true;
+	}
+	return n;
+}
+
+/* --output: a temporary file in PATH's directory, then rename. */
+static int write_prometheus(const char *path, const struct device *devs,
+			    size_t n)
+{
+	size_t len = strlen(path);
+	char *tmp = malloc(len + 8);
+	FILE *f = NULL;
+	int fd, err;
+
+	if (!tmp) {
+		perror(progname);
+		return -1;
+	}
+	snprintf(tmp, len + 8, "%s.XXXXXX", path);
+	fd = mkstemp(tmp);
+	if (fd == -1)
+		goto fail;
+	/* Readable by node_exporter's user, as the stats file is. */
+	if (fchmod(fd, 0644) == -1 || !(f = fdopen(fd, "w")))
+		goto fail;
+	if (zramd_stat_prometheus(f, devs, n) == -1 || fsync(fd) == -1)
+		goto fail;
+	if (fclose(f) == EOF) {
+		f = NULL;
+		fd = -1;
+		goto fail;
+	}
+	f = NULL;
+	fd = -1;
+	if (rename(tmp, path) == -1)
+		goto fail;
+	free(tmp);
+	return 0;
+fail:
+	err = errno;
+	fprintf(stderr, "%s: %s: %s\n", progname, path, strerror(err));
+	if (f)
+		fclose(f);
+	else if (fd != -1)
+		close(fd);
+	unlink(tmp);
+	free(tmp);
+	return -1;
+}
+
+static volatile sig_atomic_t stop_watch;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_watch = 1;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * --watch: redraw the table in place every @secs until SIGINT or SIGTERM,
+ * or until a stats file goes away (the device stopped). Devices named on
+ * the command line are re-read by name; with none, the glob runs again
+ * each time, so devices that start later appear.
+ */
+static int watch(const char *const *argv_paths, size_t nargs, double secs)
+{
+	struct device *devs = NULL, *prev = NULL;
+	const struct device **match = NULL;
+	size_t n = 0, nprev = 0, cap = 0, i, j;
+	double t = 0, tprev = 0;
+	bool tty = isatty(STDOUT_FILENO);
+	int status = 0;
+	struct sigaction sa = {.sa_handler = on_signal};
+
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	while (!stop_watch) {
+		const char *const *paths = argv_paths;
+		size_t npaths = nargs;
+		glob_t g = {0};
+		bool failed = false;
+		struct device *tmp;
+
+		if (!nargs) {
+			if (glob(ZRAMD_STATS_DIR "/*.stats", 0, NULL, &g) !=
+			    0) {
+				fprintf(stderr,
+					"%s: no stats file in %s: no device "
+					"is running\n",
+					progname, ZRAMD_STATS_DIR);
+				status = 1;
+				break;
+			}
+			paths = (const char *const *)g.gl_pathv;
+			npaths = g.gl_pathc;
+		}
+		if (npaths > cap) {
+			cap = npaths;
+			devs = realloc(devs, cap * sizeof *devs);
+			prev = realloc(prev, cap * sizeof *prev);
+			match = realloc(match, cap * sizeof *match);
+			if (!devs || !prev || !match) {
+				perror(progname);
+				status = 1;
+				globfree(&g);
+				break;
+			}
+		}
+		n = load(paths, npaths, devs, &failed);
+		t = now_s();
+		if (failed || n == 0) {
+			/* The stats file went away: the device is gone. */
+			fprintf(stderr,
+				"%s: a stats file went away; stopping\n",
+				progname);
+			globfree(&g);
+			break;
+		}
+		/* Match each device to its last sample by file name. */
+		for (i = 0; i < n; i++) {
+			match[i] = NULL;
+			for (j = 0; j < nprev; j++)
+				if (strcmp(devs[i].path, prev[j].path) == 0)
+					match[i] = &prev[j];
+		}
+		if (tty)
+			fputs("\033[H\033[2J", stdout);
+		printf("Every %gs: zramd-stat\n\n", secs);
+		print_table(devs, n, match, t - tprev);
+		if (!tty)
+			putchar('\n');
+		fflush(stdout);
+		/* Keep this round's paths alive for the next match. */
+		for (i = 0; i < n; i++)
+			devs[i].path = strdup(devs[i].path);
+		for (j = 0; j < nprev; j++)
+			free((char *)prev[j].path);
+		globfree(&g);
+		tmp = prev;
+		prev = devs;
+		devs = tmp;
+		nprev = n;
+		tprev = t;
+		for (double slept = 0; slept < secs && !stop_watch;
+		     slept += 0.1)
+			nanosleep(&(struct timespec){0, 100000000}, NULL);
+	}
+	for (j = 0; j < nprev; j++)
+		free((char *)prev[j].path);
+	free(devs);
+	free(prev);
+	free(match);
+	return status;
 }
 
 int main(int argc, char **argv)
@@ -592,6 +809,9 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'},
 		{"all", no_argument, NULL, 'a'},
+		{"prometheus", no_argument, NULL, 'p'},
+		{"output", required_argument, NULL, 'o'},
+		{"watch", no_argument, NULL, 'w'},
 		{"bytes", no_argument, NULL, 'b'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -600,18 +820,48 @@ int main(int argc, char **argv)
 	enum output out = OUT_TABLE;
 	const char *const *paths;
 	const char *fallback[] = {ZRAMD_STATS_DIR "/zramd.stats"};
+	const char *output = NULL;
 	struct device *devs;
 	glob_t g = {0};
-	size_t npaths, n = 0, i;
+	size_t npaths, n;
+	double secs = 2;
+	bool failed = false;
 	int c, status = 0;
 
-	while ((c = getopt_long(argc, argv, "jabhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "japo:wbhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			out = OUT_JSON;
 			break;
 		case 'a':
 			out = OUT_ALL;
+			break;
+		case 'p':
+			out = OUT_PROM;
+			break;
+		case 'o':
+			output = optarg;
+			break;
+		case 'w':
+			out = OUT_WATCH;
+			/* An optional SECONDS: the next word, if a number. */
+			if (optind < argc) {
+				char *end;
+				double v = strtod(argv[optind], &end);
+
+				if (end != argv[optind] && *end == '\0') {
+					if (!(v >= 0.1 && v <= 86400)) {
+						fprintf(stderr,
+							"%s: --watch %s: give "
+							"seconds from 0.1 to "
+							"86400\n",
+							progname, argv[optind]);
+						return 2;
+					}
+					secs = v;
+					optind++;
+				}
+			}
 			break;
 		case 'b':
 			opt_bytes = true;
@@ -627,6 +877,15 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (output && out != OUT_PROM) {
+		fprintf(stderr, "%s: --output goes with --prometheus\n",
+			progname);
+		return 2;
+	}
+
+	if (out == OUT_WATCH)
+		return watch((const char *const *)argv + optind,
+			     (size_t)(argc - optind), secs);
 
 	if (optind < argc) {
 		paths = (const char *const *)argv + optind;
@@ -644,21 +903,23 @@ int main(int argc, char **argv)
 		perror(progname);
 		return 1;
 	}
-	for (i = 0; i < npaths; i++) {
-		devs[n].path = paths[i];
-		if (read_stats(paths[i], &devs[n].st) == 0)
-			n++;
-		else
-			status = 1;
-	}
+	n = load(paths, npaths, devs, &failed);
+	if (failed)
+		status = 1;
 
-	if (n > 0 || out == OUT_JSON) {
+	if (out == OUT_PROM && output) {
+		/* A partial exposition would look like vanished devices. */
+		if (failed || write_prometheus(output, devs, n) == -1)
+			status = 1;
+	} else if (n > 0 || out == OUT_JSON) {
 		if (out == OUT_JSON)
 			print_json(devs, n);
 		else if (out == OUT_ALL)
 			print_all(devs, n);
+		else if (out == OUT_PROM)
+			zramd_stat_prometheus(stdout, devs, n);
 		else
-			print_table(devs, n);
+			print_table(devs, n, NULL, 0);
 	}
 	if (fflush(stdout) == EOF || ferror(stdout)) {
 		fprintf(stderr, "%s: write error: %s\n", progname,

@@ -58,6 +58,8 @@ enum zramd_stat_unit {
 	  "sectors stored as one repeated 8-byte word")                       \
 	X(pages_compacted, COUNTER, EVENTS, "pages freed by compaction")      \
 	X(huge_pages, GAUGE, SECTORS, "sectors stored uncompressed")          \
+	X(num_reads, COUNTER, EVENTS, "read requests served")                 \
+	X(num_writes, COUNTER, EVENTS, "write requests stored")               \
 	X(failed_reads, COUNTER, EVENTS, "reads that failed")                 \
 	X(failed_writes, COUNTER, EVENTS, "writes that failed")               \
 	X(invalid_io, COUNTER, EVENTS, "requests refused as invalid")         \

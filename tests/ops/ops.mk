@@ -8,6 +8,9 @@
 # each can also be run by hand: see the top of tests/ops/functions.sh.
 
 DEB_PACKAGES_EXTRA += man-db groff-base systemd
+# promtool (test-prometheus.sh), a pseudo-terminal for --watch
+# (test-stat-watch.sh), psktool and certtool (tests/e2e/test-tls.sh).
+DEB_PACKAGES_EXTRA += prometheus tmux gnutls-bin
 
 EXTRA_CFLAGS_tests/ops := -Idaemon $(call pkgcflags,check)
 

@@ -30,7 +30,8 @@ expect_file() {
 	fi
 }
 
-units="zramd.service zramd.socket zramd@.service zramd@.socket zramd-nbd@.service"
+units="zramd.service zramd.socket zramd@.service zramd@.socket zramd-nbd@.service
+	zramd-prometheus.service zramd-prometheus.timer"
 plugindir_usr=$(pkg-config --variable=plugindir nbdkit)
 
 for prefix in /usr/local /usr; do
@@ -68,7 +69,7 @@ for prefix in /usr/local /usr; do
 		expect_file "$dest$prefix/share/man/$m" 644
 	done
 	n=$(find "$dest" -type f | wc -l)
-	want=$((1 + 5 + 1 + 3))
+	want=$((1 + $(echo $units | wc -w) + 1 + 3))
 	have_plugin && want=$((want + 1))
 	check "nothing else installed ($n files, want $want)" [ "$n" -eq "$want" ]
 done

@@ -14,7 +14,7 @@ command -v systemd-analyze >/dev/null || {
 
 root=$TMP/root
 if ! $MAKE -s -C "$TOP" BUILD="$BUILD" DESTDIR="$root" \
-	install-units install-docs >"$TMP/make.log" 2>&1; then
+	install-units install-docs install-zramd-stat >"$TMP/make.log" 2>&1; then
 	cat "$TMP/make.log"
 	not_ok "make install-units install-docs"
 	finish
@@ -34,9 +34,17 @@ ln -s zramd@.service "$v/zramd@test.service"
 ln -s zramd@.socket "$v/zramd@test.socket"
 ln -s zramd-nbd@.service "$v/zramd-nbd@nbd0.service"
 units=(zramd.service zramd.socket zramd@test.service zramd@test.socket
-	zramd-nbd@nbd0.service)
+	zramd-nbd@nbd0.service zramd-prometheus.service zramd-prometheus.timer)
 check "every template has an instance here" \
-	[ "$(ls "$unitdir" | wc -l)" -eq 5 ]
+	[ "$(ls "$unitdir" | wc -l)" -eq 7 ]
+# zramd-stat is installed under $root, not on this machine: verify that
+# one (the command must exist and be executable) where it was installed.
+stat_bin=$(find "$root" -name zramd-stat -type f | head -n 1)
+check "zramd-stat installed" [ -x "$stat_bin" ]
+exec_line=$(sed -n '/^ExecStart=/{N;s/ *\\\n[[:space:]]*/ /;p}' "$v/zramd-prometheus.service")
+check "zramd-prometheus.service runs the installed zramd-stat ($exec_line)" \
+	[ "$exec_line" = "ExecStart=${stat_bin#$root} --prometheus --output /var/lib/prometheus/node-exporter/zramd.prom" ]
+sed -i "s|^ExecStart=${stat_bin#$root}|ExecStart=$stat_bin|" "$v/zramd-prometheus.service"
 
 for u in "${units[@]}"; do
 	out=$(cd "$v" && systemd-analyze verify "./$u" 2>&1)
@@ -70,7 +78,7 @@ out=$(cd "$v" && systemd-analyze verify ./zbroken.service 2>&1)
 check "verify catches an unknown key (the check above is not blind)" \
 	[ -n "$out" ]
 
-for u in zramd.service zramd@test.service; do
+for u in zramd.service zramd@test.service zramd-prometheus.service; do
 	out=$(cd "$v" && systemd-analyze security --offline=yes "./$u" 2>&1)
 	level=$(echo "$out" | sed -n 's/^→ Overall exposure level for .*: \([0-9.]*\) .*/\1/p')
 	if [ -n "$level" ] && awk -v l="$level" 'BEGIN { exit !(l <= 2.0) }'; then
