@@ -31,4 +31,11 @@ bool localswap_safe(void);
 /* "" if safe, else "not safe as local swap (...)" for STATUS= lines. */
 const char *localswap_status(void);
 
+/*
+ * mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT): every page of the
+ * process stays in RAM once touched, and untouched reservations (nbdkit's
+ * .bss, thread stacks, malloc arenas) cost nothing. Returns 0 or -errno.
+ */
+int localswap_lock(void);
+
 #endif

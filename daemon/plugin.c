@@ -216,6 +216,14 @@ static int zramd_after_fork(void)
 	 * device is not safe as local swap (see localswap.c). */
 	localswap_set_log(log_error);
 	localswap_thread();
+	if (strcmp(params.mlock, "onfault") == 0 && (r = localswap_lock()) < 0) {
+		nbdkit_error("mlock=onfault: mlockall: %s%s", strerror(-r),
+			     r == -ENOMEM || r == -EPERM
+				     ? " (raise LimitMEMLOCK=/ulimit -l, or "
+				       "give CAP_IPC_LOCK)"
+				     : "");
+		return -1;
+	}
 	if (wb && (r = zwb_start(wb)) < 0) {
 		nbdkit_error("shrinker: pthread_create: %s", strerror(-r));
 		return -1;
