@@ -318,8 +318,15 @@ static uint64_t swap_round(unsigned char *mem, uint64_t pages, uint64_t seed,
 	unsigned char want[PAGE];
 	double t0 = now(), t1;
 
-	for (uint64_t i = 0; i < pages; i++)
+	for (uint64_t i = 0; i < pages; i++) {
 		nkind[make_page(mem + i * PAGE, seed, i, 0)]++;
+		/* Progress, so that a slow guest can be told from a stuck one. */
+		if ((i + 1) % (64u << 8) == 0) {
+			printf("vmprog: round %d: %" PRIu64 " MiB written, %.1f s\n",
+			       round, (i + 1) >> 8, now() - t0);
+			fflush(stdout);
+		}
+	}
 	t1 = now();
 	/* In the order written: the first pages are the coldest, so most
 	 * of them are out on swap, and swap readahead works forwards. */
