@@ -418,17 +418,17 @@ scenario_reconnect() {
 # inside the guest (mkguest.sh puts them there), and the guest attaches
 # them with systemd/zramd-swap, as the unit does. VM_LOCAL_MEM (MiB, default
 # 256) is the guest's RAM, VM_LOCAL_MIB the hog's working set (default
-# 2x RAM), VM_LOCAL_ROUNDS its passes (default 3). VM_LOCAL_CAPS=nosysres
+# 1.5x RAM), VM_LOCAL_ROUNDS its passes (default 2). VM_LOCAL_CAPS=nosysres
 # (nbdkit without CAP_SYS_RESOURCE: no PR_SET_IO_FLUSHER), VM_LOCAL_MLOCK=off
 # or swap (nbdkit --swap instead of mlock=onfault), VM_LOCAL_OOMADJ=0 (no
 # oom_score_adj -1000) switch one of the daemon's measures off, to see what
 # fails without it (see tests/vm/README.md).
 
 LOCAL_MEM=${VM_LOCAL_MEM:-256}
-LOCAL_MIB=${VM_LOCAL_MIB:-$((LOCAL_MEM * 2))}
-LOCAL_ROUNDS=${VM_LOCAL_ROUNDS:-3}
+LOCAL_MIB=${VM_LOCAL_MIB:-$((LOCAL_MEM * 3 / 2))}
+LOCAL_ROUNDS=${VM_LOCAL_ROUNDS:-2}
 local_kargs() {
-	echo "zvm.caps=${VM_LOCAL_CAPS:-all} zvm.mlock=${VM_LOCAL_MLOCK:-onfault} zvm.oomadj=${VM_LOCAL_OOMADJ:-1}"
+	echo "zvm.caps=${VM_LOCAL_CAPS:-all} zvm.mlock=${VM_LOCAL_MLOCK:-onfault} zvm.oomadj=${VM_LOCAL_OOMADJ:-1} zvm.minfree=${VM_LOCAL_MINFREE:-16384}"
 }
 
 # local_report NAME: the guest's figures.
