@@ -428,7 +428,7 @@ LOCAL_MEM=${VM_LOCAL_MEM:-256}
 LOCAL_MIB=${VM_LOCAL_MIB:-$((LOCAL_MEM * 3 / 2))}
 LOCAL_ROUNDS=${VM_LOCAL_ROUNDS:-2}
 local_kargs() {
-	echo "zvm.caps=${VM_LOCAL_CAPS:-all} zvm.mlock=${VM_LOCAL_MLOCK:-onfault} zvm.oomadj=${VM_LOCAL_OOMADJ:-1} zvm.minfree=${VM_LOCAL_MINFREE:-16384}"
+	echo "zvm.caps=${VM_LOCAL_CAPS:-all} zvm.mlock=${VM_LOCAL_MLOCK:-onfault} zvm.oomadj=${VM_LOCAL_OOMADJ:-1} zvm.minfree=${VM_LOCAL_MINFREE:-16384} zvm.hogmax=${VM_LOCAL_HOGMAX:-0}"
 }
 
 # local_report NAME: the guest's figures.
@@ -473,10 +473,10 @@ scenario_local_swap_shrink() {
 
 scenario_local_oom() {
 	new_work
-	# The device (256 MiB) and RAM cannot hold the hog: its pages are
+	# The device (192 MiB) and RAM cannot hold the hog: its pages are
 	# stored compressed in the same RAM.
 	boot local-oom "$LOCAL_MEM" 900 zvm.swap_mib=$((LOCAL_MEM * 2 - 32)) \
-		zvm.dev_mib=256 $(local_kargs) ||
+		zvm.dev_mib=192 $(local_kargs) ||
 		{ result FAIL local-oom "$why"; return; }
 	local_report local-oom
 	echo "vm-local-oom: the hog exited $(ginfo hog_exit); nbdkit kept its pid; the bystander's 32 MiB verified; a 192 MiB run after it passed"
