@@ -418,17 +418,20 @@ scenario_reconnect() {
 # inside the guest (mkguest.sh puts them there), and the guest attaches
 # them with systemd/zramd-swap, as the unit does. VM_LOCAL_MEM (MiB, default
 # 256) is the guest's RAM, VM_LOCAL_MIB the hog's working set (default
-# 1.5x RAM), VM_LOCAL_ROUNDS its passes (default 2). VM_LOCAL_CAPS=nosysres
+# RAM: 1.25x of the 204 MiB the kernel leaves usable), VM_LOCAL_ROUNDS its
+# passes (default 2), VM_LOCAL_HOGMAX the memory.max (MiB) of the cgroup the
+# hog runs in (default 48; 0: none, and the guest deadlocks, see
+# tests/vm/README.md). VM_LOCAL_CAPS=nosysres
 # (nbdkit without CAP_SYS_RESOURCE: no PR_SET_IO_FLUSHER), VM_LOCAL_MLOCK=off
 # or swap (nbdkit --swap instead of mlock=onfault), VM_LOCAL_OOMADJ=0 (no
 # oom_score_adj -1000) switch one of the daemon's measures off, to see what
 # fails without it (see tests/vm/README.md).
 
 LOCAL_MEM=${VM_LOCAL_MEM:-256}
-LOCAL_MIB=${VM_LOCAL_MIB:-$((LOCAL_MEM * 3 / 2))}
+LOCAL_MIB=${VM_LOCAL_MIB:-$((LOCAL_MEM))}
 LOCAL_ROUNDS=${VM_LOCAL_ROUNDS:-2}
 local_kargs() {
-	echo "zvm.caps=${VM_LOCAL_CAPS:-all} zvm.mlock=${VM_LOCAL_MLOCK:-onfault} zvm.oomadj=${VM_LOCAL_OOMADJ:-1} zvm.minfree=${VM_LOCAL_MINFREE:-16384} zvm.hogmax=${VM_LOCAL_HOGMAX:-0}"
+	echo "zvm.caps=${VM_LOCAL_CAPS:-all} zvm.mlock=${VM_LOCAL_MLOCK:-onfault} zvm.oomadj=${VM_LOCAL_OOMADJ:-1} zvm.minfree=${VM_LOCAL_MINFREE:-16384} zvm.hogmax=${VM_LOCAL_HOGMAX:-48}"
 }
 
 # local_report NAME: the guest's figures.
