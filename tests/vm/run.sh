@@ -448,7 +448,7 @@ local_report() {
 
 scenario_local_swap() {
 	new_work
-	boot local-swap "$LOCAL_MEM" 900 zvm.swap_mib=$LOCAL_MIB \
+	boot local-swap "$LOCAL_MEM" 300 zvm.swap_mib=$LOCAL_MIB \
 		zvm.rounds=$LOCAL_ROUNDS $(local_kargs) ||
 		{ result FAIL local-swap "$why"; return; }
 	local_report local-swap
@@ -460,7 +460,7 @@ scenario_local_swap() {
 scenario_local_swap_shrink() {
 	new_work
 	truncate -s 1G "$work/scratch.img"
-	boot local-swap-shrink "$LOCAL_MEM" 900 zvm.swap_mib=$LOCAL_MIB \
+	boot local-swap-shrink "$LOCAL_MEM" 300 zvm.swap_mib=$LOCAL_MIB \
 		zvm.rounds=$LOCAL_ROUNDS $(local_kargs) \
 		zvm.zargs=mem_limit=48M,backing=/mnt/backing ||
 		{ result FAIL local-swap-shrink "$why"; return; }
@@ -478,7 +478,7 @@ scenario_local_oom() {
 	new_work
 	# The device (192 MiB) and RAM cannot hold the hog: its pages are
 	# stored compressed in the same RAM.
-	boot local-oom "$LOCAL_MEM" 900 zvm.swap_mib=$((LOCAL_MEM * 2 - 32)) \
+	boot local-oom "$LOCAL_MEM" 300 zvm.swap_mib=$((LOCAL_MEM * 2 - 32)) \
 		zvm.dev_mib=192 $(local_kargs) ||
 		{ result FAIL local-oom "$why"; return; }
 	local_report local-oom
