@@ -47,8 +47,7 @@
  * at once in a small machine. mlock=onfault (localswap_lock()) adds
  * MCL_ONFAULT (Linux 4.4): a page is locked when it is first touched, so
  * what is locked is what the daemon really uses, and the untouched .bss,
- * thread stacks and malloc arenas cost nothing. The mapped files are the
- * exception, locked whole (lock_mapped_files() below).
+ * thread stacks and malloc arenas cost nothing.
  */
 
 #include <errno.h>
@@ -124,37 +123,7 @@ const char *localswap_status(void)
 	}
 }
 
-/*
- * The mapped files (nbdkit, the plugin, their libraries) are faulted in
- * and locked whole: MCL_ONFAULT would lock only the pages touched so far,
- * and a page of code first run later must then be read in. From a disk
- * that is harmless; from a tmpfs (an initramfs root, as in the test
- * guest, or a live system) it is a swap-in, from this very device.
- * Their size is small (about 6 MiB for nbdkit 1.32 and its libraries).
- */
-static void lock_mapped_files(void)
-{
-	FILE *f = fopen("/proc/self/maps", "re");
-	char line[512];
-
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long start, end;
-		int path = 0;
-
-		if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %n", &start, &end,
-			   &path) < 2 || path == 0 || line[path] != '/')
-			continue;
-		(void)mlock((void *)start, end - start);
-	}
-	fclose(f);
-}
-
 int localswap_lock(void)
 {
-	if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT))
-		return -errno;
-	lock_mapped_files();
-	return 0;
+	return mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) ? -errno : 0;
 }
