@@ -17,7 +17,9 @@
  *
  * Arenas are 2 MiB aligned and marked MADV_NOHUGEPAGE, so a transparent
  * huge page never makes one touched page cost 2 MiB of RSS, and freeing a
- * 4 KiB run really releases it. Fresh and released pages read as zero.
+ * 4 KiB run really releases it. Fresh and released pages read as zero
+ * (in locked memory, where MADV_DONTNEED is refused, release_run() zeroes
+ * them itself: zsmalloc relies on it).
  *
  * The release cache. madvise(MADV_DONTNEED) is not cheap: it shoots down
  * the TLB of every CPU, and the next use of the page faults and zeroes it
@@ -262,7 +264,14 @@ static void release_run(struct pagesrc *ps, void *addr, unsigned int npages)
 	 * Release the memory while the run is still ours: once its bits are
 	 * clear another thread may take it and write to it.
 	 */
-	madvise(addr, (size_t)npages * PAGESRC_PAGE_SIZE, MADV_DONTNEED);
+	if (madvise(addr, (size_t)npages * PAGESRC_PAGE_SIZE, MADV_DONTNEED))
+		/*
+		 * Locked memory (mlockall(), as nbdkit --swap or the plugin's
+		 * mlock=onfault do): the kernel refuses MADV_DONTNEED on a
+		 * VM_LOCKED mapping with EINVAL, and the run would come back
+		 * with its old bytes. It stays resident, so zero it here.
+		 */
+		memset(addr, 0, (size_t)npages * PAGESRC_PAGE_SIZE);
 
 	pthread_mutex_lock(&ps->lock);
 	i = arena_index(ps, addr);

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "bg.h"
+#include "localswap.h"
 
 struct bg {
 	struct bg_config cfg;
@@ -75,6 +76,7 @@ static void *bg_thread(void *arg)
 	unsigned long tick = 0;
 	struct timespec ts;
 
+	localswap_thread();
 	pthread_mutex_lock(&bg->lock);
 	while (!bg->stop) {
 		clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -115,6 +115,11 @@ static const struct key keys[] = {
 	  .allowed = "on, off, or an integer from 1 to 100",
 	  .help = "evict when tasks stall on memory (PSI some) this % of the "
 		  "time; on: 10" },
+	{ .name = "mlock", .kind = K_CHOICE, .off = F(mlock),
+	  .choices = "off|onfault", .syntax = "off|onfault", .def = "off",
+	  .allowed = "off or onfault",
+	  .help = "lock the daemon's memory as it is touched (for local "
+		  "swap; nbdkit --swap locks all of nbdkit's 192 MiB .bss)" },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 _Static_assert(NKEYS <= sizeof(((struct zramd_params *)0)->origin),
@@ -296,10 +301,24 @@ static int parse_value(const struct key *k, const char *text,
 		else if (r == -2 || v->num < k->min || v->num > k->max)
 			why = "out of range";
 		break;
-	case K_CHOICE:
-		if (strcmp(text, k->choices) != 0)
-			why = "unknown choice";
+	case K_CHOICE: {
+		/* One of the '|'-separated words of k->choices. */
+		size_t n = strlen(text);
+		const char *c = k->choices;
+
+		why = "unknown choice";
+		while (c && *c) {
+			const char *bar = strchr(c, '|');
+			size_t len = bar ? (size_t)(bar - c) : strlen(c);
+
+			if (n == len && strncmp(text, c, len) == 0) {
+				why = NULL;
+				break;
+			}
+			c = bar ? bar + 1 : NULL;
+		}
 		break;
+	}
 	case K_ALLOCATOR:
 		if (!allocator_known(text)) {
 			allocator_list(list);

@@ -35,6 +35,7 @@
 #include "bg.h"
 #include "codec.h"
 #include "device.h"
+#include "localswap.h"
 #include "params.h"
 #include "writeback.h"
 #include "zpool.h"
@@ -192,6 +193,11 @@ static void notify_status(char *buf, size_t len, void *arg)
 		 s.allocator, orig >> 20, total >> 20,
 		 total ? (double)orig / (double)total : 0.0,
 		 s.v[ZSTAT_same_pages], s.v[ZSTAT_bd_count]);
+	if (!localswap_safe()) {
+		size_t n = strlen(buf);
+
+		snprintf(buf + n, len - n, "; %s", localswap_status());
+	}
 }
 #endif
 
@@ -206,6 +212,18 @@ static int zramd_after_fork(void)
 	};
 	int r;
 
+	/* Before any thread starts, so they inherit it; says once if the
+	 * device is not safe as local swap (see localswap.c). */
+	localswap_set_log(log_error);
+	localswap_thread();
+	if (strcmp(params.mlock, "onfault") == 0 && (r = localswap_lock()) < 0) {
+		nbdkit_error("mlock=onfault: mlockall: %s%s", strerror(-r),
+			     r == -ENOMEM || r == -EPERM
+				     ? " (raise LimitMEMLOCK=/ulimit -l, or "
+				       "give CAP_IPC_LOCK)"
+				     : "");
+		return -1;
+	}
 	if (wb && (r = zwb_start(wb)) < 0) {
 		nbdkit_error("shrinker: pthread_create: %s", strerror(-r));
 		return -1;
@@ -321,8 +339,10 @@ static int fail(const char *call, int err, uint32_t count, uint64_t offset)
 static int zramd_pread(void *handle, void *buf, uint32_t count,
 		       uint64_t offset, uint32_t flags)
 {
-	int r = zdev_read(dev, buf, count, offset);
+	int r;
 
+	localswap_thread();
+	r = zdev_read(dev, buf, count, offset);
 	(void)handle;
 	(void)flags;
 	return r < 0 ? fail("pread", r, count, offset) : 0;
@@ -331,8 +351,10 @@ static int zramd_pread(void *handle, void *buf, uint32_t count,
 static int zramd_pwrite(void *handle, const void *buf, uint32_t count,
 			uint64_t offset, uint32_t flags)
 {
-	int r = zdev_write(dev, buf, count, offset, flags & NBDKIT_FLAG_FUA);
+	int r;
 
+	localswap_thread();
+	r = zdev_write(dev, buf, count, offset, flags & NBDKIT_FLAG_FUA);
 	(void)handle;
 	return r < 0 ? fail("pwrite", r, count, offset) : 0;
 }
@@ -340,8 +362,10 @@ static int zramd_pwrite(void *handle, const void *buf, uint32_t count,
 static int zramd_trim(void *handle, uint32_t count, uint64_t offset,
 		      uint32_t flags)
 {
-	int r = zdev_trim(dev, count, offset);
+	int r;
 
+	localswap_thread();
+	r = zdev_trim(dev, count, offset);
 	(void)handle;
 	(void)flags;
 	return r < 0 ? fail("trim", r, count, offset) : 0;
@@ -351,8 +375,10 @@ static int zramd_trim(void *handle, uint32_t count, uint64_t offset,
 static int zramd_zero(void *handle, uint32_t count, uint64_t offset,
 		      uint32_t flags)
 {
-	int r = zdev_zero(dev, count, offset);
+	int r;
 
+	localswap_thread();
+	r = zdev_zero(dev, count, offset);
 	(void)handle;
 	(void)flags;
 	return r < 0 ? fail("zero", r, count, offset) : 0;
@@ -360,6 +386,7 @@ static int zramd_zero(void *handle, uint32_t count, uint64_t offset,
 
 static int zramd_flush(void *handle, uint32_t flags)
 {
+	localswap_thread();
 	(void)handle;
 	(void)flags;
 	return zdev_flush(dev);
@@ -369,6 +396,7 @@ static int zramd_flush(void *handle, uint32_t flags)
 static int zramd_cache(void *handle, uint32_t count, uint64_t offset,
 		       uint32_t flags)
 {
+	localswap_thread();
 	(void)handle;
 	(void)count;
 	(void)offset;
@@ -387,8 +415,11 @@ static int add_extent(void *arg, uint64_t off, uint64_t len, uint32_t type)
 static int zramd_extents(void *handle, uint32_t count, uint64_t offset,
 			 uint32_t flags, struct nbdkit_extents *extents)
 {
-	int r = zdev_extents(dev, count, offset, flags & NBDKIT_FLAG_REQ_ONE,
-			     add_extent, extents);
+	int r;
+
+	localswap_thread();
+	r = zdev_extents(dev, count, offset, flags & NBDKIT_FLAG_REQ_ONE,
+			 add_extent, extents);
 
 	(void)handle;
 	return r < 0 ? fail("extents", r, count, offset) : 0;

@@ -71,6 +71,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "localswap.h"
 #include "shrinker.h"
 
 struct shrinker {
@@ -529,6 +530,7 @@ static void *shrinker_thread(void *arg)
 	uint64_t retry_at = 0;
 	char desc[768];
 
+	localswap_thread();
 	shrinker_describe(s, desc, sizeof(desc));
 	logf_(s, "%s", desc);
 	while (!shrinker_stopping(s)) {

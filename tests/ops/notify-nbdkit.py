@@ -65,7 +65,8 @@ def nbd_greeting():
 
 STATUS_RE = re.compile(r"^STATUS=(\S+): (\d+) MiB stored in (\d+) MiB "
                        r"\((\d+\.\d\d)x\), (\d+) same-filled, "
-                       r"(\d+) on backing file$")
+                       r"(\d+) on backing file"
+                       r"(; not safe as local swap \([^)]*\))?$")
 try:
     first = recv(time.monotonic() + TIMEOUT)
     # Right now, before anything else: the socket must be serving.

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "pagesrc.h"
 #include "test_util.h"
@@ -28,6 +29,31 @@ START_TEST(test_alloc_free_zeroed)
 	for (size_t i = 0; i < 3 * PAGESRC_PAGE_SIZE; i++)
 		ck_assert_int_eq(p[i], 0);
 	pagesrc_free(ps, p, 3);
+	pagesrc_destroy(ps);
+}
+END_TEST
+
+/*
+ * In locked memory (mlockall, as under nbdkit --swap or mlock=onfault) the
+ * kernel refuses MADV_DONTNEED: a released run must still come back zeroed.
+ * mlock() of the run's pages locks its part of the arena the same way.
+ */
+START_TEST(test_locked_zeroed)
+{
+	struct pagesrc *ps = pagesrc_create();
+	char *p, *q;
+
+	p = pagesrc_alloc(ps, 3);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_msg(mlock(p, 3 * PAGESRC_PAGE_SIZE) == 0, "mlock: %s",
+		      strerror(errno));
+	memset(p, 0xab, 3 * PAGESRC_PAGE_SIZE);
+	pagesrc_free(ps, p, 3); /* a tiny pool: not cached, released */
+	q = pagesrc_alloc(ps, 3);
+	ck_assert_ptr_eq(q, p);
+	for (size_t i = 0; i < 3 * PAGESRC_PAGE_SIZE; i++)
+		ck_assert_int_eq(q[i], 0);
+	pagesrc_free(ps, q, 3);
 	pagesrc_destroy(ps);
 }
 END_TEST
@@ -120,6 +146,7 @@ static Suite *pagesrc_suite(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_test(tc, test_alloc_free_zeroed);
+	tcase_add_test(tc, test_locked_zeroed);
 	tcase_add_test(tc, test_bad_run);
 	tcase_add_test(tc, test_many_runs_rss);
 	tcase_add_test(tc, test_release_cache);

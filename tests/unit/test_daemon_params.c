@@ -94,6 +94,7 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(p.mem_high, 90);
 	ck_assert_uint_eq(p.mem_low, 80);
 	ck_assert_uint_eq(p.psi, PARAMS_PSI_DEFAULT);
+	ck_assert_str_eq(p.mlock, "off");
 	ck_assert_ptr_null(p.stats);
 	ck_assert_ptr_null(p.backing);
 	/* size is required. */
@@ -196,6 +197,8 @@ START_TEST(test_every_key)
 	set_ok("mem_low", "0");
 	set_ok("psi", "25");
 	ck_assert_uint_eq(p.psi, 25);
+	set_ok("mlock", "onfault");
+	ck_assert_str_eq(p.mlock, "onfault");
 	ck_assert_int_eq(params_finish(&p, err), 0);
 }
 END_TEST
@@ -232,6 +235,10 @@ START_TEST(test_bad_values)
 		"on, off, or");
 	set_bad("psi", "0", "out of range", NULL);
 	set_bad("psi", "101", "out of range", NULL);
+	set_bad("mlock", "yes", "mlock=yes: unknown choice", "off or onfault");
+	set_bad("mlock", "on", "unknown choice", NULL);
+	set_bad("mlock", "onfaul", "unknown choice", NULL);
+	set_bad("mlock", "", "unknown choice", NULL);
 	set_bad("colour", "blue", "colour=blue: unknown key",
 		"allowed: size, allocator");
 	/* A refused value leaves the old one. */

@@ -15,6 +15,13 @@
 #                           Debian's binaries, with the libraries ldd lists
 #   /lib/modules/VER/...    the .ko files, and etc/zvm/modules: their
 #                           load order, dependencies first
+#   /usr/bin/nbdkit, /usr/lib/zramd/nbdkit-zramd-plugin.so,
+#   /usr/lib/zramd/zramd-swap
+#                           for the local-* scenarios, where the daemon
+#                           runs inside the guest: nbdkit, the plugin
+#                           given as ZRAMD_PLUGIN (environment), both
+#                           with their libraries, and the swap setup
+#                           script the systemd unit runs
 #
 # The kernel comes from the package that linux-image-amd64 depends on:
 # `apt-get download`, then `dpkg-deb -x`, keeping only vmlinuz and the
@@ -30,9 +37,9 @@
 set -euo pipefail
 
 # Kernel modules the scenarios use; their dependencies are added.
-MODULES="virtio_pci virtio_net nbd ext4 crc32c_generic"
+MODULES="virtio_pci virtio_net virtio_blk nbd ext4 crc32c_generic"
 # Debian tools copied into /sbin with their libraries.
-TOOLS="nbd-client mke2fs e2fsck mkswap swapon swapoff"
+TOOLS="nbd-client mke2fs e2fsck mkswap swapon swapoff setpriv"
 
 skip() {
 	echo "mkguest: $*" >&2
@@ -112,6 +119,11 @@ resolve_modules() {
 	for name in $MODULES; do visit "$name"; done
 }
 
+# A kernel cached for another module list is fetched again.
+if [ -e "$kdir/complete" ] && [ "$(cat "$kdir/wanted")" != "$MODULES" ] &&
+	[ -n "$pkg" ] && [ -n "$ver" ]; then
+	rm -rf "$kdir"
+fi
 if [ ! -e "$kdir/complete" ]; then
 	tmp=$(mktemp -d "$out/kernel-tmp.XXXXXX")
 	trap 'rm -rf "$tmp"' EXIT
@@ -156,12 +168,26 @@ for t in $TOOLS; do
 		lib_paths+=("$lib")
 	done < <(ldd "$p" | awk '/=> \// { print $3 } /^\t\// { print $1 }')
 done
+# The daemon itself, for the scenarios that run it in the guest.
+declare -a zramd_paths=()
+nbdkit_bin=$(command -v nbdkit) || skip "nbdkit not found (package nbdkit)"
+zramd_paths+=("$nbdkit_bin")
+if [ -n "${ZRAMD_PLUGIN:-}" ] && [ -f "$ZRAMD_PLUGIN" ]; then
+	zramd_paths+=("$ZRAMD_PLUGIN")
+fi
+swap_script="$here/../../systemd/zramd-swap"
+for p in "${zramd_paths[@]}"; do
+	while read -r lib; do
+		lib_paths+=("$lib")
+	done < <(ldd "$p" | awk '/=> \// { print $3 } /^\t\// { print $1 }')
+done
 mapfile -t lib_paths < <(printf '%s\n' "${lib_paths[@]}" | sort -u)
 
 key=$( {
 	echo "$kdir"
 	cat "$kdir/modules.order"
 	sha256sum "$0" "$init" "$vmprog" "$busybox" "${tool_paths[@]}" \
+		"${zramd_paths[@]}" "$swap_script" \
 		"${lib_paths[@]}" /etc/mke2fs.conf 2>/dev/null | awk '{ print $1 }'
 } | sha256sum | cut -c1-16)
 initrd="$out/initrd-$key.cpio"
@@ -187,6 +213,11 @@ if [ ! -f "$initrd" ]; then
 		cp -L "$l" "$root$l"
 	done
 	[ -f /etc/mke2fs.conf ] && cp /etc/mke2fs.conf "$root/etc/"
+	mkdir -p "$root/usr/bin" "$root/usr/lib/zramd"
+	cp "$nbdkit_bin" "$root/usr/bin/nbdkit"
+	[ -n "${ZRAMD_PLUGIN:-}" ] && [ -f "$ZRAMD_PLUGIN" ] &&
+		cp "$ZRAMD_PLUGIN" "$root/usr/lib/zramd/nbdkit-zramd-plugin.so"
+	[ -f "$swap_script" ] && install -m 755 "$swap_script" "$root/usr/lib/zramd/zramd-swap"
 	cp -r "$kdir/modules/." "$root/lib/modules/$kver/"
 	cp "$kdir/modules.order" "$root/etc/zvm/modules"
 	echo "$kver" >"$root/etc/zvm/kver"

@@ -22,8 +22,11 @@
  *   vmprog rand  SEED FIRST COUNT         random pages only, to stdout
  *   vmprog fill  SEED FIRST COUNT DEVICE  write mixed pages with O_DIRECT
  *   vmprog check SEED FIRST COUNT DEVICE  read them back with O_DIRECT
- *   vmprog swap  SEED MIB                 fill MIB of anonymous memory and
- *                                         verify it, two rounds
+ *   vmprog swap  SEED MIB [ROUNDS]        fill MIB of anonymous memory and
+ *                                         verify it, ROUNDS rounds (default 2)
+ *   vmprog hold  SEED MIB FILE            fill MIB, wait until FILE exists,
+ *                                         then verify (the local-oom
+ *                                         scenario's bystander)
  *
  * "swap" is meant to run in a guest with less RAM than MIB, so that the
  * kernel must push the pages out to swap and bring them back; each round
@@ -315,8 +318,15 @@ static uint64_t swap_round(unsigned char *mem, uint64_t pages, uint64_t seed,
 	unsigned char want[PAGE];
 	double t0 = now(), t1;
 
-	for (uint64_t i = 0; i < pages; i++)
+	for (uint64_t i = 0; i < pages; i++) {
 		nkind[make_page(mem + i * PAGE, seed, i, 0)]++;
+		/* Progress, so that a slow guest can be told from a stuck one. */
+		if ((i + 1) % (64u << 8) == 0) {
+			printf("vmprog: round %d: %" PRIu64 " MiB written, %.1f s\n",
+			       round, (i + 1) >> 8, now() - t0);
+			fflush(stdout);
+		}
+	}
 	t1 = now();
 	/* In the order written: the first pages are the coldest, so most
 	 * of them are out on swap, and swap readahead works forwards. */
@@ -339,7 +349,7 @@ static uint64_t swap_round(unsigned char *mem, uint64_t pages, uint64_t seed,
 	return bad;
 }
 
-static int cmd_swap(uint64_t seed, uint64_t mib)
+static int cmd_swap(uint64_t seed, uint64_t mib, uint64_t rounds)
 {
 	uint64_t pages = mib * (1024 * 1024 / PAGE), bad = 0;
 	unsigned char *mem;
@@ -350,7 +360,7 @@ static int cmd_swap(uint64_t seed, uint64_t mib)
 		fprintf(stderr, "vmprog: mmap %" PRIu64 " MiB: %m\n", mib);
 		return 2;
 	}
-	for (int round = 1; round <= 2; round++) {
+	for (int round = 1; round <= (int)rounds; round++) {
 		/* Drop round 1's pages first, so that round 2 writes them
 		 * afresh instead of faulting each one back in to overwrite
 		 * it: the daemon sees overwrites of freed swap slots, and
@@ -365,11 +375,44 @@ static int cmd_swap(uint64_t seed, uint64_t mib)
 	return bad ? 1 : 0;
 }
 
+/* Fill MIB, wait for FILE to appear, verify: data that must survive
+ * another process's OOM through swap. */
+static int cmd_hold(uint64_t seed, uint64_t mib, const char *file)
+{
+	uint64_t pages = mib * (1024 * 1024 / PAGE), bad = 0;
+	unsigned char *mem, want[PAGE];
+
+	mem = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED) {
+		fprintf(stderr, "vmprog: mmap %" PRIu64 " MiB: %m\n", mib);
+		return 2;
+	}
+	for (uint64_t i = 0; i < pages; i++)
+		make_page(mem + i * PAGE, seed, i, 0);
+	printf("vmprog: hold: %" PRIu64 " pages written, waiting for %s\n",
+	       pages, file);
+	fflush(stdout);
+	while (access(file, F_OK) != 0)
+		sleep(1);
+	for (uint64_t i = 0; i < pages; i++) {
+		make_page(want, seed, i, 0);
+		if (memcmp(mem + i * PAGE, want, PAGE) != 0 && bad++ < 5)
+			fprintf(stderr, "vmprog: hold: page %" PRIu64 " differs\n", i);
+	}
+	printf("vmprog: hold: %" PRIu64 " pages verified, %" PRIu64 " differ\n",
+	       pages, bad);
+	fflush(stdout);
+	munmap(mem, pages * PAGE);
+	return bad ? 1 : 0;
+}
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: vmprog gen|rand SEED FIRST COUNT\n"
 			"       vmprog fill|check SEED FIRST COUNT DEVICE\n"
-			"       vmprog swap SEED MIB\n");
+			"       vmprog swap SEED MIB [ROUNDS]\n"
+			"       vmprog hold SEED MIB FILE\n");
 	return 2;
 }
 
@@ -384,9 +427,13 @@ int main(int argc, char **argv)
 	if (parse_u64(argv[2], &seed) || parse_u64(argv[3], &a))
 		return 2;
 	if (strcmp(cmd, "swap") == 0 && argc == 4)
-		return cmd_swap(seed, a);
+		return cmd_swap(seed, a, 2);
+	if (strcmp(cmd, "hold") == 0 && argc == 5)
+		return cmd_hold(seed, a, argv[4]);
 	if (argc < 5 || parse_u64(argv[4], &b))
 		return usage();
+	if (strcmp(cmd, "swap") == 0 && argc == 5 && b >= 1)
+		return cmd_swap(seed, a, b);
 	if (strcmp(cmd, "gen") == 0 && argc == 5)
 		return cmd_gen(seed, a, b, 0);
 	if (strcmp(cmd, "rand") == 0 && argc == 5)
