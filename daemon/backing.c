@@ -744,7 +744,7 @@ int backing_read(struct backing *b, uint64_t slot, uint64_t sector, void *buf,
 	    h.checksum !=
 		backing_checksum(rec, rec + BACKING_HDR_SIZE, h.len)) {
 		STAT_ADD(b, checksum_errors, 1);
-		return -EIO;
+		return -EBADMSG;
 	}
 	memcpy(buf, rec + BACKING_HDR_SIZE, h.len);
 	*len = h.len;

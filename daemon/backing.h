@@ -161,8 +161,10 @@ int backing_write(struct backing *b, uint64_t sector, const void *data,
  * @buf are undefined: never use them.
  *
  * Return: 0 on success; -EINVAL if @slot is malformed or out of the file;
- * -EIO on an I/O error or a short read (counted in read_errors) or if
- * any check fails (counted in checksum_errors).
+ * -EIO on an I/O error or a short read (counted in read_errors);
+ * -EBADMSG if any check fails (counted in checksum_errors). The two are
+ * different faults: a failing disk, and data that is not what was
+ * written (a flipped bit, a lost or misplaced write).
  */
 int backing_read(struct backing *b, uint64_t slot, uint64_t sector, void *buf,
 		 size_t cap, size_t *len, unsigned int *flags);
