@@ -28,6 +28,7 @@
 #ifndef ZRAMD_BACKING_H
 #define ZRAMD_BACKING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -109,6 +110,15 @@ struct backing_stats {
  */
 struct backing *backing_open(const char *path, uint64_t max_size, char *err,
 			     size_t errlen);
+
+/*
+ * As backing_open(); @path may also be a block device (a spare partition),
+ * opened exclusively, sized by the device, and refused if libblkid finds a
+ * signature on it unless @force (see backing_bdev.c). backing_open() is
+ * this with @force false.
+ */
+struct backing *backing_open_force(const char *path, uint64_t max_size,
+				   bool force, char *err, size_t errlen);
 
 /**
  * backing_close() - close the file and free the allocator

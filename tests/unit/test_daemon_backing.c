@@ -985,6 +985,154 @@ static bool can_punch(void)
 	return ok;
 }
 
+
+/*
+ * The same tests against a block device: a loop device over a file in the
+ * scratch directory, created by the fixture and always detached after.
+ * path names the device, so the tests open, damage and read it as they
+ * do the file.
+ */
+static char loopdev[64];
+static char loopfile[300];
+
+static bool run_losetup(const char *args, char *out, size_t outlen)
+{
+	char cmd[700];
+	FILE *f;
+	bool ok;
+
+	snprintf(cmd, sizeof(cmd), "losetup %s 2>/dev/null", args);
+	f = popen(cmd, "r");
+	if (!f)
+		return false;
+	if (out && outlen) {
+		out[0] = '\0';
+		if (fgets(out, (int)outlen, f))
+			out[strcspn(out, "\n")] = '\0';
+	}
+	ok = pclose(f) == 0;
+	return ok;
+}
+
+/* A loop device over a fresh 4 MiB file; false (and a reason) if not. */
+static bool try_make_loop(char *why, size_t whylen)
+{
+	char args[400];
+	int fd;
+
+	if (!try_make_dir()) {
+		snprintf(why, whylen, "mkdtemp: %s", strerror(errno));
+		return false;
+	}
+	snprintf(loopfile, sizeof(loopfile), "%s/loopfile", dir);
+	fd = open(loopfile, O_RDWR | O_CREAT, 0600);
+	if (fd < 0 || ftruncate(fd, 4 << 20) != 0) {
+		snprintf(why, whylen, "creating the loop file: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	close(fd);
+	snprintf(args, sizeof(args), "-f --show %s", loopfile);
+	if (!run_losetup(args, loopdev, sizeof(loopdev)) || !loopdev[0]) {
+		snprintf(why, whylen, "losetup -f cannot attach a loop device "
+			 "(needs root and /dev/loop-control)");
+		loopdev[0] = '\0';
+		return false;
+	}
+	snprintf(path, sizeof(path), "%s", loopdev);
+	return true;
+}
+
+static void remove_loop(void)
+{
+	char args[100];
+
+	if (loopdev[0]) {
+		snprintf(args, sizeof(args), "-d %s", loopdev);
+		run_losetup(args, NULL, 0);
+		loopdev[0] = '\0';
+	}
+	remove_dir();
+}
+
+static void make_loop(void)
+{
+	char why[200];
+
+	ck_assert_msg(try_make_loop(why, sizeof(why)), "%s", why);
+}
+
+/* --- block devices --- */
+
+/* A device another program holds exclusively is refused, named. */
+START_TEST(test_bdev_excl)
+{
+	char err[256];
+	struct backing *b = open_ok(0), *b2;
+
+	ck_assert_uint_eq(stats(b).capacity / BACKING_UNIT * BACKING_UNIT,
+			  stats(b).capacity);
+	b2 = backing_open(path, 0, err, sizeof(err));
+	ck_assert_ptr_null(b2);
+	ck_assert_int_eq(errno, EBUSY);
+	ck_assert_msg(strstr(err, path) && strstr(err, "in use"), "%s", err);
+	backing_close(b);
+	b2 = open_ok(0);
+	backing_close(b2);
+}
+END_TEST
+
+/* backing_size past the device's end is an error naming both. */
+START_TEST(test_bdev_too_large)
+{
+	char err[256];
+	struct backing *b = backing_open(path, 8 << 20, err, sizeof(err));
+
+	ck_assert_ptr_null(b);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_msg(strstr(err, "larger than the device") &&
+		      strstr(err, "4194304"), "%s", err);
+	b = open_ok(2 << 20);
+	ck_assert_uint_le(stats(b).capacity, 2 << 20);
+	backing_close(b);
+	b = open_ok(0);
+	ck_assert_uint_le(stats(b).capacity, 4 << 20);
+	ck_assert_uint_ge(stats(b).capacity, 3 << 20);
+	backing_close(b);
+}
+END_TEST
+
+/* An ext4 file system on the device: refused, unless forced. */
+START_TEST(test_bdev_signature)
+{
+	char err[256], cmd[400];
+	unsigned char buf[2000], out[BACKING_MAX_PAYLOAD];
+	struct backing *b;
+	uint64_t slot;
+	size_t len;
+
+	snprintf(cmd, sizeof(cmd), "mkfs.ext4 -q -F %s >/dev/null 2>&1", path);
+	if (system(cmd) != 0) {
+		printf("SKIP test_bdev_signature: mkfs.ext4 failed\n");
+		return;
+	}
+	b = backing_open(path, 0, err, sizeof(err));
+	ck_assert_ptr_null(b);
+	ck_assert_int_eq(errno, EEXIST);
+	ck_assert_msg(strstr(err, path) && strstr(err, "ext4") &&
+		      strstr(err, "backing_force=yes"), "%s", err);
+	b = backing_open_force(path, 0, true, err, sizeof(err));
+	ck_assert_msg(b != NULL, "forced: %s", err);
+	pattern(buf, sizeof(buf), 3);
+	ck_assert_int_eq(backing_write(b, 3, buf, sizeof(buf), 1, &slot), 0);
+	ck_assert_int_eq(backing_read(b, slot, 3, out, sizeof(out), &len, NULL),
+			 0);
+	ck_assert_mem_eq(out, buf, sizeof(buf));
+	backing_close(b);
+}
+END_TEST
+
 static Suite *backing_suite(void)
 {
 	char why[200];
@@ -1031,6 +1179,33 @@ static Suite *backing_suite(void)
 		suite_add_tcase(s, fullfs);
 	} else {
 		printf("SKIP test_open_full_fs: %s\n", why);
+	}
+
+	{
+		char lwhy[200];
+
+		if (try_make_loop(lwhy, sizeof(lwhy))) {
+			TCase *loop = tcase_create("loopdev");
+
+			remove_loop();
+			tcase_add_checked_fixture(loop, make_loop, remove_loop);
+			tcase_add_test(loop, test_write_read);
+			tcase_add_test(loop, test_invalid_args);
+			tcase_add_test(loop, test_full_and_reuse);
+			tcase_add_test(loop, test_no_overlap);
+			tcase_add_test(loop, test_corrupt_payload);
+			tcase_add_test(loop, test_corrupt_header);
+			tcase_add_test(loop, test_wrong_sector_and_place);
+			tcase_add_test(loop, test_lost_write);
+			tcase_add_test(loop, test_bdev_excl);
+			tcase_add_test(loop, test_bdev_too_large);
+			tcase_add_test(loop, test_bdev_signature);
+			suite_add_tcase(s, loop);
+		} else {
+			remove_loop();
+			printf("SKIP loopdev (the backing tests on a block "
+			       "device): %s\n", lwhy);
+		}
 	}
 
 	tcase_add_checked_fixture(conc, make_dir, remove_dir);
