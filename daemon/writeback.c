@@ -214,7 +214,8 @@ struct zwb *zwb_create(struct zdev *dev, const struct zwb_config *cfg,
 	}
 	wb->dev = dev;
 	wb->log = cfg->log;
-	wb->bk = backing_open(cfg->backing, cfg->backing_size, err, errlen);
+	wb->bk = backing_open_force(cfg->backing, cfg->backing_size,
+				    cfg->backing_force, err, errlen);
 	if (!wb->bk)
 		goto fail;
 	sops.ctx = wb;
