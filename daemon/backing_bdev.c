@@ -119,14 +119,6 @@ int backing_bdev_open(const char *path, uint64_t *size, bool force,
 				 "backing device %s: BLKGETSIZE64: %s", path,
 				 strerror(e));
 	}
-	if (!force) {
-		int r = bdev_probe(fd, path, err, errlen);
-
-		if (r < 0) {
-			close(fd);
-			return r;
-		}
-	}
 	if (*size == 0) {
 		*size = bytes;
 	} else if (*size > bytes) {
@@ -136,6 +128,14 @@ int backing_bdev_open(const char *path, uint64_t *size, bool force,
 				 "than the device (%llu bytes)",
 				 path, (unsigned long long)*size,
 				 (unsigned long long)bytes);
+	}
+	if (!force) {
+		int r = bdev_probe(fd, path, err, errlen);
+
+		if (r < 0) {
+			close(fd);
+			return r;
+		}
 	}
 	return fd;
 }
