@@ -109,6 +109,7 @@
 #include <xxhash.h>
 
 #include "backing.h"
+#include "backing_bdev.h"
 
 #define BLOCK_SIZE	4096u
 #define UNITS_PER_BLOCK (BLOCK_SIZE / BACKING_UNIT)
@@ -536,8 +537,15 @@ static int open_file(const char *path, bool *named, char *err, size_t errlen)
 struct backing *backing_open(const char *path, uint64_t max_size, char *err,
 			     size_t errlen)
 {
+	return backing_open_force(path, max_size, false, err, errlen);
+}
+
+struct backing *backing_open_force(const char *path, uint64_t max_size,
+				   bool force, char *err, size_t errlen)
+{
 	struct backing *b;
 	struct statvfs vfs;
+	struct stat st;
 	uint64_t space;
 	bool named;
 	int fd, e;
@@ -552,6 +560,24 @@ struct backing *backing_open(const char *path, uint64_t max_size, char *err,
 			    "of %u bytes",
 			    path, (unsigned long long)max_size,
 			    BACKING_MIN_SIZE);
+	/* A block device: opened, checked and sized by backing_bdev.c. */
+	if (stat(path, &st) == 0 && S_ISBLK(st.st_mode)) {
+		fd = backing_bdev_open(path, &max_size, force, err, errlen);
+		if (fd < 0) {
+			errno = -fd;
+			return NULL;
+		}
+		if (max_size < BACKING_MIN_SIZE) {
+			close(fd);
+			return fail(err, errlen, ENOSPC,
+				    "backing device %s: %llu bytes, below the "
+				    "minimum of %u",
+				    path, (unsigned long long)max_size,
+				    BACKING_MIN_SIZE);
+		}
+		named = false; /* never truncated */
+		goto have_fd;
+	}
 	/*
 	 * With no size, a filesystem too full is refused before anything is
 	 * created or truncated; the size is measured again once the file is
@@ -599,6 +625,7 @@ struct backing *backing_open(const char *path, uint64_t max_size, char *err,
 		}
 	}
 
+have_fd:
 	b = calloc(1, sizeof(*b));
 	if (!b) {
 		close(fd);
@@ -744,7 +771,7 @@ int backing_read(struct backing *b, uint64_t slot, uint64_t sector, void *buf,
 	    h.checksum !=
 		backing_checksum(rec, rec + BACKING_HDR_SIZE, h.len)) {
 		STAT_ADD(b, checksum_errors, 1);
-		return -EIO;
+		return -EBADMSG;
 	}
 	memcpy(buf, rec + BACKING_HDR_SIZE, h.len);
 	*len = h.len;

@@ -28,6 +28,7 @@
 #ifndef ZRAMD_BACKING_H
 #define ZRAMD_BACKING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -110,6 +111,15 @@ struct backing_stats {
 struct backing *backing_open(const char *path, uint64_t max_size, char *err,
 			     size_t errlen);
 
+/*
+ * As backing_open(); @path may also be a block device (a spare partition),
+ * opened exclusively, sized by the device, and refused if libblkid finds a
+ * signature on it unless @force (see backing_bdev.c). backing_open() is
+ * this with @force false.
+ */
+struct backing *backing_open_force(const char *path, uint64_t max_size,
+				   bool force, char *err, size_t errlen);
+
 /**
  * backing_close() - close the file and free the allocator
  * @b: the backing file, or NULL
@@ -161,8 +171,10 @@ int backing_write(struct backing *b, uint64_t sector, const void *data,
  * @buf are undefined: never use them.
  *
  * Return: 0 on success; -EINVAL if @slot is malformed or out of the file;
- * -EIO on an I/O error or a short read (counted in read_errors) or if
- * any check fails (counted in checksum_errors).
+ * -EIO on an I/O error or a short read (counted in read_errors);
+ * -EBADMSG if any check fails (counted in checksum_errors). The two are
+ * different faults: a failing disk, and data that is not what was
+ * written (a flipped bit, a lost or misplaced write).
  */
 int backing_read(struct backing *b, uint64_t slot, uint64_t sector, void *buf,
 		 size_t cap, size_t *len, unsigned int *flags);

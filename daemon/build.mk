@@ -14,11 +14,11 @@
 DAEMON_LIB_SRCS := daemon/sectors.c daemon/codec.c daemon/device.c daemon/evict.c \
 	daemon/params.c daemon/stats.c daemon/bg.c daemon/backing.c \
 	daemon/pressure.c daemon/cgroup.c daemon/shrinker.c daemon/writeback.c \
-	daemon/localswap.c
+	daemon/localswap.c daemon/backing_bdev.c
 DAEMON_LIB_OBJS := $(DAEMON_LIB_SRCS:%.c=$(BUILD)/%.o)
 # libxxhash-dev's header is used header-only (daemon/backing.c), so the
 # library itself is not linked.
-DAEMON_LIBS = $(call pkglibs,liblz4) $(call pkglibs,inih)
+DAEMON_LIBS = $(call pkglibs,liblz4) $(call pkglibs,inih) $(call pkglibs,blkid)
 
 # daemon/notify.c (systemd notification, from daemon/ops.mk) is linked when
 # it exists; it needs nbdkit, so it is not one of DAEMON_LIB_OBJS.

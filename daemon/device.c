@@ -263,13 +263,18 @@ static int decode_locked(struct zdev *dev, uint64_t sector,
 		cbuf = len == SECT_LEN_RAW ? dst : codec_scratch(1);
 		r = dev->backing.load(dev->backing.ctx, e.val, sector, cbuf,
 				      len);
-		if (r == 0 && len != SECT_LEN_RAW)
-			r = codec_decode(cbuf, len, dst);
+		/* A record that passed its checksum but does not decode is
+		 * not what was written either. */
+		if (r == 0 && len != SECT_LEN_RAW &&
+		    codec_decode(cbuf, len, dst) < 0)
+			r = -EBADMSG;
 		if (r == 0)
 			zstat_add(&dev->live, ZSTAT_bd_reads, 1);
-		else if (r == -EIO)
+		else if (r == -EBADMSG)
 			zstat_add(&dev->live, ZSTAT_bd_checksum_errors, 1);
-		return r;
+		else
+			zstat_add(&dev->live, ZSTAT_bd_io_errors, 1);
+		return r < 0 ? -EIO : r;
 	}
 	return -EIO;
 }

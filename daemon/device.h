@@ -69,8 +69,9 @@ struct zdev_backing_ops {
 			 unsigned int len);
 	/*
 	 * Read the @len bytes of @slot, which holds @sector, into @buf.
-	 * Called under the sector's stripe lock. Returns 0, -EIO for a
-	 * checksum or header mismatch, or another negative errno.
+	 * Called under the sector's stripe lock. Returns 0, -EBADMSG for a
+	 * checksum or header mismatch, -EIO if it could not be read, or
+	 * another negative errno. The device answers -EIO for all of them.
 	 */
 	int (*load)(void *ctx, uint64_t slot, uint64_t sector, void *buf,
 		    unsigned int len);

@@ -89,7 +89,8 @@ static const struct key keys[] = {
 	  .allowed = "the path of a readable config file",
 	  .help = "read more keys from this file; the command line wins" },
 	{ .name = "backing", .kind = K_PATH, .off = F(backing),
-	  .syntax = "PATH", .allowed = "a file path in an existing directory",
+	  .syntax = "PATH",
+	  .allowed = "a file path in an existing directory, or a block device",
 	  .help = "backing file for evicted data (created if missing)" },
 	{ .name = "backing_size", .kind = K_SIZE, .off = F(backing_size),
 	  .max = ZDEV_MAX_SIZE, .nzmin = BACKING_MIN_SIZE,
@@ -98,6 +99,11 @@ static const struct key keys[] = {
 	  .allowed = "0 (the free space) or a size of at least 64K, "
 		     "with backing=",
 	  .help = "largest size of the backing file; 0: the free space" },
+	{ .name = "backing_force", .kind = K_CHOICE, .off = F(backing_force),
+	  .choices = "no|yes", .syntax = "no|yes", .def = "no",
+	  .allowed = "no or yes",
+	  .help = "use a backing block device even if it holds a signature "
+		  "(file system, swap, partition table)" },
 	{ .name = "writeback_idle", .kind = K_UINT, .off = F(writeback_idle),
 	  .max = 30u * 86400, .syntax = "SECONDS", .def = "0",
 	  .allowed = "an integer from 0 (off) to 2592000, with backing=",
@@ -141,6 +147,18 @@ static size_t key_index(const struct key *k)
 }
 
 /* --- value parsers -------------------------------------------------------- */
+
+/* Whether @text is one of the '|'-separated words of @choices. */
+static bool choice_known(const char *choices, const char *text)
+{
+	size_t n = strlen(text);
+
+	for (const char *c = choices; c; c = strchr(c, '|'), c = c ? c + 1 : c)
+		if (strncmp(c, text, n) == 0 && (c[n] == '|' || c[n] == '\0') &&
+		    n > 0)
+			return true;
+	return false;
+}
 
 /* A decimal number with nothing around it. */
 static int parse_u64(const char *s, uint64_t *out, const char **rest)
@@ -301,24 +319,10 @@ static int parse_value(const struct key *k, const char *text,
 		else if (r == -2 || v->num < k->min || v->num > k->max)
 			why = "out of range";
 		break;
-	case K_CHOICE: {
-		/* One of the '|'-separated words of k->choices. */
-		size_t n = strlen(text);
-		const char *c = k->choices;
-
-		why = "unknown choice";
-		while (c && *c) {
-			const char *bar = strchr(c, '|');
-			size_t len = bar ? (size_t)(bar - c) : strlen(c);
-
-			if (n == len && strncmp(text, c, len) == 0) {
-				why = NULL;
-				break;
-			}
-			c = bar ? bar + 1 : NULL;
-		}
+	case K_CHOICE:
+		if (!choice_known(k->choices, text))
+			why = "unknown choice";
 		break;
-	}
 	case K_ALLOCATOR:
 		if (!allocator_known(text)) {
 			allocator_list(list);

@@ -65,6 +65,7 @@ struct zramd_params {
 	unsigned int mem_low;		/* percent of mem_limit */
 	unsigned int psi;		/* percent of time stalled; 0: off */
 	char *mlock;			/* "off" or "onfault" (localswap.c) */
+	char *backing_force;		/* "yes": overwrite a signature */
 
 	/* Internal: per-key origin, the directory of the config file. */
 	unsigned char origin[32];

@@ -107,6 +107,8 @@ static int setup_writeback(void)
 	struct zwb_config cfg = {
 		.backing = params.backing,
 		.backing_size = params.backing_size,
+		.backing_force = params.backing_force &&
+				 strcmp(params.backing_force, "yes") == 0,
 		.log = log_debug,
 	};
 	char err[512];

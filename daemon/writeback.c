@@ -70,9 +70,9 @@ static int64_t wb_store(void *ctx, uint64_t sector, const void *data,
 }
 
 /*
- * Any failure is -EIO: the record is unreadable or is not the one the
- * table expects (its length or its raw/compressed flag differ), and a
- * read must never return wrong data.
+ * -EBADMSG: the record fails its checks or is not the one the table
+ * expects (its length or its raw/compressed flag differ); -EIO: the file
+ * could not be read. A read must never return wrong data.
  */
 static int wb_load(void *ctx, uint64_t slot, uint64_t sector, void *buf,
 		   unsigned int len)
@@ -80,12 +80,14 @@ static int wb_load(void *ctx, uint64_t slot, uint64_t sector, void *buf,
 	struct zwb *wb = ctx;
 	unsigned int flags;
 	size_t got;
+	int r;
 
-	if (backing_read(wb->bk, slot, sector, buf, len, &got, &flags) < 0)
-		return -EIO;
+	r = backing_read(wb->bk, slot, sector, buf, len, &got, &flags);
+	if (r < 0)
+		return r == -EBADMSG ? -EBADMSG : -EIO;
 	if (got != len ||
 	    !(flags & BACKING_FLAG_COMPRESSED) != (len == SECT_LEN_RAW))
-		return -EIO;
+		return -EBADMSG;
 	return 0;
 }
 
@@ -212,7 +214,8 @@ struct zwb *zwb_create(struct zdev *dev, const struct zwb_config *cfg,
 	}
 	wb->dev = dev;
 	wb->log = cfg->log;
-	wb->bk = backing_open(cfg->backing, cfg->backing_size, err, errlen);
+	wb->bk = backing_open_force(cfg->backing, cfg->backing_size,
+				    cfg->backing_force, err, errlen);
 	if (!wb->bk)
 		goto fail;
 	sops.ctx = wb;

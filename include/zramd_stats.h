@@ -73,6 +73,8 @@ enum zramd_stat_unit {
 	  "writebacks to the backing file that failed")                       \
 	X(bd_checksum_errors, COUNTER, EVENTS,                                \
 	  "backing-file reads that failed their checksum")                    \
+	X(bd_io_errors, COUNTER, EVENTS,                                      \
+	  "backing-file reads that failed with an I/O error")                 \
 	X(evict_limit, COUNTER, SECTORS,                                      \
 	  "sectors evicted because of mem_limit")                             \
 	X(evict_psi, COUNTER, SECTORS,                                        \

@@ -5,7 +5,7 @@
 DEB_PACKAGES := build-essential pkg-config nbdkit nbdkit-plugin-dev \
 	liblz4-dev check libinih-dev libxxhash-dev \
 	libnbd-bin python3-libnbd fio qemu-utils nbd-client fuse3 \
-	e2fsprogs systemd clang valgrind
+	e2fsprogs systemd clang valgrind libblkid-dev
 
 .PHONY: deps
 deps:

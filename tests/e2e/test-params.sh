@@ -86,6 +86,34 @@ else
 	not_ok "config file (size from file): start"
 fi
 
+# A block device as backing=: an ext4 file system on it is refused unless
+# backing_force=yes, a backing_size past its end is refused, and one held
+# by another program is refused, each naming the device.
+loop=
+if [ "$(id -u)" = 0 ] && truncate -s 4M "$TMP/loopfile" &&
+	loop=$(losetup -f --show "$TMP/loopfile" 2>/dev/null) && [ -n "$loop" ]; then
+	trap 'losetup -d "$loop" 2>/dev/null' EXIT
+	if mkfs.ext4 -q -F "$loop" >/dev/null 2>&1; then
+		refused "holds a file system or other signature (ext4)" \
+			size=16M mem_limit=1M backing="$loop"
+		out=$(timeout 20 nbdkit -U "$TMP/force.sock" "$PLUGIN_SO" size=16M \
+			mem_limit=1M backing="$loop" backing_force=yes \
+			--run 'nbdsh -u "$uri" -c "h.pwrite(b\"x\" * 4096, 0); assert h.pread(4096, 0) == b\"x\" * 4096"' 2>&1)
+		check "backing_force=yes: the ext4 device is used" test $? = 0
+	else
+		skip "backing device signature: mkfs.ext4 failed"
+	fi
+	refused "larger than the device" size=16M backing="$loop" backing_size=8M
+	python3 -c 'import os,sys,time; fd=os.open(sys.argv[1], os.O_RDWR|os.O_EXCL); print("held", flush=True); time.sleep(30)' "$loop" >"$TMP/held" &
+	holder=$!
+	for _ in $(seq 50); do grep -q held "$TMP/held" && break; sleep 0.1; done
+	refused "backing device $loop: in use" size=16M backing="$loop"
+	kill "$holder"; wait "$holder" 2>/dev/null
+	losetup -d "$loop"; trap - EXIT
+else
+	skip "backing block device: needs root and losetup"
+fi
+
 dump=$(nbdkit "$PLUGIN_SO" --dump-plugin)
 check "--dump-plugin: zramd_version" grep -q '^zramd_version=[0-9]' <<<"$dump"
 check "--dump-plugin: allocators" grep -q '^zramd_allocators=.*zbud' <<<"$dump"

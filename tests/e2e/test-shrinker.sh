@@ -173,13 +173,14 @@ fi
 # The seeded sectors' helpers (seeded_sectors.py), for nbdsh_checks.
 set_sectors_py "$seed"
 
-if part corrupt; then # (not indented: it holds python code)
+# corrupt_test NAME BACKING [FORCE]: (not indented: it holds python code)
+corrupt_test() {
 start_zramd size=64M allocator="$first_alloc" mem_limit=1M \
-	backing="$TMP/corrupt.backing" || not_ok "corrupt: start"
-evict_sectors corrupt 512 64
+	backing="$2" ${3:+backing_force=yes} || not_ok "$1: start"
+evict_sectors "$1" 512 64
 # Flip a byte of the payload, of the header, of the checksum of three
 # sectors' records (each sector was written once: its record is live).
-bad=$(/usr/bin/python3 - "$TMP/corrupt.backing" <<'EOF'
+bad=$(/usr/bin/python3 - "$2" <<'EOF'
 import struct, sys
 f = open(sys.argv[1], "r+b")
 data = f.read()
@@ -198,9 +199,9 @@ f.close()
 print(" ".join(str(s) for s in picked))
 EOF
 )
-echo "corrupt: flipped bytes in the records of sectors $bad"
-check "corrupt: three records found" test "$(wc -w <<<"$bad")" = 3
-nbdsh_checks corrupt "${SECTORS_PY[@]}" -c "bad = {$(tr ' ' , <<<"$bad")}" -c '
+echo "$1: flipped bytes in the records of sectors $bad"
+check "$1: three records found" test "$(wc -w <<<"$bad")" = 3
+nbdsh_checks "$1" "${SECTORS_PY[@]}" -c "bad = {$(tr ' ' , <<<"$bad")}" -c '
 good, eio, wrong, other = read_all(512, bad)
 print(("ok - " if eio == len(bad) else "FAIL - ")
       + "%d of %d damaged sectors fail with EIO" % (eio, len(bad)))
@@ -212,9 +213,23 @@ print(("ok - " if h.pread(4096, 600 * 4096) == b"x" * 4096 else "FAIL - ")
       + "nbdkit keeps serving")
 '
 wait_stat bd_checksum_errors -ge 3
-check "corrupt: bd_checksum_errors counted ($(stat_value bd_checksum_errors))" \
+check "$1: bd_checksum_errors counted ($(stat_value bd_checksum_errors))" \
 	test "$(stat_value bd_checksum_errors)" -ge 3
-check_stop "corrupt"
+check_stop "$1"
+}
+if part corrupt; then
+	corrupt_test corrupt "$TMP/corrupt.backing"
+fi
+# The same with a loop device as the backing store (a raw block device).
+if part corrupt; then
+	if [ "$(id -u)" = 0 ] && truncate -s 64M "$TMP/loopfile" &&
+		loop=$(losetup -f --show "$TMP/loopfile" 2>/dev/null) &&
+		[ -n "$loop" ]; then
+		corrupt_test corrupt-loopdev "$loop"
+		losetup -d "$loop"
+	else
+		skip "corrupt-loopdev: needs root and losetup -f"
+	fi
 fi
 
 # --- 4. a full backing file ------------------------------------------------------

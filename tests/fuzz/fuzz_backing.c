@@ -3,12 +3,13 @@
  * fuzz_backing.c - the backing file's records, written, damaged, read back
  *
  * The property: backing_read() returns the bytes backing_write() was
- * given, or -EIO; never other bytes, never a crash. Records are written
+ * given, or -EBADMSG (-EIO where the file was cut short); never other
+ * bytes, never a crash. Records are written
  * through daemon/backing.c into a real file (in a tmpfs directory), the
  * target damages the file behind its back through a descriptor of its
  * own, and every read is judged against what is on disk now: a record
  * whose header and payload bytes are as written (and whose units are all
- * in the file) must read back exactly; any other must be -EIO.
+ * in the file) must read back exactly; any other is refused.
  *
  * Input: byte 0 picks the file size (64K 128K 256K 1M, from bits 0-1),
  * then ops:
@@ -21,14 +22,14 @@
  *                          lengths and flags -EINVAL
  *   free I                 the slot's units become free in the model
  *   read I HOW             with the right sector and room; or a wrong
- *                          sector, too small a buffer (both -EIO), or
+ *                          sector, too small a buffer (both -EBADMSG), or
  *                          no flags pointer
  *   corrupt I OFF MASK     XOR one byte of a record (header, payload or
  *                          padding; padding is not checksummed)
  *   truncate I OFF         cut the file inside a record
  *   punch BLOCK            punch a 4 KiB hole anywhere
  *   bad SLOT               read and free slots that are malformed or
- *                          free: -EINVAL or -EIO, and bad_frees counted
+ *                          free: -EINVAL, -EBADMSG or -EIO, and bad_frees counted
  *   stats [LOST]           every counter against the model; with bit 2
  *                          of its byte, a lost write: one of the last 4
  *                          freed records (bits 3-4: 0 the last) is put
@@ -333,10 +334,12 @@ static void do_read(int i, uint8_t how)
 				   flags, r->flags);
 		m.reads++;
 	} else {
-		FUZZ_CHECK(ret == -EIO, "read of slot %#llx: %d",
+		/* -EIO: cut short by a truncation, an I/O error */
+		FUZZ_CHECK(ret == -EBADMSG || ret == -EIO,
+			   "read of slot %#llx: %d",
 			   (unsigned long long)r->slot, ret);
 		FUZZ_CHECK(!expect_ok,
-			   "slot %#llx is intact on disk, but reads as -EIO",
+			   "slot %#llx is intact on disk, but is refused",
 			   (unsigned long long)r->slot);
 		m.read_fails++;
 	}
@@ -394,7 +397,8 @@ static void do_bad(uint64_t v)
 	if (decodes) {
 		/* Free space: old bytes or a hole, never a valid record
 		 * of this sector unless one was written there (skip). */
-		FUZZ_CHECK(ret == -EIO || ret == 0, "read of free slot %#llx: "
+		FUZZ_CHECK(ret == -EBADMSG || ret == -EIO || ret == 0,
+			   "read of free slot %#llx: "
 			   "%d", (unsigned long long)slot, ret);
 		if (ret == 0)
 			m.reads++;

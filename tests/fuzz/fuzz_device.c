@@ -807,6 +807,7 @@ static void check_stats(void)
 		   (unsigned long long)st.v[ZSTAT_failed_reads],
 		   (unsigned long long)d.failed_reads);
 	FUZZ_CHECK(st.v[ZSTAT_bd_checksum_errors] == 0, "checksum errors");
+	FUZZ_CHECK(st.v[ZSTAT_bd_io_errors] == 0, "backing I/O errors");
 	FUZZ_CHECK(strcmp(st.allocator, d.cfg.allocator) == 0, "allocator %s",
 		   st.allocator);
 	if (d.bk) {

@@ -220,7 +220,7 @@ def stats():
              "mem_used_total", "mem_limit", "mem_used_max", "same_pages",
              "pages_compacted", "huge_pages", "failed_reads", "failed_writes",
              "invalid_io", "notify_free", "bd_count", "bd_reads", "bd_writes",
-             "bd_failed", "bd_checksum_errors", "evict_limit", "evict_psi",
+             "bd_failed", "bd_checksum_errors", "bd_io_errors", "evict_limit", "evict_psi",
              "evict_cgroup", "evict_idle"]
     text = "# zramd stats v1\nversion 1\nallocator zsmalloc\n"
     text += "".join("%s %d\n" % (n, i * 1000) for i, n in enumerate(names))

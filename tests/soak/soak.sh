@@ -105,6 +105,7 @@ check "read back from it (bd_reads $bdr)" test "${bdr:-0}" -gt 0
 check "no failed reads or writes counted" \
 	test "$(stat_value failed_writes)/$(stat_value failed_reads)" = 0/0
 check "bd_checksum_errors 0" test "$(stat_value bd_checksum_errors)" = 0
+check "bd_io_errors 0" test "$(stat_value bd_io_errors)" = 0
 check_stop "soak"
 echo "figures: soak $secs s, $alloc, mem_limit $limit:" \
 	"bytes written $written, bytes verified $verified," \

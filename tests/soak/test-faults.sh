@@ -88,6 +88,7 @@ print(("ok - " if bad == 0 else "FAIL - ")
 	sleep 1.2
 	echo "figures: $how: bd_failed $(stat_value bd_failed)," \
 		"bd_checksum_errors $(stat_value bd_checksum_errors)," \
+		"bd_io_errors $(stat_value bd_io_errors)," \
 		"failed_reads $(stat_value failed_reads)"
 	check_stop "$how"
 }

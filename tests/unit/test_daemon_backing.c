@@ -290,7 +290,7 @@ START_TEST(test_invalid_args)
 				      &len, NULL),
 			 -EINVAL);
 	/* A buffer too small for the payload is refused, not overrun. */
-	ck_assert_int_eq(backing_read(b, slot, 1, buf, 599, &len, NULL), -EIO);
+	ck_assert_int_eq(backing_read(b, slot, 1, buf, 599, &len, NULL), -EBADMSG);
 	ck_assert_int_eq(backing_read(b, slot, 1, buf, 600, &len, NULL), 0);
 	/* Wild and double frees are counted and ignored. */
 	backing_free(b, 0);
@@ -419,13 +419,46 @@ START_TEST(test_corrupt_payload)
 		flip_byte(slot_offset(slot) + BACKING_HDR_SIZE + (off_t)off);
 		ck_assert_int_eq(
 		    backing_read(b, slot, 42, out, sizeof(out), &len, NULL),
-		    -EIO);
+		    -EBADMSG);
 		flip_byte(slot_offset(slot) + BACKING_HDR_SIZE + (off_t)off);
 		ck_assert_int_eq(
 		    backing_read(b, slot, 42, out, sizeof(out), &len, NULL), 0);
 		ck_assert_mem_eq(out, buf, sizeof(buf));
 	}
 	ck_assert_uint_eq(stats(b).checksum_errors, 8);
+	backing_close(b);
+}
+END_TEST
+
+/*
+ * A record that cannot be read (here: the file was truncated under it,
+ * so the read comes up short) is an I/O error, counted apart from a
+ * record that reads but fails its checks: the operator replaces a disk
+ * for one and looks for a bug or a stray writer for the other.
+ */
+START_TEST(test_io_error_counted_apart)
+{
+	struct backing *b = open_ok(BACKING_MIN_SIZE);
+	unsigned char buf[3000], out[BACKING_MAX_PAYLOAD];
+	uint64_t slot;
+	size_t len;
+	int fd;
+
+	pattern(buf, sizeof(buf), 7);
+	ck_assert_int_eq(backing_write(b, 7, buf, sizeof(buf), 1, &slot), 0);
+	flip_byte(slot_offset(slot) + BACKING_HDR_SIZE + 100);
+	ck_assert_int_eq(backing_read(b, slot, 7, out, sizeof(out), &len, NULL),
+			 -EBADMSG);
+	ck_assert_uint_eq(stats(b).checksum_errors, 1);
+	ck_assert_uint_eq(stats(b).read_errors, 0);
+	fd = open(path, O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, slot_offset(slot) + 10), 0);
+	close(fd);
+	ck_assert_int_eq(backing_read(b, slot, 7, out, sizeof(out), &len, NULL),
+			 -EIO);
+	ck_assert_uint_eq(stats(b).checksum_errors, 1);
+	ck_assert_uint_eq(stats(b).read_errors, 1);
 	backing_close(b);
 }
 END_TEST
@@ -442,7 +475,7 @@ START_TEST(test_corrupt_header)
 	for (off_t i = 0; i < BACKING_HDR_SIZE; i++) {
 		flip_byte(slot_offset(slot) + i);
 		ck_assert_msg(backing_read(b, slot, 5, out, sizeof(out), &len,
-					   NULL) == -EIO,
+					   NULL) == -EBADMSG,
 			      "header byte %d flipped, read not refused",
 			      (int)i);
 		flip_byte(slot_offset(slot) + i);
@@ -468,7 +501,7 @@ START_TEST(test_wrong_sector_and_place)
 	ck_assert_int_eq(backing_write(b, 9, buf, sizeof(buf), 0, &s2), 0);
 	ck_assert_uint_ne(s1, s2);
 	ck_assert_int_eq(backing_read(b, s1, 10, out, sizeof(out), &len, NULL),
-			 -EIO);
+			 -EBADMSG);
 	ck_assert_int_eq(backing_read(b, s1, 9, out, sizeof(out), &len, NULL),
 			 0);
 
@@ -481,7 +514,7 @@ START_TEST(test_wrong_sector_and_place)
 			 sizeof(rec));
 	close(fd);
 	ck_assert_int_eq(backing_read(b, s2, 9, out, sizeof(out), &len, NULL),
-			 -EIO);
+			 -EBADMSG);
 	ck_assert_uint_eq(stats(b).checksum_errors, 2);
 	backing_close(b);
 }
@@ -534,7 +567,7 @@ START_TEST(test_lost_write)
 	errs = stats(b).checksum_errors;
 	memset(out, 0, sizeof(out));
 	ck_assert_int_eq(backing_read(b, sb, 5, out, sizeof(out), &len, NULL),
-			 -EIO);
+			 -EBADMSG);
 	ck_assert_uint_eq(stats(b).checksum_errors, errs + 1);
 	/* A's own, stale slot number reads it, so A's record is intact:
 	 * only the nonce refused it above. */
@@ -842,7 +875,7 @@ START_TEST(test_hole_punch)
 	ck_assert_msg(empty <= full / 16, "st_blocks %ld -> %ld", full, empty);
 	/* A punched slot reads as zeros, which no check accepts. */
 	ck_assert_int_eq(
-	    backing_read(b, slots[0], 0, buf, sizeof(buf), &len, NULL), -EIO);
+	    backing_read(b, slots[0], 0, buf, sizeof(buf), &len, NULL), -EBADMSG);
 	backing_close(b);
 }
 END_TEST
@@ -952,6 +985,154 @@ static bool can_punch(void)
 	return ok;
 }
 
+
+/*
+ * The same tests against a block device: a loop device over a file in the
+ * scratch directory, created by the fixture and always detached after.
+ * path names the device, so the tests open, damage and read it as they
+ * do the file.
+ */
+static char loopdev[64];
+static char loopfile[300];
+
+static bool run_losetup(const char *args, char *out, size_t outlen)
+{
+	char cmd[700];
+	FILE *f;
+	bool ok;
+
+	snprintf(cmd, sizeof(cmd), "losetup %s 2>/dev/null", args);
+	f = popen(cmd, "r");
+	if (!f)
+		return false;
+	if (out && outlen) {
+		out[0] = '\0';
+		if (fgets(out, (int)outlen, f))
+			out[strcspn(out, "\n")] = '\0';
+	}
+	ok = pclose(f) == 0;
+	return ok;
+}
+
+/* A loop device over a fresh 4 MiB file; false (and a reason) if not. */
+static bool try_make_loop(char *why, size_t whylen)
+{
+	char args[400];
+	int fd;
+
+	if (!try_make_dir()) {
+		snprintf(why, whylen, "mkdtemp: %s", strerror(errno));
+		return false;
+	}
+	snprintf(loopfile, sizeof(loopfile), "%s/loopfile", dir);
+	fd = open(loopfile, O_RDWR | O_CREAT, 0600);
+	if (fd < 0 || ftruncate(fd, 4 << 20) != 0) {
+		snprintf(why, whylen, "creating the loop file: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	close(fd);
+	snprintf(args, sizeof(args), "-f --show %s", loopfile);
+	if (!run_losetup(args, loopdev, sizeof(loopdev)) || !loopdev[0]) {
+		snprintf(why, whylen, "losetup -f cannot attach a loop device "
+			 "(needs root and /dev/loop-control)");
+		loopdev[0] = '\0';
+		return false;
+	}
+	snprintf(path, sizeof(path), "%s", loopdev);
+	return true;
+}
+
+static void remove_loop(void)
+{
+	char args[100];
+
+	if (loopdev[0]) {
+		snprintf(args, sizeof(args), "-d %s", loopdev);
+		run_losetup(args, NULL, 0);
+		loopdev[0] = '\0';
+	}
+	remove_dir();
+}
+
+static void make_loop(void)
+{
+	char why[200];
+
+	ck_assert_msg(try_make_loop(why, sizeof(why)), "%s", why);
+}
+
+/* --- block devices --- */
+
+/* A device another program holds exclusively is refused, named. */
+START_TEST(test_bdev_excl)
+{
+	char err[256];
+	struct backing *b = open_ok(0), *b2;
+
+	ck_assert_uint_eq(stats(b).capacity / BACKING_UNIT * BACKING_UNIT,
+			  stats(b).capacity);
+	b2 = backing_open(path, 0, err, sizeof(err));
+	ck_assert_ptr_null(b2);
+	ck_assert_int_eq(errno, EBUSY);
+	ck_assert_msg(strstr(err, path) && strstr(err, "in use"), "%s", err);
+	backing_close(b);
+	b2 = open_ok(0);
+	backing_close(b2);
+}
+END_TEST
+
+/* backing_size past the device's end is an error naming both. */
+START_TEST(test_bdev_too_large)
+{
+	char err[256];
+	struct backing *b = backing_open(path, 8 << 20, err, sizeof(err));
+
+	ck_assert_ptr_null(b);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_msg(strstr(err, "larger than the device") &&
+		      strstr(err, "4194304"), "%s", err);
+	b = open_ok(2 << 20);
+	ck_assert_uint_le(stats(b).capacity, 2 << 20);
+	backing_close(b);
+	b = open_ok(0);
+	ck_assert_uint_le(stats(b).capacity, 4 << 20);
+	ck_assert_uint_ge(stats(b).capacity, 3 << 20);
+	backing_close(b);
+}
+END_TEST
+
+/* An ext4 file system on the device: refused, unless forced. */
+START_TEST(test_bdev_signature)
+{
+	char err[256], cmd[400];
+	unsigned char buf[2000], out[BACKING_MAX_PAYLOAD];
+	struct backing *b;
+	uint64_t slot;
+	size_t len;
+
+	snprintf(cmd, sizeof(cmd), "mkfs.ext4 -q -F %s >/dev/null 2>&1", path);
+	if (system(cmd) != 0) {
+		printf("SKIP test_bdev_signature: mkfs.ext4 failed\n");
+		return;
+	}
+	b = backing_open(path, 0, err, sizeof(err));
+	ck_assert_ptr_null(b);
+	ck_assert_int_eq(errno, EEXIST);
+	ck_assert_msg(strstr(err, path) && strstr(err, "ext4") &&
+		      strstr(err, "backing_force=yes"), "%s", err);
+	b = backing_open_force(path, 0, true, err, sizeof(err));
+	ck_assert_msg(b != NULL, "forced: %s", err);
+	pattern(buf, sizeof(buf), 3);
+	ck_assert_int_eq(backing_write(b, 3, buf, sizeof(buf), 1, &slot), 0);
+	ck_assert_int_eq(backing_read(b, slot, 3, out, sizeof(out), &len, NULL),
+			 0);
+	ck_assert_mem_eq(out, buf, sizeof(buf));
+	backing_close(b);
+}
+END_TEST
+
 static Suite *backing_suite(void)
 {
 	char why[200];
@@ -975,6 +1156,7 @@ static Suite *backing_suite(void)
 	tcase_add_test(core, test_no_overlap);
 	tcase_add_test(core, test_corrupt_payload);
 	tcase_add_test(core, test_corrupt_header);
+	tcase_add_test(core, test_io_error_counted_apart);
 	tcase_add_test(core, test_wrong_sector_and_place);
 	tcase_add_test(core, test_lost_write);
 	suite_add_tcase(s, core);
@@ -997,6 +1179,33 @@ static Suite *backing_suite(void)
 		suite_add_tcase(s, fullfs);
 	} else {
 		printf("SKIP test_open_full_fs: %s\n", why);
+	}
+
+	{
+		char lwhy[200];
+
+		if (try_make_loop(lwhy, sizeof(lwhy))) {
+			TCase *loop = tcase_create("loopdev");
+
+			remove_loop();
+			tcase_add_checked_fixture(loop, make_loop, remove_loop);
+			tcase_add_test(loop, test_write_read);
+			tcase_add_test(loop, test_invalid_args);
+			tcase_add_test(loop, test_full_and_reuse);
+			tcase_add_test(loop, test_no_overlap);
+			tcase_add_test(loop, test_corrupt_payload);
+			tcase_add_test(loop, test_corrupt_header);
+			tcase_add_test(loop, test_wrong_sector_and_place);
+			tcase_add_test(loop, test_lost_write);
+			tcase_add_test(loop, test_bdev_excl);
+			tcase_add_test(loop, test_bdev_too_large);
+			tcase_add_test(loop, test_bdev_signature);
+			suite_add_tcase(s, loop);
+		} else {
+			remove_loop();
+			printf("SKIP loopdev (the backing tests on a block "
+			       "device): %s\n", lwhy);
+		}
 	}
 
 	tcase_add_checked_fixture(conc, make_dir, remove_dir);

@@ -568,7 +568,7 @@ struct fake_backing {
 	unsigned int len[FAKE_SLOTS];
 	uint64_t sector[FAKE_SLOTS];
 	int live, released;
-	bool fail_store, corrupt;
+	bool fail_store, corrupt, io_error;
 };
 
 static int64_t fake_store(void *ctx, uint64_t sector, const void *data,
@@ -606,6 +606,8 @@ static int fake_load(void *ctx, uint64_t slot, uint64_t sector, void *buf,
 	ck_assert_uint_eq(fb->sector[slot], sector);
 	ck_assert_uint_eq(fb->len[slot], len);
 	if (fb->corrupt)
+		r = -EBADMSG;
+	else if (fb->io_error)
 		r = -EIO;
 	else
 		memcpy(buf, fb->data[slot], len);
@@ -691,8 +693,17 @@ START_TEST(test_evict)
 	fb.corrupt = true;
 	ck_assert_int_eq(zdev_read(dev, buf, SEC, 0), -EIO);
 	ck_assert_uint_eq(stat_of(dev, ZSTAT_bd_checksum_errors), 1);
+	ck_assert_uint_eq(stat_of(dev, ZSTAT_bd_io_errors), 0);
 	ck_assert_uint_eq(stat_of(dev, ZSTAT_failed_reads), 1);
 	fb.corrupt = false;
+
+	/* So is a read the disk fails, counted apart: another fault. */
+	fb.io_error = true;
+	ck_assert_int_eq(zdev_read(dev, buf, SEC, 0), -EIO);
+	ck_assert_uint_eq(stat_of(dev, ZSTAT_bd_checksum_errors), 1);
+	ck_assert_uint_eq(stat_of(dev, ZSTAT_bd_io_errors), 1);
+	ck_assert_uint_eq(stat_of(dev, ZSTAT_failed_reads), 2);
+	fb.io_error = false;
 
 	/* A store that fails leaves the data in the pool. */
 	fb.fail_store = true;

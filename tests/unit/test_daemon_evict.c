@@ -63,6 +63,72 @@ static void teardown(void)
 	rmdir(dir);
 }
 
+/*
+ * The same tests with a block device as the backing store: a loop device
+ * over a sparse 64 MiB file in the scratch directory, attached by the
+ * fixture and always detached by its teardown.
+ */
+static char loopdev[64];
+
+static bool losetup_cmd(const char *args, char *out, size_t outlen)
+{
+	char cmd[400];
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "losetup %s 2>/dev/null", args);
+	f = popen(cmd, "r");
+	if (!f)
+		return false;
+	if (out && outlen) {
+		out[0] = '\0';
+		if (fgets(out, (int)outlen, f))
+			out[strcspn(out, "\n")] = '\0';
+	}
+	return pclose(f) == 0;
+}
+
+static bool try_attach_loop(void)
+{
+	char file[300], args[340];
+	int fd;
+
+	snprintf(file, sizeof(file), "%s/loopfile", dir);
+	fd = open(file, O_RDWR | O_CREAT, 0600);
+	if (fd < 0)
+		return false;
+	if (ftruncate(fd, 64 << 20) != 0) {
+		close(fd);
+		return false;
+	}
+	close(fd);
+	snprintf(args, sizeof(args), "-f --show %s", file);
+	if (!losetup_cmd(args, loopdev, sizeof(loopdev)) || !loopdev[0]) {
+		loopdev[0] = '\0';
+		return false;
+	}
+	return true;
+}
+
+static void setup_loop(void)
+{
+	setup();
+	ck_assert_msg(try_attach_loop(), "losetup -f failed");
+}
+
+static void teardown_loop(void)
+{
+	char args[100], file[300];
+
+	if (loopdev[0]) {
+		snprintf(args, sizeof(args), "-d %s", loopdev);
+		losetup_cmd(args, NULL, 0);
+		loopdev[0] = '\0';
+	}
+	snprintf(file, sizeof(file), "%s/loopfile", dir);
+	unlink(file);
+	teardown();
+}
+
 /* A device with writeback, its shrinker thread running. */
 struct rig {
 	struct zdev *dev;
@@ -98,7 +164,10 @@ static void rig_open(struct rig *r, const char *allocator, uint64_t size,
 	char err[512];
 	int e;
 
-	snprintf(r->path, sizeof(r->path), "%s/backing", dir);
+	if (loopdev[0])
+		snprintf(r->path, sizeof(r->path), "%s", loopdev);
+	else
+		snprintf(r->path, sizeof(r->path), "%s/backing", dir);
 	wc.backing = r->path;
 	r->dev = zdev_create(&dc, &e);
 	ck_assert_msg(r->dev, "zdev_create %s: %s", allocator, strerror(-e));
@@ -596,6 +665,28 @@ static Suite *evict_suite(void)
 	tcase_add_loop_test(conc, test_concurrent, 0, nbackends);
 	tcase_set_timeout(conc, 600);
 	suite_add_tcase(s, conc);
+
+	/* Outside a test: no ck_assert (setup() has them). */
+	snprintf(dir, sizeof(dir), "%s/zramd-evict-XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (mkdtemp(dir) && try_attach_loop()) {
+		TCase *loop = tcase_create("loopdev");
+
+		teardown_loop();
+		tcase_add_checked_fixture(loop, setup_loop, teardown_loop);
+		tcase_add_loop_test(loop, test_limit, 0, nbackends);
+		tcase_add_loop_test(loop, test_corrupt, 0, nbackends);
+		tcase_add_loop_test(loop, test_full, 0, nbackends);
+		tcase_add_loop_test(loop, test_idle_by_hand, 0, nbackends);
+		tcase_add_loop_test(loop, test_concurrent, 0, nbackends);
+		tcase_set_timeout(loop, 600);
+		suite_add_tcase(s, loop);
+	} else {
+		teardown_loop();
+		printf("SKIP loopdev (the eviction tests on a block device): "
+		       "losetup -f cannot attach a loop device (needs root and "
+		       "/dev/loop-control)\n");
+	}
 	return s;
 }
 

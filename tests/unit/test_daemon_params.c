@@ -212,6 +212,12 @@ START_TEST(test_bad_values)
 		"allowed: ");
 	set_bad("compressor", "zstd", "compressor=zstd: unknown choice",
 		"allowed: lz4");
+	set_bad("backing_force", "maybe", "backing_force=maybe: unknown choice",
+		"allowed: no or yes");
+	set_bad("backing_force", "", "unknown choice", NULL);
+	set_bad("backing_force", "ye", "unknown choice", NULL);
+	set_ok("backing_force", "yes");
+	ck_assert_str_eq(p.backing_force, "yes");
 	set_bad("acceleration", "0", "acceleration=0: out of range",
 		"1 to 65537");
 	set_bad("acceleration", "65538", "out of range", NULL);
