@@ -10,6 +10,7 @@
 #   make check      build and run every test (installs packages via deps)
 #   make bench      benchmarks against the peers (docs/BENCHMARKS.md)
 #   make install    PREFIX, DESTDIR, SYSCONFDIR honoured
+#   make deb        the Debian package, into $(BUILD)/deb/ (mk/deb.mk)
 #   make deps       install missing Debian packages (or print the command)
 #   make format     clang-format every C file
 #
@@ -67,6 +68,7 @@ $(BUILD)/%.o: %.c
 	$(CC) $(ALL_CFLAGS) $(EXTRA_CFLAGS_$(<D)) -MMD -MP -c -o $@ $<
 
 include mk/deps.mk
+include mk/deb.mk
 # Fragments, in an order where daemon/ comes before tests/ (tests link
 # with DAEMON_LIB_OBJS). Every directory's *.mk is picked up, so adding a
 # fragment needs no edit here.

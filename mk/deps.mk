@@ -5,7 +5,8 @@
 DEB_PACKAGES := build-essential pkg-config nbdkit nbdkit-plugin-dev \
 	liblz4-dev check libinih-dev libxxhash-dev \
 	libnbd-bin python3-libnbd fio qemu-utils nbd-client fuse3 \
-	e2fsprogs systemd clang valgrind libblkid-dev
+	e2fsprogs systemd clang valgrind \
+	debhelper dpkg-dev fakeroot lintian libsubunit-dev libblkid-dev
 
 .PHONY: deps
 deps:
