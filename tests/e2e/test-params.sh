@@ -86,6 +86,16 @@ else
 	not_ok "config file (size from file): start"
 fi
 
+# size=N%: a share of the machine's RAM, rounded down to 4 KiB.
+ram=$(($(getconf _PHYS_PAGES) * $(getconf PAGESIZE)))
+if start_zramd size=10% allocator="$alloc"; then
+	check "size=10%: the device is 10% of RAM, in whole sectors" \
+		test "$(nbdinfo --size "$URI")" = $((ram / 100 * 10 / 4096 * 4096))
+	check_stop "size=10%"
+else
+	not_ok "size=10%: start"
+fi
+
 # A block device as backing=: an ext4 file system on it is refused unless
 # backing_force=yes, a backing_size past its end is refused, and one held
 # by another program is refused, each naming the device.
