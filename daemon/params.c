@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <unistd.h>
 
 #include "backing.h"
 #include "codec.h"
@@ -42,6 +43,7 @@ struct key {
 	uint64_t min, max;   /* K_SIZE, K_UINT, K_PSI */
 	uint64_t nzmin;	     /* K_SIZE: the least value but 0, if any */
 	const char *nzwhy;   /* why a value below nzmin is refused */
+	bool ram_share;	     /* K_SIZE: "N%" of the machine's RAM too */
 	const char *choices; /* K_CHOICE: "a|b" */
 	const char *syntax;  /* for the help text */
 	const char *def;     /* default, parsed like a value; NULL: none */
@@ -57,8 +59,10 @@ struct key {
  */
 static const struct key keys[] = {
 	{ .name = "size", .kind = K_SIZE, .off = F(size),
-	  .max = ZDEV_MAX_SIZE, .syntax = "SIZE",
-	  .allowed = "a size from 0 to 8E-1 (2^63-1 bytes), e.g. 4G",
+	  .max = ZDEV_MAX_SIZE, .syntax = "SIZE|N%", .ram_share = true,
+	  .allowed = "a size from 0 to 8E-1 (2^63-1 bytes), e.g. 4G, or "
+		     "a share of RAM from 1% to " PARAMS_RAM_PCT_MAX_STR
+		     "%, e.g. 50%",
 	  .help = "virtual size of the device (required; 'nbdkit zramd 4G')" },
 	{ .name = "allocator", .kind = K_ALLOCATOR, .off = F(allocator),
 	  .syntax = "zsmalloc|zbud", .def = ZPOOL_TYPE_ZSMALLOC,
@@ -220,6 +224,39 @@ int params_parse_size(const char *str, uint64_t *out, const char **why)
 	return 0;
 }
 
+uint64_t params_ram_bytes(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+
+	if (pages <= 0 || psize <= 0)
+		return 0;
+	return (uint64_t)pages * (uint64_t)psize;
+}
+
+int params_parse_ram_share(const char *str, uint64_t *out, const char **why)
+{
+	const char *rest;
+	uint64_t pct, ram;
+	int r = parse_u64(str, &pct, &rest);
+
+	if (r == -1 || (r == 0 && strcmp(rest, "%") != 0)) {
+		*why = "not a whole number of percent";
+		return -1;
+	}
+	if (r == -2 || pct < 1 || pct > PARAMS_RAM_PCT_MAX) {
+		*why = "share of RAM out of range";
+		return -1;
+	}
+	ram = params_ram_bytes();
+	if (!ram) {
+		*why = "the machine's RAM size is unknown";
+		return -1;
+	}
+	/* Rounded down to whole 4 KiB sectors. */
+	*out = ram / 100 * pct & ~(uint64_t)4095;
+	return 0;
+}
+
 static void list_type(const char *type, void *arg)
 {
 	char *buf = arg;
@@ -289,6 +326,10 @@ static int parse_value(const struct key *k, const char *text,
 	v->num = 0;
 	switch (k->kind) {
 	case K_SIZE:
+		if (k->ram_share && text[0] && text[strlen(text) - 1] == '%') {
+			params_parse_ram_share(text, &v->num, &why);
+			break;
+		}
 		if (params_parse_size(text, &v->num, &why) < 0)
 			break;
 		if (v->num < k->min || v->num > k->max)

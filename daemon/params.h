@@ -137,6 +137,28 @@ void params_shrinker_config(const struct zramd_params *p,
  */
 int params_parse_size(const char *str, uint64_t *out, const char **why);
 
+/* size=N%: a share of the machine's RAM, from 1% to this (zram-generator's
+ * "ram / 2" is size=50%; more than 100% is allowed, as swap on zram may
+ * hold more data than RAM once compressed). */
+#define PARAMS_RAM_PCT_MAX     400
+#define PARAMS_RAM_PCT_MAX_STR "400"
+
+/**
+ * params_parse_ram_share() - parse "N%" as N percent of the machine's RAM
+ * @str: the text, a whole number followed by '%'
+ * @out: the size in bytes, rounded down to 4 KiB
+ * @why: on error, the reason
+ *
+ * RAM is MemTotal, as sysconf(_SC_PHYS_PAGES) gives it.
+ *
+ * Return: 0, or -1 with @why set to a static string (not a whole number
+ * of percent; out of range, 1..PARAMS_RAM_PCT_MAX; RAM unknown).
+ */
+int params_parse_ram_share(const char *str, uint64_t *out, const char **why);
+
+/* The machine's RAM in bytes (0 if unknown). */
+uint64_t params_ram_bytes(void);
+
 /**
  * params_help() - the help text of every key, for nbdkit --help
  *

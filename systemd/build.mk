@@ -6,6 +6,9 @@
 # from PREFIX, SYSCONFDIR, PLUGINDIR (daemon/ops.mk) and the programs
 # found on this machine; override any of them on the command line.
 
+# zramd-swap, the attach/swapon script zramd-swap@.service runs.
+LIBEXECDIR ?= $(PREFIX)/lib/zramd
+
 NBDKIT ?= $(or $(shell command -v nbdkit 2>/dev/null),/usr/bin/nbdkit)
 NBD_CLIENT ?= $(or $(shell PATH=/usr/sbin:/sbin:$$PATH command -v nbd-client 2>/dev/null),/usr/sbin/nbd-client)
 
@@ -16,7 +19,8 @@ UNIT_SUBST = -e 's|@NBDKIT@|$(NBDKIT)|g' \
 	-e 's|@NBD_CLIENT@|$(NBD_CLIENT)|g' \
 	-e 's|@PLUGINDIR@|$(PLUGINDIR)|g' \
 	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
-	-e 's|@BINDIR@|$(BINDIR)|g'
+	-e 's|@BINDIR@|$(BINDIR)|g' \
+	-e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g'
 
 # The values in force, rewritten only when they change, so that the units
 # are regenerated after `make PREFIX=/usr` and not otherwise.
@@ -43,6 +47,8 @@ FORCE:
 install-units: $(UNITS)
 	install -d $(DESTDIR)$(UNITDIR)
 	install -m 0644 $(UNITS) $(DESTDIR)$(UNITDIR)/
+	install -d $(DESTDIR)$(LIBEXECDIR)
+	install -m 0755 systemd/zramd-swap $(DESTDIR)$(LIBEXECDIR)/zramd-swap
 
 # An existing configuration is the administrator's: never overwrite it.
 install-config: config/zramd.conf

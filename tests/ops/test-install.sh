@@ -31,7 +31,7 @@ expect_file() {
 }
 
 units="zramd.service zramd.socket zramd@.service zramd@.socket zramd-nbd@.service
-	zramd-prometheus.service zramd-prometheus.timer"
+	zramd-prometheus.service zramd-prometheus.timer zramd-swap@.service"
 plugindir_usr=$(pkg-config --variable=plugindir nbdkit)
 
 for prefix in /usr/local /usr; do
@@ -69,7 +69,8 @@ for prefix in /usr/local /usr; do
 		expect_file "$dest$prefix/share/man/$m" 644
 	done
 	n=$(find "$dest" -type f | wc -l)
-	want=$((1 + $(echo $units | wc -w) + 1 + 3))
+	expect_file "$dest$prefix/lib/zramd/zramd-swap" 755
+	want=$((1 + $(echo $units | wc -w) + 1 + 3 + 1))
 	have_plugin && want=$((want + 1))
 	check "nothing else installed ($n files, want $want)" [ "$n" -eq "$want" ]
 done

@@ -33,10 +33,12 @@ cp "$unitdir"/* "$v"/
 ln -s zramd@.service "$v/zramd@test.service"
 ln -s zramd@.socket "$v/zramd@test.socket"
 ln -s zramd-nbd@.service "$v/zramd-nbd@nbd0.service"
+ln -s zramd-swap@.service "$v/zramd-swap@nbd0.service"
 units=(zramd.service zramd.socket zramd@test.service zramd@test.socket
-	zramd-nbd@nbd0.service zramd-prometheus.service zramd-prometheus.timer)
+	zramd-nbd@nbd0.service zramd-prometheus.service zramd-prometheus.timer
+	zramd-swap@nbd0.service)
 check "every template has an instance here" \
-	[ "$(ls "$unitdir" | wc -l)" -eq 7 ]
+	[ "$(ls "$unitdir" | wc -l)" -eq 8 ]
 # zramd-stat is installed under $root, not on this machine: verify that
 # one (the command must exist and be executable) where it was installed.
 stat_bin=$(find "$root" -name zramd-stat -type f | head -n 1)
@@ -45,6 +47,26 @@ exec_line=$(sed -n '/^ExecStart=/{N;s/ *\\\n[[:space:]]*/ /;p}' "$v/zramd-promet
 check "zramd-prometheus.service runs the installed zramd-stat ($exec_line)" \
 	[ "$exec_line" = "ExecStart=${stat_bin#$root} --prometheus --output /var/lib/prometheus/node-exporter/zramd.prom" ]
 sed -i "s|^ExecStart=${stat_bin#$root}|ExecStart=$stat_bin|" "$v/zramd-prometheus.service"
+# The same for the swap unit's script.
+swap_bin=$(find "$root" -name zramd-swap -type f | head -n 1)
+check "zramd-swap installed, executable" [ -x "$swap_bin" ]
+sw=$v/zramd-swap@.service
+check "zramd-swap@ attaches with the installed script after nbdkit is ready" \
+	grep -qx "ExecStartPost=${swap_bin#$root} start /run/zramd/swap-%i.sock /dev/%i \${ZRAMD_SWAP_PRIORITY}" "$sw"
+check "zramd-swap@ swapoffs and detaches before nbdkit stops (ExecStop)" \
+	grep -qx "ExecStop=${swap_bin#$root} stop /dev/%i" "$sw"
+sw_joined=$(tr -d '\\\n' <"$sw")
+check "zramd-swap@ serves the socket the script attaches, with mlock=onfault" \
+	grep -Eq -- 'ExecStart=.*-U /run/zramd/swap-%i\.sock.*size=\$\{ZRAMD_SWAP_SIZE\}[[:space:]]*mlock=onfault' <<<"$sw_joined"
+check "zramd-swap@: 50% of RAM and priority 100 by default" \
+	grep -qx 'Environment=ZRAMD_SWAP_SIZE=50%% ZRAMD_SWAP_PRIORITY=100' "$sw"
+check "zramd-swap@: before swap.target, stopped before shutdown" \
+	bash -c 'grep -q "^Before=.*swap.target" "$1" && grep -q "^Before=.*shutdown.target" "$1" && grep -qx "Conflicts=shutdown.target" "$1" && grep -qx "DefaultDependencies=no" "$1" && grep -qx "WantedBy=swap.target" "$1"' _ "$sw"
+check "zramd-swap@: out of the OOM killer's reach, memlock unlimited" \
+	bash -c 'grep -qx "OOMScoreAdjust=-1000" "$1" && grep -qx "LimitMEMLOCK=infinity" "$1"' _ "$sw"
+check "zramd-swap@ keeps CAP_SYS_RESOURCE (PR_SET_IO_FLUSHER)" \
+	grep -q "^CapabilityBoundingSet=.*CAP_SYS_RESOURCE" "$sw"
+sed -i "s|${swap_bin#$root}|$swap_bin|" "$sw"
 
 for u in "${units[@]}"; do
 	out=$(cd "$v" && systemd-analyze verify "./$u" 2>&1)

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <inttypes.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -165,6 +166,50 @@ static void first_type(const char *type, void *arg)
 }
 
 /* Each key: a good value is stored, bad ones are refused with why. */
+/* size=N%: a share of RAM, rounded down to 4 KiB; bad shares refused. */
+START_TEST(test_size_ram_share)
+{
+	uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) *
+		       (uint64_t)sysconf(_SC_PAGESIZE);
+	static const struct {
+		const char *text;
+		unsigned int pct;
+	} good[] = { { "50%", 50 }, { "1%", 1 }, { "100%", 100 },
+		     { "400%", 400 }, { "025%", 25 } };
+
+	ck_assert_uint_gt(ram, 0);
+	ck_assert_uint_eq(params_ram_bytes(), ram);
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		uint64_t want = ram / 100 * good[i].pct & ~(uint64_t)4095;
+
+		set_ok("size", good[i].text);
+		ck_assert_msg(p.size == want, "size=%s: %" PRIu64 ", want %" PRIu64,
+			      good[i].text, p.size, want);
+		ck_assert_uint_eq(p.size % 4096, 0);
+		params_free(&p);
+		ck_assert_int_eq(params_init(&p), 0);
+	}
+	set_bad("size", "0%", "size=0%: share of RAM out of range", "1% to 400%");
+	set_bad("size", "401%", "size=401%: share of RAM out of range", NULL);
+	set_bad("size", "%", "size=%: not a whole number of percent", NULL);
+	set_bad("size", "1.5%", "size=1.5%: not a whole number of percent", NULL);
+	set_bad("size", "abc%", "not a whole number of percent", NULL);
+	set_bad("size", "50%%", "not a whole number of percent", NULL);
+	set_bad("size", "-5%", "size=-5%", "allowed:");
+	/* Only size takes a share: other sizes stay sizes. */
+	set_bad("mem_limit", "50%", "mem_limit=50%", NULL);
+	/* The same in the config file, with its file and line. */
+	set_ok("config", write_file("share.conf", "size = 25%\n"));
+	ck_assert_int_eq(params_finish(&p, err), 0);
+	ck_assert_uint_eq(p.size, ram / 100 * 25 & ~(uint64_t)4095);
+	params_free(&p);
+	ck_assert_int_eq(params_init(&p), 0);
+	set_ok("config", write_file("bad-share.conf", "size = 0%\n"));
+	finish_bad("bad-share.conf:1: size=0%: share of RAM out of range",
+		   "allowed:");
+}
+END_TEST
+
 START_TEST(test_every_key)
 {
 	const char *type = NULL;
@@ -484,6 +529,7 @@ static Suite *params_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_sizes);
+	tcase_add_test(tc, test_size_ram_share);
 	tcase_add_test(tc, test_every_key);
 	tcase_add_test(tc, test_bad_values);
 	tcase_add_test(tc, test_cross_checks);
