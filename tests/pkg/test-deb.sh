@@ -9,27 +9,9 @@
 # The scratch root has a static busybox as /bin/sh, so dpkg can run the
 # maintainer scripts chrooted there (they call deb-systemd-helper, which
 # is absent and guarded with || true: nothing touches the host's systemd).
-set -u
+# The ops prelude: ok, not_ok, skip, check, finish (one summary line), $TMP.
+source "$(dirname "$0")/../ops/functions.sh"
 export PATH=/usr/bin:/usr/sbin:/bin:/sbin:$PATH
-: "${BUILD:?set BUILD to the absolute build directory}"
-: "${MAKE:=make}"
-TOP=$(cd "$(dirname "$0")/../.." && pwd)
-npass=0 nfail=0 nskip=0
-ok() { echo "ok - $*"; npass=$((npass + 1)); }
-not_ok() { echo "FAIL - $*"; nfail=$((nfail + 1)); }
-skip() { echo "skip - $*"; nskip=$((nskip + 1)); }
-check() {
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
-finish() {
-	echo "$npass passed, $nfail failed, $nskip skipped"
-	[ $nfail -eq 0 ]
-	exit
-}
-TMP=$(mktemp -d /tmp/zramd-pkg.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
 
 if ! command -v dpkg-buildpackage >/dev/null || ! command -v dh >/dev/null; then
 	skip "the Debian package: dpkg-buildpackage or debhelper is not installed (make deps installs them)"

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "backing.h"
+#include "test_loopdev.h"
 #include "test_util.h"
 
 static char dir[256];
@@ -993,51 +994,17 @@ static bool can_punch(void)
  * do the file.
  */
 static char loopdev[64];
-static char loopfile[300];
-
-static bool run_losetup(const char *args, char *out, size_t outlen)
-{
-	char cmd[700];
-	FILE *f;
-	bool ok;
-
-	snprintf(cmd, sizeof(cmd), "losetup %s 2>/dev/null", args);
-	f = popen(cmd, "r");
-	if (!f)
-		return false;
-	if (out && outlen) {
-		out[0] = '\0';
-		if (fgets(out, (int)outlen, f))
-			out[strcspn(out, "\n")] = '\0';
-	}
-	ok = pclose(f) == 0;
-	return ok;
-}
 
 /* A loop device over a fresh 4 MiB file; false (and a reason) if not. */
 static bool try_make_loop(char *why, size_t whylen)
 {
-	char args[400];
-	int fd;
-
 	if (!try_make_dir()) {
 		snprintf(why, whylen, "mkdtemp: %s", strerror(errno));
 		return false;
 	}
-	snprintf(loopfile, sizeof(loopfile), "%s/loopfile", dir);
-	fd = open(loopfile, O_RDWR | O_CREAT, 0600);
-	if (fd < 0 || ftruncate(fd, 4 << 20) != 0) {
-		snprintf(why, whylen, "creating the loop file: %s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return false;
-	}
-	close(fd);
-	snprintf(args, sizeof(args), "-f --show %s", loopfile);
-	if (!run_losetup(args, loopdev, sizeof(loopdev)) || !loopdev[0]) {
+	if (!loop_attach(dir, 4, loopdev, sizeof(loopdev))) {
 		snprintf(why, whylen, "losetup -f cannot attach a loop device "
 			 "(needs root and /dev/loop-control)");
-		loopdev[0] = '\0';
 		return false;
 	}
 	snprintf(path, sizeof(path), "%s", loopdev);
@@ -1046,13 +1013,7 @@ static bool try_make_loop(char *why, size_t whylen)
 
 static void remove_loop(void)
 {
-	char args[100];
-
-	if (loopdev[0]) {
-		snprintf(args, sizeof(args), "-d %s", loopdev);
-		run_losetup(args, NULL, 0);
-		loopdev[0] = '\0';
-	}
+	loop_detach(dir, loopdev);
 	remove_dir();
 }
 

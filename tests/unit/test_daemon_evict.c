@@ -38,6 +38,7 @@
 #include "codec.h"
 #include "device.h"
 #include "test_daemon_common.h"
+#include "test_loopdev.h"
 #include "test_util.h"
 #include "writeback.h"
 #include "zpool.h"
@@ -70,43 +71,9 @@ static void teardown(void)
  */
 static char loopdev[64];
 
-static bool losetup_cmd(const char *args, char *out, size_t outlen)
-{
-	char cmd[400];
-	FILE *f;
-
-	snprintf(cmd, sizeof(cmd), "losetup %s 2>/dev/null", args);
-	f = popen(cmd, "r");
-	if (!f)
-		return false;
-	if (out && outlen) {
-		out[0] = '\0';
-		if (fgets(out, (int)outlen, f))
-			out[strcspn(out, "\n")] = '\0';
-	}
-	return pclose(f) == 0;
-}
-
 static bool try_attach_loop(void)
 {
-	char file[300], args[340];
-	int fd;
-
-	snprintf(file, sizeof(file), "%s/loopfile", dir);
-	fd = open(file, O_RDWR | O_CREAT, 0600);
-	if (fd < 0)
-		return false;
-	if (ftruncate(fd, 64 << 20) != 0) {
-		close(fd);
-		return false;
-	}
-	close(fd);
-	snprintf(args, sizeof(args), "-f --show %s", file);
-	if (!losetup_cmd(args, loopdev, sizeof(loopdev)) || !loopdev[0]) {
-		loopdev[0] = '\0';
-		return false;
-	}
-	return true;
+	return loop_attach(dir, 64, loopdev, sizeof(loopdev));
 }
 
 static void setup_loop(void)
@@ -117,15 +84,7 @@ static void setup_loop(void)
 
 static void teardown_loop(void)
 {
-	char args[100], file[300];
-
-	if (loopdev[0]) {
-		snprintf(args, sizeof(args), "-d %s", loopdev);
-		losetup_cmd(args, NULL, 0);
-		loopdev[0] = '\0';
-	}
-	snprintf(file, sizeof(file), "%s/loopfile", dir);
-	unlink(file);
+	loop_detach(dir, loopdev);
 	teardown();
 }
 
