@@ -110,6 +110,7 @@
 
 #include "backing.h"
 #include "backing_bdev.h"
+#include "errmsg.h"
 
 #define BLOCK_SIZE	4096u
 #define UNITS_PER_BLOCK (BLOCK_SIZE / BACKING_UNIT)
@@ -439,11 +440,9 @@ static struct backing *fail(char *err, size_t errlen, int e, const char *fmt,
 {
 	va_list ap;
 
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	errmsg_v(err, errlen, fmt, ap);
+	va_end(ap);
 	errno = e;
 	return NULL;
 }

@@ -24,28 +24,16 @@
  */
 #define _GNU_SOURCE
 #include "backing_bdev.h"
+#include "errmsg.h"
 
 #include <blkid/blkid.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
-
-static int bdev_fail(char *err, size_t errlen, int e, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -e;
-}
 
 /* 0 if blkid finds nothing on @fd; -EEXIST, naming it in @err, if it does. */
 static int bdev_probe(int fd, const char *path, char *err, size_t errlen)
@@ -55,12 +43,12 @@ static int bdev_probe(int fd, const char *path, char *err, size_t errlen)
 	int rc, ret = 0;
 
 	if (!pr)
-		return bdev_fail(err, errlen, ENOMEM,
+		return errmsg(err, errlen, ENOMEM,
 				 "backing device %s: blkid: out of memory",
 				 path);
 	if (blkid_probe_set_device(pr, fd, 0, 0) != 0) {
 		blkid_free_probe(pr);
-		return bdev_fail(err, errlen, EIO,
+		return errmsg(err, errlen, EIO,
 				 "backing device %s: blkid cannot probe it",
 				 path);
 	}
@@ -75,19 +63,19 @@ static int bdev_probe(int fd, const char *path, char *err, size_t errlen)
 		else if (blkid_probe_lookup_value(pr, "PTTYPE", &type,
 						  NULL) == 0)
 			what = "partition table";
-		ret = bdev_fail(err, errlen, EEXIST,
+		ret = errmsg(err, errlen, EEXIST,
 				"backing device %s holds a %s (%s); zramd "
 				"would overwrite it (wipefs it first, or set "
 				"backing_force=yes)",
 				path, what, type ? type : "unknown");
 	} else if (rc == -2) {
-		ret = bdev_fail(err, errlen, EEXIST,
+		ret = errmsg(err, errlen, EEXIST,
 				"backing device %s holds several signatures; "
 				"zramd would overwrite them (wipefs it first, "
 				"or set backing_force=yes)",
 				path);
 	} else if (rc < 0) {
-		ret = bdev_fail(err, errlen, EIO,
+		ret = errmsg(err, errlen, EIO,
 				"backing device %s: blkid probe failed", path);
 	}
 	blkid_free_probe(pr);
@@ -104,18 +92,18 @@ int backing_bdev_open(const char *path, uint64_t *size, bool force,
 	if (fd < 0) {
 		e = errno;
 		if (e == EBUSY)
-			return bdev_fail(err, errlen, e,
+			return errmsg(err, errlen, e,
 					 "backing device %s: in use (mounted, "
 					 "part of a RAID/LVM stack, or open by "
 					 "another zramd)",
 					 path);
-		return bdev_fail(err, errlen, e, "backing device %s: open: %s",
+		return errmsg(err, errlen, e, "backing device %s: open: %s",
 				 path, strerror(e));
 	}
 	if (ioctl(fd, BLKGETSIZE64, &bytes) != 0) {
 		e = errno;
 		close(fd);
-		return bdev_fail(err, errlen, e,
+		return errmsg(err, errlen, e,
 				 "backing device %s: BLKGETSIZE64: %s", path,
 				 strerror(e));
 	}
@@ -123,7 +111,7 @@ int backing_bdev_open(const char *path, uint64_t *size, bool force,
 		*size = bytes;
 	} else if (*size > bytes) {
 		close(fd);
-		return bdev_fail(err, errlen, EINVAL,
+		return errmsg(err, errlen, EINVAL,
 				 "backing device %s: backing_size %llu is larger "
 				 "than the device (%llu bytes)",
 				 path, (unsigned long long)*size,

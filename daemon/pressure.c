@@ -44,7 +44,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +52,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "errmsg.h"
 #include "pressure.h"
 
 #define PROC_MAGIC    0x9fa0
@@ -218,21 +218,6 @@ bool psi_over(const struct psi_line *prev, const struct psi_line *cur,
 
 /* --- files --- */
 
-static int errf(char *err, size_t errlen, int e, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int errf(char *err, size_t errlen, int e, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -e;
-}
-
 static char *join(const char *a, const char *b)
 {
 	char *s;
@@ -363,7 +348,7 @@ struct pressure *pressure_open(const struct pressure_config *cfg, char *err,
 	if (err && errlen)
 		err[0] = '\0';
 	if (cfg->psi_pct > 100 || cfg->cgroup_margin_pct > 99) {
-		errf(err, errlen, EINVAL,
+		errmsg(err, errlen, EINVAL,
 		     "pressure: psi threshold %u%% (1-100) or cgroup margin "
 		     "%u%% (0-99) out of range",
 		     cfg->psi_pct, cfg->cgroup_margin_pct);
@@ -400,7 +385,7 @@ struct pressure *pressure_open(const struct pressure_config *cfg, char *err,
 			p->cg_version = version;
 	}
 	if (rc == 0 && cfg->cgroup == PRESSURE_ON && !p->cg_version)
-		rc = errf(err, errlen, ENOENT,
+		rc = errmsg(err, errlen, ENOENT,
 			  "cgroup=on: no cgroup memory limits to watch "
 			  "(%s has no memory.current or memory.usage_in_bytes)",
 			  dir ? dir : "no memory cgroup found");
@@ -413,7 +398,7 @@ struct pressure *pressure_open(const struct pressure_config *cfg, char *err,
 		if (rc == 0) {
 			p->npsi = 1;
 		} else if (cfg->psi == PRESSURE_ON) {
-			errf(err, errlen, -rc, "psi=on: %s: %s%s",
+			errmsg(err, errlen, -rc, "psi=on: %s: %s%s",
 			     path ? path : "", strerror(-rc),
 			     rc == -EOPNOTSUPP
 				 ? " (PSI disabled: boot with psi=1)"
