@@ -771,7 +771,8 @@ static int watch(const char *const *argv_paths, size_t nargs, double secs)
 		for (i = 0; i < n; i++) {
 			match[i] = NULL;
 			for (j = 0; j < nprev; j++)
-				if (strcmp(devs[i].path, prev[j].path) == 0)
+				if (prev[j].path && /* NULL: strdup failed */
+				    strcmp(devs[i].path, prev[j].path) == 0)
 					match[i] = &prev[j];
 		}
 		if (tty)

@@ -393,6 +393,20 @@ scenario_shrink() {
 	fi
 }
 
+# host_compare URI: the host reads the whole device at URI with nbdcopy
+# and compares every byte with $work/expect. Sets $why and returns 1 if
+# the read fails or the bytes differ.
+host_compare() {
+	if ! nbdcopy "$1" "$work/got" 2>"$work/nbdcopy.err"; then
+		why="nbdcopy from the daemon failed: $(head -1 "$work/nbdcopy.err")"
+		return 1
+	fi
+	if ! cmp "$work/expect" "$work/got"; then
+		why="the host reads other bytes than the guest wrote"
+		return 1
+	fi
+}
+
 # Write, detach, attach again, over one nbdkit; then the host reads the
 # device itself and compares every byte with what vmprog makes.
 scenario_reconnect() {
@@ -403,14 +417,8 @@ scenario_reconnect() {
 		"$VMPROG" gen $b 4096 4096
 		head -c $((32 << 20)) /dev/zero
 	} >"$work/expect"
-	if ! nbdcopy "nbd+unix:///?socket=$work/nbd.sock" "$work/got" 2>"$work/nbdcopy.err"; then
-		result FAIL reconnect "nbdcopy from the daemon failed: $(head -1 "$work/nbdcopy.err")"
-		return
-	fi
-	if ! cmp "$work/expect" "$work/got"; then
-		result FAIL reconnect "the host reads other bytes than the guest wrote"
-		return
-	fi
+	host_compare "nbd+unix:///?socket=$work/nbd.sock" ||
+		{ result FAIL reconnect "$why"; return; }
 	echo "vm-reconnect: 3 connections, 32 MiB written and checked in the guest and from the host;$(show_steps); ${boot_secs}s"
 	result PASS reconnect
 }
@@ -450,15 +458,8 @@ scenario_tls() {
 		"$VMPROG" gen "$SEED" 0 4096
 		head -c $((48 << 20)) /dev/zero
 	} >"$work/expect"
-	if ! nbdcopy "nbds+unix:///?socket=$work/nbd.sock&tls-certificates=$work/tls/client" \
-		"$work/got" 2>"$work/nbdcopy.err"; then
-		result FAIL tls "nbdcopy over TLS from the daemon failed: $(head -1 "$work/nbdcopy.err")"
-		return
-	fi
-	if ! cmp "$work/expect" "$work/got"; then
-		result FAIL tls "the host reads other bytes than the guest wrote"
-		return
-	fi
+	host_compare "nbds+unix:///?socket=$work/nbd.sock&tls-certificates=$work/tls/client" ||
+		{ result FAIL tls "$why"; return; }
 	echo "vm-tls: nbd-client without TLS and with another CA's certificate refused, 16 MiB written and checked over TLS in the guest and from the host;$(show_steps); ${boot_secs}s"
 	result PASS tls
 }
