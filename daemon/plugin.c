@@ -203,11 +203,10 @@ static int load_snapshot(void)
 	if (r == 0) {
 		if (snap_consumed_exists(path))
 			snprintf(persist_note, sizeof(persist_note),
-				 "started empty: no snapshot at %s, and "
-				 "%s%s was loaded at the last start: that run "
-				 "did not stop cleanly (crash or kill), so "
-				 "its data is gone",
-				 path, path, SNAP_CONSUMED_SUFFIX);
+				 "started empty: the last run did not stop "
+				 "cleanly (crash or kill): the snapshot it "
+				 "loaded is now %s%s, stale",
+				 path, SNAP_CONSUMED_SUFFIX);
 		else
 			snprintf(persist_note, sizeof(persist_note),
 				 "started empty: no snapshot at %s yet", path);
