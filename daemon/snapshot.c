@@ -60,6 +60,7 @@
 #define _GNU_SOURCE /* mkostemp */
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -849,4 +850,25 @@ void snap_remove_consumed(const char *path)
 	if (c && unlink(c) == 0)
 		(void)fsync_dir_of(path);
 	free(c);
+}
+
+unsigned int snap_remove_stale(const char *path)
+{
+	unsigned int n = 0;
+	char *pattern;
+	glob_t g;
+
+	/* Only the suffix is a pattern: escape nothing of @path but glob
+	 * characters, which a snapshot path is not expected to have. */
+	if (strpbrk(path, "*?[\\") ||
+	    asprintf(&pattern, "%s.tmp.??????", path) < 0)
+		return 0;
+	if (glob(pattern, GLOB_NOSORT, NULL, &g) == 0) {
+		for (size_t i = 0; i < g.gl_pathc; i++)
+			if (unlink(g.gl_pathv[i]) == 0)
+				n++;
+		globfree(&g);
+	}
+	free(pattern);
+	return n;
 }
