@@ -366,7 +366,13 @@ out:
 		free(tmp);
 	}
 	if (w.err) {
-		if (w.call && strcmp(w.call, "backing read") == 0)
+		if (w.call && strcmp(w.call, "fsync of the directory") == 0)
+			snprintf(err, SNAP_ERR_LEN,
+				 "persist=%s: snapshot written, but the fsync "
+				 "of its directory failed: %s; a power loss "
+				 "may still lose the rename",
+				 path, strerror(-w.err));
+		else if (w.call && strcmp(w.call, "backing read") == 0)
 			snprintf(err, SNAP_ERR_LEN,
 				 "persist=%s: snapshot not written: sector "
 				 "%" PRIu64 " on the backing file could not be "
