@@ -1,0 +1,418 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * snapshot.c - persist=PATH: the device survives a clean restart
+ *
+ * What. A RAM disk loses everything when its daemon stops: a package
+ * upgrade or `systemctl restart zramd` destroys a mounted file system.
+ * With persist=PATH, a clean stop (SIGTERM, SIGINT) writes every sector
+ * to PATH, and the next start reads it back before it serves, so the
+ * device comes back byte for byte.
+ *
+ * How it is written. The table is walked in sector order (sect_scan(), a
+ * leaf at a time under its stripe lock; nothing else runs at a stop) and
+ * each sector that holds data becomes one record of
+ * include/zramd_snapshot.h: a pool object exactly as the pool holds it
+ * (LZ4 or raw, never recompressed: the write is a copy), a same-filled
+ * sector as its fill word, a sector on the backing file as an EVICTED
+ * record. The backing file is scratch (truncated at every open), so the
+ * snapshot must hold that data itself: it is read back through the
+ * device's backing ops, which check every record, and a record that
+ * fails its check fails the snapshot instead of being saved as good.
+ * Holes are not written. Records and the whole file are checksummed with
+ * XXH3-64, as the backing file's records are.
+ *
+ * Atomicity. Everything goes to a temporary file in PATH's directory
+ * (mkostemp: mode 0600), which is fsynced, renamed over PATH, and the
+ * directory fsynced. A full disk or an I/O error anywhere unlinks the
+ * temporary file and leaves PATH exactly as it was; the caller reports
+ * the failure (plugin.c: a log line and a non-zero exit).
+ *
+ * Loading. Into the new, empty device, before the first request: every
+ * record is checked as it is read (checksum, type, codec, length, sector
+ * inside the device and above the one before), then the trailer (record
+ * count, checksum of the whole file). Anything wrong refuses the start
+ * with one message naming the file and the fault; a device of another
+ * size is refused too, never truncated or padded. Objects are copied
+ * into the pool as they are; EVICTED records, and objects that no longer
+ * fit under mem_limit, go back to the backing file when there is one.
+ *
+ * Why load before serving, and not lazily. Loading is a read of the file
+ * and a copy per object, no compression. Measured (make bench-snapshot,
+ * docs/BENCHMARKS-snapshot.md; 2 shared cores): 512 MiB of real data, a
+ * 265 MiB file, loads in 0.8 s from the page cache and 0.9-1.0 s from
+ * disk, so the first read is answered about 1 s after nbdkit starts (20
+ * ms without a snapshot); 1 GiB in 1.4-2.8 s. Most of it is the pool's
+ * first touch of its memory (page faults) and the read itself; the two
+ * XXH3 passes are about 15%. A lazy loader (a second source for every
+ * read until the load is done, and a file that must stay unchanged
+ * meanwhile) would have a second to win at this size, so the device is
+ * complete before the first request; progress is logged and sent as
+ * STATUS= while it loads. A device of tens of GiB takes tens of seconds
+ * at the disk's speed: that is where serving during the load would pay.
+ *
+ * Never stale. A snapshot that has been loaded must never be loaded
+ * again: after a crash, the device it describes has changed since.
+ * snap_consume() renames PATH to PATH.consumed (and fsyncs the
+ * directory) as soon as the load is done, before the first request is
+ * even read; a clean stop writes a new PATH and removes PATH.consumed.
+ * So a start that finds PATH.consumed and no PATH knows the last run did
+ * not stop cleanly, starts empty and says so. PATH.consumed is kept for
+ * a person to look at (or, knowingly, rename back); nothing loads it.
+ *
+ * Files: this one writes (and handles the file's life: consumed, stale
+ * temporary files); snapshot_load.c reads; snapshot_internal.h has what
+ * both need.
+ *
+ * Limits. The write holds a copy of the device on disk; its speed is the
+ * disk's (TimeoutStopSec= in the units is sized from it). The cold tier's
+ * zstd packs have a record type reserved and are refused by this reader.
+ */
+#define _GNU_SOURCE /* mkostemp */
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "device.h"
+#include "device_internal.h"
+#include "sectors.h"
+#include "snapshot.h"
+#include "snapshot_internal.h"
+#include "zpool.h"
+#include "zramd_snapshot.h"
+
+/* The directory of @path, fsynced (a rename is durable only then). */
+static int fsync_dir_of(const char *path)
+{
+	char *dir = strdup(path), *slash;
+	int fd, r = 0;
+
+	if (!dir)
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	if (!slash)
+		strcpy(dir, ".");
+	else
+		slash[slash == dir ? 1 : 0] = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0)
+		r = -errno;
+	if (fd >= 0)
+		close(fd);
+	free(dir);
+	return r;
+}
+/* --- writing ------------------------------------------------------------- */
+
+struct writer {
+	struct zdev *dev;
+	int fd;
+	unsigned char *buf;
+	size_t used;
+	XXH3_state_t *whole; /* every byte before the trailer */
+	uint64_t records;
+	uint64_t file_bytes;
+	unsigned char *obj; /* an evicted object read back */
+	struct snap_stats st;
+	int err;	      /* the first error, a negative errno */
+	const char *call;     /* what failed: "write", "backing read" */
+	uint64_t bad_sector;  /* with "backing read" */
+};
+
+static void w_flush(struct writer *w)
+{
+	size_t off = 0;
+
+	while (off < w->used && !w->err) {
+		ssize_t n = write(w->fd, w->buf + off, w->used - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			w->err = n < 0 ? -errno : -EIO;
+			w->call = "write";
+			break;
+		}
+		off += (size_t)n;
+	}
+	w->used = 0;
+}
+
+static void w_put(struct writer *w, const void *data, size_t len, bool hash)
+{
+	const unsigned char *p = data;
+
+	if (hash)
+		XXH3_64bits_update(w->whole, data, len);
+	w->file_bytes += len;
+	while (len && !w->err) {
+		size_t n = SNAP_BUF_SIZE - w->used;
+
+		if (n > len)
+			n = len;
+		memcpy(w->buf + w->used, p, n);
+		w->used += n;
+		p += n;
+		len -= n;
+		if (w->used == SNAP_BUF_SIZE)
+			w_flush(w);
+	}
+}
+
+static void w_record(struct writer *w, unsigned int type, unsigned int codec,
+		     uint64_t sector, uint64_t word, const void *payload,
+		     uint32_t len)
+{
+	unsigned char head[ZSNAP_REC_SIZE];
+	bool end = type == ZSNAP_REC_END;
+
+	head[ZSNAP_REC_OFF_TYPE] = (unsigned char)type;
+	head[ZSNAP_REC_OFF_CODEC] = (unsigned char)codec;
+	snap_put16(head + ZSNAP_REC_OFF_FLAGS, 0);
+	snap_put32(head + ZSNAP_REC_OFF_LEN, len);
+	snap_put64(head + ZSNAP_REC_OFF_SECTOR, sector);
+	snap_put64(head + ZSNAP_REC_OFF_WORD, word);
+	snap_put64(head + ZSNAP_REC_OFF_CHECKSUM, snap_rec_checksum(head, payload, len));
+	w_put(w, head, sizeof(head), !end);
+	if (len)
+		w_put(w, payload, len, !end);
+	if (!end)
+		w->records++;
+}
+
+/* sect_scan() callback: one record per sector that holds data. Runs
+ * under the leaf's stripe lock. */
+static int w_sector(void *arg, uint64_t sector, uint64_t count,
+		    struct sect_entry e)
+{
+	struct writer *w = arg;
+	struct zdev *dev = w->dev;
+	unsigned int len = sect_len(e);
+	unsigned int codec =
+		len == SECT_LEN_RAW ? ZSNAP_CODEC_NONE : ZSNAP_CODEC_LZ4;
+	void *p;
+	int r;
+
+	(void)count; /* more than 1 only for holes */
+	switch (sect_state(e)) {
+	case SECT_EMPTY:
+		return 0;
+	case SECT_SAME:
+		w_record(w, ZSNAP_REC_SAME, ZSNAP_CODEC_NONE, sector, e.val,
+			 NULL, 0);
+		w->st.same++;
+		break;
+	case SECT_POOL:
+		p = zpool_map_handle(dev->pool, (unsigned long)e.val,
+				     ZPOOL_MM_RO);
+		w_record(w, ZSNAP_REC_OBJECT, codec, sector, 0, p, len);
+		zpool_unmap_handle(dev->pool, (unsigned long)e.val);
+		w->st.objects++;
+		break;
+	case SECT_BACKING:
+		r = dev->has_backing ? dev->backing.load(dev->backing.ctx,
+							 e.val, sector, w->obj,
+							 len)
+				     : -EIO;
+		if (r < 0) {
+			w->err = r;
+			w->call = "backing read";
+			w->bad_sector = sector;
+			return 1;
+		}
+		w_record(w, ZSNAP_REC_EVICTED, codec, sector, 0, w->obj, len);
+		w->st.evicted++;
+		break;
+	}
+	w->st.data_bytes += SECT_SIZE;
+	return w->err ? 1 : 0;
+}
+
+int snap_write(struct zdev *dev, const char *path, struct snap_stats *st,
+	       char *err)
+{
+	struct writer w = { .dev = dev, .fd = -1 };
+	unsigned char hdr[ZSNAP_HDR_SIZE] = { 0 };
+	char *tmp = NULL;
+	double t0 = snap_now();
+	int r;
+
+	w.buf = malloc(SNAP_BUF_SIZE);
+	w.obj = malloc(SECT_SIZE);
+	w.whole = XXH3_createState();
+	if (!w.buf || !w.obj || !w.whole ||
+	    asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
+		tmp = NULL;
+		w.err = -ENOMEM;
+		w.call = "malloc";
+		goto out;
+	}
+	XXH3_64bits_reset(w.whole);
+	w.fd = mkostemp(tmp, O_CLOEXEC);
+	if (w.fd < 0) {
+		w.err = -errno;
+		w.call = "create";
+		free(tmp);
+		tmp = NULL;
+		goto out;
+	}
+
+	memcpy(hdr, ZSNAP_MAGIC, ZSNAP_MAGIC_LEN);
+	snap_put32(hdr + ZSNAP_HDR_OFF_VERSION, ZSNAP_VERSION);
+	snap_put32(hdr + ZSNAP_HDR_OFF_HDRSIZE, ZSNAP_HDR_SIZE);
+	snap_put64(hdr + ZSNAP_HDR_OFF_DEVSIZE, dev->size);
+	snap_put32(hdr + ZSNAP_HDR_OFF_SECTSIZE, ZSNAP_SECTOR_SIZE);
+	snap_put32(hdr + ZSNAP_HDR_OFF_CODECS, ZSNAP_CODECS_KNOWN);
+	snap_put64(hdr + ZSNAP_HDR_OFF_CREATED, (uint64_t)time(NULL));
+	snap_put64(hdr + ZSNAP_HDR_OFF_CHECKSUM,
+	      XXH3_64bits(hdr, ZSNAP_HDR_OFF_CHECKSUM));
+	w_put(&w, hdr, sizeof(hdr), true);
+
+	sect_scan(dev->tab, 0, sect_nsectors(dev->tab), w_sector, &w);
+	if (!w.err)
+		w_record(&w, ZSNAP_REC_END, ZSNAP_CODEC_NONE, w.records,
+			 XXH3_64bits_digest(w.whole), NULL, 0);
+	if (!w.err)
+		w_flush(&w);
+	if (!w.err && fsync(w.fd) < 0) {
+		w.err = -errno;
+		w.call = "fsync";
+	}
+	if (close(w.fd) < 0 && !w.err) {
+		w.err = -errno;
+		w.call = "close";
+	}
+	w.fd = -1;
+	if (!w.err && rename(tmp, path) < 0) {
+		w.err = -errno;
+		w.call = "rename";
+	}
+	if (!w.err) {
+		free(tmp);
+		tmp = NULL; /* it is PATH now */
+		if ((r = fsync_dir_of(path)) < 0) {
+			w.err = r;
+			w.call = "fsync of the directory";
+		}
+	}
+
+out:
+	if (w.fd >= 0)
+		close(w.fd);
+	if (tmp) {
+		unlink(tmp);
+		free(tmp);
+	}
+	if (w.err) {
+		if (w.call && strcmp(w.call, "fsync of the directory") == 0)
+			snprintf(err, SNAP_ERR_LEN,
+				 "persist=%s: snapshot written, but the fsync "
+				 "of its directory failed: %s; a power loss "
+				 "may still lose the rename",
+				 path, strerror(-w.err));
+		else if (w.call && strcmp(w.call, "backing read") == 0)
+			snprintf(err, SNAP_ERR_LEN,
+				 "persist=%s: snapshot not written: sector "
+				 "%" PRIu64 " on the backing file could not be "
+				 "read back: %s; the old snapshot, if any, is "
+				 "left as it was",
+				 path, w.bad_sector, strerror(-w.err));
+		else
+			snprintf(err, SNAP_ERR_LEN,
+				 "persist=%s: snapshot not written: %s: %s; "
+				 "the old snapshot, if any, is left as it was",
+				 path, w.call ? w.call : "?", strerror(-w.err));
+	} else if (st) {
+		*st = w.st;
+		st->file_bytes = w.file_bytes;
+		st->seconds = snap_now() - t0;
+	}
+	XXH3_freeState(w.whole);
+	free(w.obj);
+	free(w.buf);
+	return w.err;
+}
+
+/* --- the file's life ---------------------------------------------------- */
+
+static char *consumed_name(const char *path)
+{
+	char *c;
+
+	if (asprintf(&c, "%s%s", path, SNAP_CONSUMED_SUFFIX) < 0)
+		return NULL;
+	return c;
+}
+
+int snap_consume(const char *path, char *err)
+{
+	char *c = consumed_name(path);
+	int r = 0;
+
+	if (!c) {
+		snprintf(err, SNAP_ERR_LEN, "persist=%s: %s", path,
+			 strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	if (rename(path, c) < 0) {
+		r = -errno;
+		snprintf(err, SNAP_ERR_LEN,
+			 "persist=%s: cannot mark the loaded snapshot as used "
+			 "(rename to %s: %s); not serving, so that a crash "
+			 "cannot bring back stale data",
+			 path, c, strerror(-r));
+	} else if ((r = fsync_dir_of(path)) < 0) {
+		snprintf(err, SNAP_ERR_LEN,
+			 "persist=%s: renamed to %s, but fsync of its "
+			 "directory failed: %s; not serving",
+			 path, c, strerror(-r));
+	}
+	free(c);
+	return r;
+}
+
+bool snap_consumed_exists(const char *path)
+{
+	char *c = consumed_name(path);
+	bool yes = c && access(c, F_OK) == 0;
+
+	free(c);
+	return yes;
+}
+
+void snap_remove_consumed(const char *path)
+{
+	char *c = consumed_name(path);
+
+	if (c && unlink(c) == 0)
+		(void)fsync_dir_of(path);
+	free(c);
+}
+
+unsigned int snap_remove_stale(const char *path)
+{
+	unsigned int n = 0;
+	char *pattern;
+	glob_t g;
+
+	/* Only the suffix is a pattern: escape nothing of @path but glob
+	 * characters, which a snapshot path is not expected to have. */
+	if (strpbrk(path, "*?[\\") ||
+	    asprintf(&pattern, "%s.tmp.??????", path) < 0)
+		return 0;
+	if (glob(pattern, GLOB_NOSORT, NULL, &g) == 0) {
+		for (size_t i = 0; i < g.gl_pathc; i++)
+			if (unlink(g.gl_pathv[i]) == 0)
+				n++;
+		globfree(&g);
+	}
+	free(pattern);
+	return n;
+}
+
