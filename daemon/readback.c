@@ -18,10 +18,15 @@
  * a backup or a scrub reads everything once, and promoting all of it
  * would only push the real working set out. Promotion also needs room:
  * the pool must be below the high watermark (mem_high percent of
- * mem_limit, device promote_below), before and after the object is
- * allocated, so a promotion never makes the shrinker run. Without
- * mem_limit there is no watermark; the sector read twice is promoted, and
- * idle writeback or pressure sends it out again if it goes cold.
+ * mem_limit, device promote_below) when it starts, and stay within
+ * mem_limit once the object is allocated. A promotion that takes the
+ * pool past the high watermark kicks the shrinker, as a write does, and
+ * the shrinker evicts down to the low watermark, coldest first: so a hot
+ * set that moves pushes the cold data out and comes into memory, instead
+ * of stopping at the watermark with the pool full of yesterday's data.
+ * Without mem_limit there is no watermark; the sector read twice is
+ * promoted, and idle writeback or pressure sends it out again if it goes
+ * cold.
  *
  *   read #1:  lock: BACKING, no mark -> set SECT_F_READ; unlock
  *             load record, decode (no lock)
@@ -103,7 +108,7 @@ static void promote(struct zdev *dev, uint64_t sector, struct sect_entry e,
 	if (zpool_malloc(dev->pool, len, sector, &handle) < 0)
 		return;
 	total = zpool_get_total_size(dev->pool);
-	if (total >= dev->promote_below) {
+	if (dev->mem_limit && total > dev->mem_limit) {
 		zpool_free(dev->pool, handle);
 		return;
 	}

@@ -10,6 +10,9 @@
  *  - window:     the idle writeback pass forgets a first read
  *  - watermark:  with the pool above mem_high percent of mem_limit nothing
  *                comes back; once it is below, it does
+ *  - displace:   with the pool full of cold data, a hot set read again
+ *                and again ends up in memory (the shrinker evicts the
+ *                cold data to make room)
  *  - race:       a write, a trim or a write and its eviction land while
  *                the record is read (before and after the load): the
  *                newer data wins, no error is counted, no slot leaks
@@ -273,6 +276,60 @@ START_TEST(test_watermark)
 		read_check(r.dev, shadow, i);
 	ck_assert_uint_eq(stat_of(r.dev, ZSTAT_bd_promotions), cold);
 	ck_assert_uint_eq(stat_of(r.dev, ZSTAT_bd_count), 0);
+	ck_assert_uint_le(stat_of(r.dev, ZSTAT_mem_used_max), limit);
+	rig_close(&r);
+	free(shadow);
+}
+END_TEST
+
+/* --- displace ------------------------------------------------------------- */
+
+/*
+ * With the pool full of cold data, a hot set read twice still comes in:
+ * a promotion past the high watermark kicks the shrinker, which evicts
+ * the coldest data to make room.
+ */
+START_TEST(test_displace)
+{
+	const uint64_t nsec = 1024, hot = 128, limit = 1 * MiB;
+	uint64_t s = seed + 5, reads, first = UINT64_MAX;
+	unsigned char *shadow = malloc(nsec * SEC);
+	struct rig r;
+
+	rig_open(&r, backends[_i], nsec * SEC, limit, true);
+	ck_assert_int_eq(zwb_start(r.wb), 0);
+	/* 2 KiB or so per sector compressed: 2 MiB into a 1 MiB pool. */
+	for (uint64_t i = 0; i < nsec; i++) {
+		fill(shadow + i * SEC, SEC, K_TEXT, &s);
+		fill(shadow + i * SEC, SEC / 2, K_RANDOM, &s);
+		ck_assert_int_eq(zdev_write(r.dev, shadow + i * SEC, SEC,
+					    i * SEC, false),
+				 0);
+	}
+	ck_assert_uint_gt(stat_of(r.dev, ZSTAT_bd_count), hot);
+	/* The first sectors written went out first: the hot set. */
+	for (int round = 0; round < 2; round++)
+		for (uint64_t i = 0; i < hot; i++)
+			read_check(r.dev, shadow, i);
+	ck_assert_uint_ge(stat_of(r.dev, ZSTAT_bd_promotions), hot / 2);
+	/* Evicted to make room: more than the writes alone evicted. */
+	for (int w = 0; w < 200; w++) {
+		reads = stat_of(r.dev, ZSTAT_bd_reads);
+		for (uint64_t i = 0; i < hot; i++)
+			read_check(r.dev, shadow, i);
+		if (first == UINT64_MAX)
+			first = stat_of(r.dev, ZSTAT_bd_reads) - reads;
+		if (stat_of(r.dev, ZSTAT_bd_reads) - reads < hot / 4)
+			break;
+		usleep(10000);
+	}
+	/* Read again and again, the hot set ends up in memory. */
+	ck_assert_msg(stat_of(r.dev, ZSTAT_bd_reads) - reads < hot / 4,
+		      "the hot set stays on disk: %llu of %llu reads from "
+		      "the backing file (first pass %llu)",
+		      (unsigned long long)(stat_of(r.dev, ZSTAT_bd_reads) -
+					   reads),
+		      (unsigned long long)hot, (unsigned long long)first);
 	ck_assert_uint_le(stat_of(r.dev, ZSTAT_mem_used_max), limit);
 	rig_close(&r);
 	free(shadow);
@@ -740,6 +797,7 @@ static Suite *promote_suite(void)
 	tcase_add_loop_test(core, test_window, 0, nbackends);
 	tcase_add_loop_test(core, test_watermark, 0, nbackends);
 	tcase_add_loop_test(core, test_race, 0, nbackends);
+	tcase_add_loop_test(core, test_displace, 0, nbackends);
 	tcase_set_timeout(core, 120);
 	suite_add_tcase(s, core);
 	tcase_add_checked_fixture(stress, setup, teardown);
