@@ -22,6 +22,8 @@
 #     data, no mem_limit: the shrinker evicts on the cgroup trigger, the
 #     kernel never kills nbdkit, every byte reads back. Skipped where no
 #     memory cgroup can be made.
+#  7. Promotion: evicted sectors read twice come back to memory
+#     (bd_promotions > 0); with promote=off none do; the bytes are right.
 #
 # The figures (evictions, reads back, peak pool size against the limit)
 # are printed as "figures: ..." lines. TEST_SEED changes the data;
@@ -33,7 +35,7 @@ requires nbdsh
 seed=${TEST_SEED:-$RANDOM}
 echo "test-shrinker: TEST_SEED=$seed"
 first_alloc=$(allocators | cut -d' ' -f1)
-parts=" ${SHRINKER_PARTS:-fio ext4 fio-loopdev ext4-loopdev corrupt full idle pressure} "
+parts=" ${SHRINKER_PARTS:-fio ext4 fio-loopdev ext4-loopdev corrupt full idle pressure promote} "
 part() { [[ $parts == *" $1 "* ]]; }
 
 # sampler FILE: append mem_used_total from the stats file to FILE every
@@ -422,6 +424,41 @@ print(('ok - ' if bad == 0 else 'FAIL - ')
 		"mem_used_max $(stat_value mem_used_max), ${secs%.*} s"
 	check_stop "pressure"
 }
+
+# --- 7. promotion ------------------------------------------------------------------
+
+# Sectors read twice from the backing file come back to memory
+# (bd_promotions), unless promote=off; every byte reads back either way.
+promote_test() {
+	local mode=$1
+	start_zramd size=64M allocator="$first_alloc" mem_limit=1M \
+		backing="$TMP/promote-$mode.backing" promote="$mode" ||
+		{ not_ok "promote=$mode: start"; return; }
+	evict_sectors "promote=$mode" 512 64
+	nbdsh_checks "promote=$mode" "${SECTORS_PY[@]}" -c '
+for n in range(2):
+    check("read %d of sectors 0-63: every byte right" % (n + 1),
+          wrong_sectors(0, 64) == 0)
+'
+	if [ "$mode" = on ]; then
+		wait_stat bd_promotions -gt 0
+		check "promote=on: sectors came back (bd_promotions $(stat_value bd_promotions))" \
+			test "$(stat_value bd_promotions)" -gt 0
+	else
+		sleep 1.2
+		check "promote=off: none came back (bd_promotions $(stat_value bd_promotions))" \
+			test "$(stat_value bd_promotions)" = 0
+	fi
+	echo "figures: promote=$mode: bd_writes $(stat_value bd_writes)," \
+		"bd_reads $(stat_value bd_reads)," \
+		"bd_promotions $(stat_value bd_promotions)"
+	check_stop "promote=$mode"
+}
+
+if part promote; then
+	promote_test on
+	promote_test off
+fi
 
 if ! part pressure; then
 	:
