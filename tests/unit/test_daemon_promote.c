@@ -311,9 +311,9 @@ START_TEST(test_displace)
 	for (int round = 0; round < 2; round++)
 		for (uint64_t i = 0; i < hot; i++)
 			read_check(r.dev, shadow, i);
-	ck_assert_uint_ge(stat_of(r.dev, ZSTAT_bd_promotions), hot / 2);
-	/* Evicted to make room: more than the writes alone evicted. */
-	for (int w = 0; w < 200; w++) {
+	/* Read again and again (the shrinker makes room asynchronously):
+	 * the hot set ends up in memory. */
+	for (int w = 0; w < 500; w++) {
 		reads = stat_of(r.dev, ZSTAT_bd_reads);
 		for (uint64_t i = 0; i < hot; i++)
 			read_check(r.dev, shadow, i);
@@ -323,7 +323,7 @@ START_TEST(test_displace)
 			break;
 		usleep(10000);
 	}
-	/* Read again and again, the hot set ends up in memory. */
+	ck_assert_uint_gt(stat_of(r.dev, ZSTAT_bd_promotions), 0);
 	ck_assert_msg(stat_of(r.dev, ZSTAT_bd_reads) - reads < hot / 4,
 		      "the hot set stays on disk: %llu of %llu reads from "
 		      "the backing file (first pass %llu)",
