@@ -169,8 +169,9 @@ int zdev_readback(struct zdev *dev, struct sect_ref *ref, uint64_t sector,
 		sect_unlock(ref);
 		if (!same_slot(cur, e))
 			return -EAGAIN; /* the slot was freed: read again */
-		zstat_add(&dev->live, r == -EBADMSG ? ZSTAT_bd_checksum_errors
-						    : ZSTAT_bd_io_errors,
+		zstat_add(&dev->live,
+			  r == -EBADMSG ? ZSTAT_bd_checksum_errors
+					: ZSTAT_bd_io_errors,
 			  1);
 		return -EIO;
 	}

@@ -98,9 +98,8 @@ static void prepare(const char *file, unsigned int mib)
 	for (size_t i = 0; i < nsec; i++) {
 		int c = LZ4_compress_default((const char *)data + i * SEC, tmp,
 					     SEC, sizeof(tmp));
-		uint32_t len = c > 0 && (unsigned int)c <= HUGE_AT
-				       ? (uint32_t)c
-				       : SEC;
+		uint32_t len = c > 0 && (unsigned int)c <= HUGE_AT ? (uint32_t)c
+								   : SEC;
 
 		memcpy(payload[i], len == SEC ? (char *)data + i * SEC : tmp,
 		       len);
@@ -204,13 +203,11 @@ static int run_records(const char *path, const char *under, int flags,
 }
 
 /* The daemon's own code: backing_write + drop_cache, backing_read. */
-static int run_backing(const char *path, const char *under,
-		       struct result *res)
+static int run_backing(const char *path, const char *under, struct result *res)
 {
 	char err[512];
-	struct backing *b =
-		backing_open_force(path, (uint64_t)TARGET_MB << 20, true, err,
-				   sizeof(err));
+	struct backing *b = backing_open_force(path, (uint64_t)TARGET_MB << 20,
+					       true, err, sizeof(err));
 	uint64_t *slot = calloc(nrec, sizeof(*slot));
 	unsigned char out[SEC];
 	size_t len;
@@ -224,7 +221,8 @@ static int run_backing(const char *path, const char *under,
 	t = now_s();
 	for (size_t i = 0; i < nrec; i++) {
 		if (backing_write(b, recs[i].src, payload[i], recs[i].len,
-				  recs[i].len == SEC ? 0 : BACKING_FLAG_COMPRESSED,
+				  recs[i].len == SEC ? 0
+						     : BACKING_FLAG_COMPRESSED,
 				  &slot[i]) != 0) {
 			fprintf(stderr, "backing_write failed\n");
 			backing_close(b);
@@ -306,7 +304,8 @@ int main(int argc, char **argv)
 	snprintf(args, sizeof(args), "-f --show %s", loopfile);
 	if (losetup(args, loopdev, sizeof(loopdev)) != 0) {
 		loopdev[0] = '\0';
-		printf("SKIP loop device rows: losetup -f failed (needs root)\n");
+		printf("SKIP loop device rows: losetup -f failed (needs "
+		       "root)\n");
 	}
 
 	printf("\n| target | I/O | write | records/s | read (random) | "

@@ -42,11 +42,11 @@
 #include "stats.h"
 #include "writeback.h"
 
-#define SEC	   4096u
-#define HOT	   2048u /* sectors: 8 MiB of data, about 3 MiB compressed */
-#define PHASES	   8u
-#define READS_PER  8u
-#define MEM_LIMIT  (8u << 20)
+#define SEC	  4096u
+#define HOT	  2048u /* sectors: 8 MiB of data, about 3 MiB compressed */
+#define PHASES	  8u
+#define READS_PER 8u
+#define MEM_LIMIT (8u << 20)
 
 static double now_s(void)
 {
@@ -91,13 +91,14 @@ static int run(const char *dir, const unsigned char *data, uint64_t nsec,
 	};
 	struct zwb_config wc = {
 		.promote = promote,
-		.shrink = {
-			.mem_limit = MEM_LIMIT,
-			.mem_high = 90,
-			.mem_low = 80,
-			.pressure = { .psi = PRESSURE_OFF,
-				      .cgroup = PRESSURE_OFF },
-		},
+		.shrink =
+			{
+				.mem_limit = MEM_LIMIT,
+				.mem_high = 90,
+				.mem_low = 80,
+				.pressure = {.psi = PRESSURE_OFF,
+					     .cgroup = PRESSURE_OFF},
+			},
 	};
 	char path[512], err[512];
 	unsigned char buf[SEC];
@@ -181,8 +182,7 @@ static void row(const char *name, const struct result *r)
 	printf("| %s | %llu | %.0f | %.1f%% | %.0f | %llu | %llu |\n", name,
 	       (unsigned long long)r->reads, (double)r->reads / r->sec,
 	       100.0 * mem / (double)r->reads, mem / r->sec,
-	       (unsigned long long)r->promoted,
-	       (unsigned long long)r->evicted);
+	       (unsigned long long)r->promoted, (unsigned long long)r->evicted);
 }
 
 int main(int argc, char **argv)
@@ -198,8 +198,9 @@ int main(int argc, char **argv)
 	}
 	nsec = (mib << 20) / SEC;
 	if (nsec < 4 * HOT) {
-		fprintf(stderr, "bench_promote: the device must be at least "
-				"%u MiB\n",
+		fprintf(stderr,
+			"bench_promote: the device must be at least "
+			"%u MiB\n",
 			4 * HOT * SEC >> 20);
 		return 2;
 	}

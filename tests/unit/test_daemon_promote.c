@@ -88,13 +88,14 @@ static void rig_open(struct rig *r, const char *allocator, uint64_t size,
 	};
 	struct zwb_config wc = {
 		.promote = promote,
-		.shrink = {
-			.mem_limit = mem_limit,
-			.mem_high = 90,
-			.mem_low = 80,
-			.pressure = { .psi = PRESSURE_OFF,
-				      .cgroup = PRESSURE_OFF },
-		},
+		.shrink =
+			{
+				.mem_limit = mem_limit,
+				.mem_high = 90,
+				.mem_low = 80,
+				.pressure = {.psi = PRESSURE_OFF,
+					     .cgroup = PRESSURE_OFF},
+			},
 	};
 	char path[300], err[512];
 	int e;
@@ -149,9 +150,9 @@ static unsigned char *write_mixed(struct zdev *dev, uint64_t n, uint64_t *s)
 		enum kind k = (enum kind)(K_TEXT + i % 3);
 
 		fill(shadow + i * SEC, SEC, k, s);
-		ck_assert_int_eq(
-			zdev_write(dev, shadow + i * SEC, SEC, i * SEC, false),
-			0);
+		ck_assert_int_eq(zdev_write(dev, shadow + i * SEC, SEC, i * SEC,
+					    false),
+				 0);
 	}
 	return shadow;
 }
@@ -324,12 +325,12 @@ START_TEST(test_displace)
 		usleep(10000);
 	}
 	ck_assert_uint_gt(stat_of(r.dev, ZSTAT_bd_promotions), 0);
-	ck_assert_msg(stat_of(r.dev, ZSTAT_bd_reads) - reads < hot / 4,
-		      "the hot set stays on disk: %llu of %llu reads from "
-		      "the backing file (first pass %llu)",
-		      (unsigned long long)(stat_of(r.dev, ZSTAT_bd_reads) -
-					   reads),
-		      (unsigned long long)hot, (unsigned long long)first);
+	ck_assert_msg(
+		stat_of(r.dev, ZSTAT_bd_reads) - reads < hot / 4,
+		"the hot set stays on disk: %llu of %llu reads from "
+		"the backing file (first pass %llu)",
+		(unsigned long long)(stat_of(r.dev, ZSTAT_bd_reads) - reads),
+		(unsigned long long)hot, (unsigned long long)first);
 	ck_assert_uint_le(stat_of(r.dev, ZSTAT_mem_used_max), limit);
 	rig_close(&r);
 	free(shadow);
@@ -420,17 +421,17 @@ static int race_load(void *ctx, uint64_t slot, uint64_t sector, void *buf,
 	 * must notice and start again.
 	 */
 	if (act && !ra->after) {
-		static const unsigned char junk[BACKING_MAX_UNITS * BACKING_UNIT];
+		static const unsigned char
+			junk[BACKING_MAX_UNITS * BACKING_UNIT];
 		int fd = open(ra->path, O_WRONLY);
 
 		race_act(ra);
 		ck_assert_int_ge(fd, 0);
-		ck_assert_int_eq(pwrite(fd, junk, BACKING_SLOT_UNITS(slot) *
-							  BACKING_UNIT,
-					(off_t)(BACKING_SLOT_UNIT(slot) *
-						BACKING_UNIT)),
-				 (ssize_t)(BACKING_SLOT_UNITS(slot) *
-					   BACKING_UNIT));
+		ck_assert_int_eq(
+			pwrite(fd, junk,
+			       BACKING_SLOT_UNITS(slot) * BACKING_UNIT,
+			       (off_t)(BACKING_SLOT_UNIT(slot) * BACKING_UNIT)),
+			(ssize_t)(BACKING_SLOT_UNITS(slot) * BACKING_UNIT));
 		close(fd);
 	}
 	r = backing_read(ra->bk, slot, sector, buf, len, &got, NULL);
@@ -466,7 +467,7 @@ START_TEST(test_race)
 		.ctx = &ra,
 	};
 	uint64_t s = seed + 4;
-	unsigned char buf[SEC], zero[SEC] = { 0 };
+	unsigned char buf[SEC], zero[SEC] = {0};
 	char path[300], err[256];
 	int e;
 
@@ -547,7 +548,7 @@ END_TEST
 struct stress {
 	struct zdev *dev;
 	uint64_t version[STRESS_SECTORS]; /* atomic */
-	int stop;			  /* atomic */
+	int stop; /* atomic */
 	uint64_t duration_ms;
 };
 
@@ -587,14 +588,13 @@ static uint64_t now_ms(void)
 }
 
 /* Workers record their first failure; the test asserts after joining. */
-#define WCHECK(w, cond, ...)                                                 \
-	do {                                                                 \
-		if (!(cond)) {                                               \
-			snprintf((w)->fail, sizeof((w)->fail), __VA_ARGS__); \
-			__atomic_store_n(&(w)->st->stop, 1,                  \
-					 __ATOMIC_RELAXED);                  \
-			return NULL;                                         \
-		}                                                            \
+#define WCHECK(w, cond, ...)                                                   \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			snprintf((w)->fail, sizeof((w)->fail), __VA_ARGS__);   \
+			__atomic_store_n(&(w)->st->stop, 1, __ATOMIC_RELAXED); \
+			return NULL;                                           \
+		}                                                              \
 	} while (0)
 
 static void *stress_writer(void *p)
@@ -609,9 +609,9 @@ static void *stress_writer(void *p)
 		uint64_t sec = rnd(&s) % (STRESS_SECTORS / STRESS_WRITERS) *
 				       STRESS_WRITERS +
 			       w->id;
-		uint64_t v = __atomic_load_n(&st->version[sec],
-					     __ATOMIC_RELAXED) +
-			     1;
+		uint64_t v =
+			__atomic_load_n(&st->version[sec], __ATOMIC_RELAXED) +
+			1;
 
 		if (is_trim(v)) {
 			rc = zdev_trim(st->dev, SEC, sec * SEC);
@@ -702,15 +702,16 @@ START_TEST(test_stress)
 	};
 	struct zwb_config wc = {
 		.promote = true,
-		.shrink = {
-			.mem_limit = STRESS_LIMIT,
-			.mem_high = 90,
-			.mem_low = 80,
-			.idle_age = 1,
-			.idle_interval_ms = 100,
-			.pressure = { .psi = PRESSURE_OFF,
-				      .cgroup = PRESSURE_OFF },
-		},
+		.shrink =
+			{
+				.mem_limit = STRESS_LIMIT,
+				.mem_high = 90,
+				.mem_low = 80,
+				.idle_age = 1,
+				.idle_interval_ms = 100,
+				.pressure = {.psi = PRESSURE_OFF,
+					     .cgroup = PRESSURE_OFF},
+			},
 	};
 	unsigned char buf[SEC];
 	uint64_t rops = 0, wops = 0, t0, seen;
@@ -733,7 +734,7 @@ START_TEST(test_stress)
 				 0);
 	}
 	for (unsigned int i = 0; i < STRESS_WRITERS + STRESS_READERS; i++) {
-		w[i] = (struct worker){ .st = &st, .seed = seed + 100 + i };
+		w[i] = (struct worker){.st = &st, .seed = seed + 100 + i};
 		w[i].id = i < STRESS_WRITERS ? i : i - STRESS_WRITERS;
 		ck_assert_int_eq(pthread_create(&th[i], NULL,
 						i < STRESS_WRITERS
@@ -757,8 +758,7 @@ START_TEST(test_stress)
 	zwb_stop(wb);
 	printf("test_stress %s: %llu writes/trims, %llu reads; evicted %llu, "
 	       "read back %llu, promoted %llu\n",
-	       backends[_i], (unsigned long long)wops,
-	       (unsigned long long)rops,
+	       backends[_i], (unsigned long long)wops, (unsigned long long)rops,
 	       (unsigned long long)stat_of(st.dev, ZSTAT_bd_writes),
 	       (unsigned long long)stat_of(st.dev, ZSTAT_bd_reads),
 	       (unsigned long long)stat_of(st.dev, ZSTAT_bd_promotions));
