@@ -44,7 +44,7 @@ VM_OUT=${VM_OUT:-}
 SEED=${TEST_SEED:-$(($(date +%s) % 1000000))}
 # local-swap is left out of the default list while it still hangs in some
 # runs (see tests/vm/README.md); name it to run it.
-SCENARIOS=${*:-ext4 swap shrink reconnect tls local-swap-shrink local-oom}
+SCENARIOS=${*:-ext4 swap shrink reconnect tls local-swap-shrink local-oom local-swap-rawdisk}
 DEB_NEEDED="qemu-system-x86 busybox-static cpio nbd-client e2fsprogs util-linux socat nbdkit libnbd-bin binutils"
 
 npass=0 nfail=0 nskip=0
