@@ -702,6 +702,14 @@ int params_finish(struct zramd_params *p, char *err)
 			 p->writeback_idle);
 		return -1;
 	}
+	/* backing_force=no is the default and means nothing without it;
+	 * yes alone is most likely a backing= that was forgotten. */
+	if (!p->backing && p->backing_force &&
+	    strcmp(p->backing_force, "yes") == 0) {
+		snprintf(err, PARAMS_ERR_LEN,
+			 "backing_force=yes: needs backing=PATH");
+		return -1;
+	}
 	if (p->backing && check_dir_of("backing", p->backing, err) < 0)
 		return -1;
 	if (p->stats && check_dir_of("stats", p->stats, err) < 0)

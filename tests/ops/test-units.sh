@@ -3,7 +3,8 @@
 # must accept every one without a word (an unknown key is only a warning
 # there, so any output fails), the template units as real instances, with
 # their man: links resolving to the man pages installed alongside; and
-# systemd-analyze security must rate zramd.service and zramd@.service at
+# systemd-analyze security must rate zramd.service, zramd@.service,
+# zramd-prometheus.service and zramd-swap@.service at
 # an exposure of 2.0 or less ("OK" or better).
 source "$(dirname "$0")/functions.sh"
 
@@ -52,9 +53,9 @@ swap_bin=$(find "$root" -name zramd-swap -type f | head -n 1)
 check "zramd-swap installed, executable" [ -x "$swap_bin" ]
 sw=$v/zramd-swap@.service
 check "zramd-swap@ attaches with the installed script after nbdkit is ready" \
-	grep -qx "ExecStartPost=${swap_bin#$root} start /run/zramd/swap-%i.sock /dev/%i \${ZRAMD_SWAP_PRIORITY}" "$sw"
+	grep -qx "ExecStartPost=+${swap_bin#$root} start /run/zramd/swap-%i.sock /dev/%i \${ZRAMD_SWAP_PRIORITY}" "$sw"
 check "zramd-swap@ swapoffs and detaches before nbdkit stops (ExecStop)" \
-	grep -qx "ExecStop=${swap_bin#$root} stop /dev/%i" "$sw"
+	grep -qx "ExecStop=+${swap_bin#$root} stop /dev/%i" "$sw"
 sw_joined=$(tr -d '\\\n' <"$sw")
 check "zramd-swap@ serves the socket the script attaches, with mlock=onfault" \
 	grep -Eq -- 'ExecStart=.*-U /run/zramd/swap-%i\.sock.*size=\$\{ZRAMD_SWAP_SIZE\}[[:space:]]*mlock=onfault' <<<"$sw_joined"
@@ -64,8 +65,10 @@ check "zramd-swap@: before swap.target, stopped before shutdown" \
 	bash -c 'grep -q "^Before=.*swap.target" "$1" && grep -q "^Before=.*shutdown.target" "$1" && grep -qx "Conflicts=shutdown.target" "$1" && grep -qx "DefaultDependencies=no" "$1" && grep -qx "WantedBy=swap.target" "$1"' _ "$sw"
 check "zramd-swap@: out of the OOM killer's reach, memlock unlimited" \
 	bash -c 'grep -qx "OOMScoreAdjust=-1000" "$1" && grep -qx "LimitMEMLOCK=infinity" "$1"' _ "$sw"
-check "zramd-swap@ keeps CAP_SYS_RESOURCE (PR_SET_IO_FLUSHER)" \
-	grep -q "^CapabilityBoundingSet=.*CAP_SYS_RESOURCE" "$sw"
+check "zramd-swap@ keeps CAP_SYS_RESOURCE (PR_SET_IO_FLUSHER) and CAP_IPC_LOCK, and nothing else" \
+	bash -c 'grep -qx "CapabilityBoundingSet=CAP_SYS_RESOURCE CAP_IPC_LOCK" "$1" && grep -qx "AmbientCapabilities=CAP_SYS_RESOURCE CAP_IPC_LOCK" "$1"' _ "$sw"
+check "zramd-swap@ runs nbdkit as a dynamic user, not root" \
+	grep -qx "DynamicUser=yes" "$sw"
 sed -i "s|${swap_bin#$root}|$swap_bin|" "$sw"
 
 for u in "${units[@]}"; do
@@ -100,7 +103,7 @@ out=$(cd "$v" && systemd-analyze verify ./zbroken.service 2>&1)
 check "verify catches an unknown key (the check above is not blind)" \
 	[ -n "$out" ]
 
-for u in zramd.service zramd@test.service zramd-prometheus.service; do
+for u in zramd.service zramd@test.service zramd-prometheus.service zramd-swap@nbd0.service; do
 	out=$(cd "$v" && systemd-analyze security --offline=yes "./$u" 2>&1)
 	level=$(echo "$out" | sed -n 's/^→ Overall exposure level for .*: \([0-9.]*\) .*/\1/p')
 	if [ -n "$level" ] && awk -v l="$level" 'BEGIN { exit !(l <= 2.0) }'; then

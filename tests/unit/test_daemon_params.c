@@ -324,6 +324,18 @@ START_TEST(test_cross_checks)
 	params_free(&p);
 	params_init(&p);
 
+	set_ok("size", "1G");
+	set_ok("backing_force", "yes");
+	finish_bad("backing_force=yes: needs backing=", NULL);
+	params_free(&p);
+	params_init(&p);
+
+	set_ok("size", "1G");
+	set_ok("backing_force", "no");
+	ck_assert_int_eq(params_finish(&p, err), 0);
+	params_free(&p);
+	params_init(&p);
+
 	/* At their default, 0, both are fine without backing. */
 	set_ok("size", "1G");
 	set_ok("backing_size", "0");
