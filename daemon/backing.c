@@ -56,7 +56,7 @@
  * 256 bytes per record on average, about 15% of a typical 1.7 KiB record
  * with its header. Holes are punched in whole 4 KiB blocks (the page and
  * usual filesystem block): when a free leaves every unit of a block free,
- * the block is punched.
+ * the block is punched (on a block device: discarded, see punch()).
  *
  * The allocator is a bitmap (one bit per unit, set = in use) searched
  * next-fit from a cursor that follows the last allocation, skipping full
@@ -78,7 +78,7 @@
  * (a sector table stripe lock, say) across any call here.
  *
  * Known limits: the file is scratch (truncated at open, nothing is
- * recovered at restart); regular files only, no block devices; the
+ * recovered at restart); a regular file or a block device; the
  * bitmap costs 1 bit per 512 bytes (256 KiB per GiB), allocated lazily
  * by calloc(); buffered I/O, so written records sit in the page cache
  * until backing_drop_cache() or the kernel writes them back.
@@ -93,7 +93,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h> /* BLKDISCARD */
+#undef BLOCK_SIZE /* linux/fs.h's 1024; ours is below */
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -163,6 +166,8 @@ struct backing {
 	uint32_t nonce; /* atomic: the next write's nonce (low 19 bits) */
 
 	bool no_punch;		 /* atomic: the filesystem cannot punch */
+	bool bdev;		 /* a block device: discard freed blocks */
+	bool no_discard;	 /* atomic: the device cannot discard */
 	struct backing_stats st; /* atomics; capacity is constant */
 };
 
@@ -342,12 +347,34 @@ static bool block_free(const struct backing *b, uint64_t blk)
 	return true;
 }
 
+/*
+ * Gives blocks [@blk, @blk + @nblk) back: a hole in a file; on a block
+ * device a discard (BLKDISCARD, as zram discards freed slots), or where
+ * the device cannot discard, fallocate()'s punch, which the kernel turns
+ * into a zeroing write that may unmap (a loop device punches its file
+ * either way). The freed blocks' contents do not matter: no check
+ * accepts zeros or stale bytes.
+ */
 static void punch(struct backing *b, uint64_t blk, uint64_t nblk)
 {
-	int rc;
+	int rc = -1;
 
 	if (__atomic_load_n(&b->no_punch, __ATOMIC_RELAXED))
 		return;
+	if (b->bdev && !__atomic_load_n(&b->no_discard, __ATOMIC_RELAXED)) {
+		uint64_t range[2] = { blk * BLOCK_SIZE, nblk * BLOCK_SIZE };
+
+		rc = ioctl(b->fd, BLKDISCARD, range);
+		if (rc == 0) {
+			STAT_ADD(b, punched, nblk);
+			return;
+		}
+		if (errno != EOPNOTSUPP && errno != ENOTTY && errno != EINVAL) {
+			STAT_ADD(b, punch_errors, 1);
+			return;
+		}
+		__atomic_store_n(&b->no_discard, true, __ATOMIC_RELAXED);
+	}
 	rc = fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		       (off_t)(blk * BLOCK_SIZE), (off_t)(nblk * BLOCK_SIZE));
 	if (rc == 0) {
@@ -546,7 +573,7 @@ struct backing *backing_open_force(const char *path, uint64_t max_size,
 	struct statvfs vfs;
 	struct stat st;
 	uint64_t space;
-	bool named;
+	bool named, bdev = false;
 	int fd, e;
 
 	if (err && errlen)
@@ -575,6 +602,7 @@ struct backing *backing_open_force(const char *path, uint64_t max_size,
 				    BACKING_MIN_SIZE);
 		}
 		named = false; /* never truncated */
+		bdev = true;
 		goto have_fd;
 	}
 	/*
@@ -632,6 +660,7 @@ have_fd:
 			    path, strerror(ENOMEM));
 	}
 	b->fd = fd;
+	b->bdev = bdev;
 	b->nunits = max_size / BLOCK_SIZE * UNITS_PER_BLOCK;
 	if (b->nunits > MAX_FILE_UNITS)
 		b->nunits = MAX_FILE_UNITS;

@@ -186,7 +186,8 @@ int backing_read(struct backing *b, uint64_t slot, uint64_t sector, void *buf,
  *
  * The space is reusable at once. Only the place in @slot is used: its
  * nonce is not checked (that would take a read). Every 4 KiB block of the
- * file that becomes entirely free is hole-punched (FALLOC_FL_PUNCH_HOLE),
+ * file that becomes entirely free is hole-punched (FALLOC_FL_PUNCH_HOLE;
+ * on a block device discarded with BLKDISCARD, or punched if it cannot),
  * so the disk space really returns; while a punch runs, its blocks stay
  * reserved so no new record lands in them. Freeing a slot that is not in
  * use is counted in bad_frees and otherwise ignored.

@@ -15,6 +15,8 @@ DAEMON_LIB_SRCS := daemon/sectors.c daemon/codec.c daemon/device.c daemon/evict.
 	daemon/params.c daemon/stats.c daemon/bg.c daemon/backing.c \
 	daemon/pressure.c daemon/cgroup.c daemon/shrinker.c daemon/writeback.c \
 	daemon/localswap.c daemon/backing_bdev.c daemon/snapshot.c daemon/snapshot_load.c
+# Sectors read back from the backing file, and promotion (issue 17).
+DAEMON_LIB_SRCS += daemon/readback.c
 DAEMON_LIB_OBJS := $(DAEMON_LIB_SRCS:%.c=$(BUILD)/%.o)
 # libxxhash-dev's header is used header-only (daemon/backing.c), so the
 # library itself is not linked.

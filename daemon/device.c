@@ -14,7 +14,8 @@
  * under the stripe lock (decode, patch, encode, allocate, swap), which is
  * what keeps two partial writes to the same sector from losing each
  * other's bytes. Reads copy the compressed object out under the lock and
- * decompress after unlocking.
+ * decompress after unlocking; a sector on the backing file is read with
+ * no lock held, and brought back to the pool if it is hot (readback.c).
  *
  * Lock ordering: stripe lock (sectors.c) -> pool locks (inside the zpool).
  * The pool's evict callback takes stripe locks, so zpool_shrink() and
@@ -295,10 +296,12 @@ static int read_sector(struct zdev *dev, uint64_t sector, unsigned int o,
 	void *p;
 	int r;
 
+again:
 	sect_lock(dev->tab, sector, &ref);
 	e = sect_ref_get(&ref);
 	len = sect_len(e);
-	if (e.meta & SECT_F_IDLE) /* touched: not idle any more */
+	/* Touched: not idle any more (on BACKING, the bit is SECT_F_READ). */
+	if ((e.meta & SECT_F_IDLE) && sect_state(e) == SECT_POOL)
 		sect_ref_set_flag(&ref, SECT_F_IDLE, false);
 	switch (sect_state(e)) {
 	case SECT_EMPTY:
@@ -321,15 +324,12 @@ static int read_sector(struct zdev *dev, uint64_t sector, unsigned int o,
 		if (len == SECT_LEN_RAW)
 			return 0;
 		break;
-	case SECT_BACKING: {
-		unsigned char *page = codec_scratch(0);
-
-		r = decode_locked(dev, sector, e, page);
-		sect_unlock(&ref);
-		if (r == 0)
-			memcpy(dst, page + o, n);
+	case SECT_BACKING:
+		/* Unlocks; readback.c. */
+		r = zdev_readback(dev, &ref, sector, e, o, n, dst);
+		if (r == -EAGAIN)
+			goto again;
 		return r;
-	}
 	}
 	if (o == 0 && n == SECT_SIZE)
 		return codec_decode(cbuf, len, dst);

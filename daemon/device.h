@@ -69,7 +69,9 @@ struct zdev_backing_ops {
 			 unsigned int len);
 	/*
 	 * Read the @len bytes of @slot, which holds @sector, into @buf.
-	 * Called under the sector's stripe lock. Returns 0, -EBADMSG for a
+	 * Called with or without the sector's stripe lock: a read does not
+	 * hold it, so @slot may be released (and reused) meanwhile; the
+	 * device then reads again. Returns 0, -EBADMSG for a
 	 * checksum or header mismatch, -EIO if it could not be read, or
 	 * another negative errno. The device answers -EIO for all of them.
 	 */
@@ -102,6 +104,20 @@ struct zpool *zdev_pool(struct zdev *dev);
 
 /* Attach (or with NULL, detach) the backing file. Not while serving. */
 void zdev_set_backing(struct zdev *dev, const struct zdev_backing_ops *ops);
+
+/**
+ * zdev_set_promote() - bring hot sectors back from the backing file
+ * @dev:   the device
+ * @on:    promote (off: a sector on the backing file stays there until it
+ *         is overwritten or trimmed)
+ * @below: promote only while the pool holds fewer bytes than this (the
+ *         shrinker's high watermark; UINT64_MAX: no limit)
+ *
+ * A sector read twice in a row from the backing file (the idle writeback
+ * pass, if it runs, forgets the first read) moves back to the pool on the
+ * second read; see readback.c. Not while serving.
+ */
+void zdev_set_promote(struct zdev *dev, bool on, uint64_t below);
 
 /*
  * A write that found the pool at mem_limit waits for the shrinker to make

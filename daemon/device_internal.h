@@ -4,9 +4,9 @@
  * the per-stripe accounting
  *
  * Not an API: only device.c (requests), evict.c (eviction to the
- * backing file), snapshot.c and snapshot_load.c (the device written to
- * and read from a snapshot file) include this; everything else uses
- * device.h.
+ * backing file), readback.c (reading it back, promotion), snapshot.c and
+ * snapshot_load.c (the device written to and read from a snapshot file)
+ * include this; everything else uses device.h.
  *
  * Accounting: the per-stripe acct[] slots of the sector table hold the
  * size counters (sectors stored, compressed bytes, same-filled, huge, on
@@ -50,6 +50,9 @@ struct zdev {
 	struct zdev_backing_ops backing;
 	struct zdev_hooks hooks; /* all NULL: no shrinker */
 	struct zstat_live live;
+	/* Promotion (readback.c): set while not serving. */
+	bool promote;
+	uint64_t promote_below; /* pool bytes; at or above, no promotion */
 };
 
 /* Add (@sign 1) or take away (@sign -1) @e in its stripe's accounting. */
@@ -76,5 +79,17 @@ static inline void account(struct sect_ref *ref, struct sect_entry e, int sign)
 		break;
 	}
 }
+
+/*
+ * zdev_readback() - read bytes [@o, @o + @n) of @sector, whose locked entry
+ * @e (in @ref) is BACKING, into @dst; promote it if it is hot (readback.c)
+ *
+ * Unlocks @ref before any I/O. Return: 0; -EAGAIN if the entry changed
+ * while the record was read and the read failed (the caller reads the
+ * sector again); -EIO.
+ */
+int zdev_readback(struct zdev *dev, struct sect_ref *ref, uint64_t sector,
+		  struct sect_entry e, unsigned int o, unsigned int n,
+		  unsigned char *dst);
 
 #endif /* ZRAMD_DEVICE_INTERNAL_H */

@@ -108,7 +108,8 @@ int zdev_evict(struct zdev *dev, uint64_t sector, unsigned long handle)
 }
 
 /*
- * Idle writeback, one sector: mark it, or move it if it was marked. The
+ * Idle writeback, one sector: mark it, or move it if it was marked; on
+ * the backing file, clear its read mark (readback.c's idle window). The
  * object is copied out under the stripe lock: outside a pool evict
  * callback nothing keeps a handle alive once a writer has replaced it.
  * The move is committed only if the entry is bit for bit the one copied,
@@ -128,6 +129,12 @@ static int idle_one(struct zdev *dev, uint64_t sector,
 
 	sect_lock(dev->tab, sector, &ref);
 	e = sect_ref_get(&ref);
+	if (sect_state(e) == SECT_BACKING && (e.meta & SECT_F_READ)) {
+		/* The idle window closes: a read mark is forgotten. */
+		sect_ref_set_flag(&ref, SECT_F_READ, false);
+		sect_unlock(&ref);
+		return 0;
+	}
 	if (sect_state(e) != SECT_POOL) {
 		sect_unlock(&ref);
 		return 0;
@@ -167,7 +174,8 @@ static int idle_collect(void *arg, uint64_t sector, uint64_t count,
 	struct idle_batch *b = arg;
 
 	(void)count; /* more than 1 only for empty runs */
-	if (sect_state(e) != SECT_POOL)
+	if (sect_state(e) != SECT_POOL &&
+	    !(sect_state(e) == SECT_BACKING && (e.meta & SECT_F_READ)))
 		return 0;
 	b->sector[b->n++] = sector;
 	if (b->n < IDLE_BATCH)

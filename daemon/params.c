@@ -107,6 +107,11 @@ static const struct key keys[] = {
 	  .allowed = "no or yes",
 	  .help = "use a backing block device even if it holds a signature "
 		  "(file system, swap, partition table)" },
+	{ .name = "promote", .kind = K_CHOICE, .off = F(promote),
+	  .choices = "on|off", .syntax = "on|off", .def = "on",
+	  .allowed = "on or off",
+	  .help = "move sectors read twice from the backing file back into "
+		  "memory, below mem_high" },
 	{ .name = "writeback_idle", .kind = K_UINT, .off = F(writeback_idle),
 	  .max = 30u * 86400, .syntax = "SECONDS", .def = "0",
 	  .allowed = "an integer from 0 (off) to 2592000, with backing=",

@@ -67,6 +67,7 @@ struct zramd_params {
 	char *mlock;			/* "off" or "onfault" (localswap.c) */
 	char *backing_force;		/* "yes": overwrite a signature */
 	char *persist;			/* snapshot file, absolute; NULL: none */
+	char *promote;			/* "off": hot sectors stay on disk */
 
 	/* Internal: per-key origin, the directory of the config file. */
 	unsigned char origin[32];

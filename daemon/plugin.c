@@ -118,6 +118,7 @@ static int setup_writeback(void)
 		.backing_size = params.backing_size,
 		.backing_force = params.backing_force &&
 				 strcmp(params.backing_force, "yes") == 0,
+		.promote = !params.promote || strcmp(params.promote, "on") == 0,
 		.log = log_debug,
 	};
 	char err[512];

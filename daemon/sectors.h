@@ -52,7 +52,10 @@ enum sect_state {
 /*
  * The 16-bit metadata word kept beside each 64-bit value:
  *
- *   bit  15     SECT_F_IDLE, a spare flag for the shrinker (not used yet)
+ *   bit  15     a flag whose meaning depends on the state:
+ *               POOL: SECT_F_IDLE, marked by the idle writeback pass;
+ *               BACKING: SECT_F_READ, read once since it was evicted
+ *               (readback.c promotes it on the next read)
  *   bits 14-13  enum sect_state
  *   bits 12-0   object length in bytes, 1..4096 (POOL, BACKING), else 0
  *
@@ -64,6 +67,7 @@ enum sect_state {
 #define SECT_LEN_MASK	((1u << SECT_LEN_BITS) - 1)
 #define SECT_STATE_SHIFT SECT_LEN_BITS
 #define SECT_F_IDLE	(1u << 15)
+#define SECT_F_READ	SECT_F_IDLE /* the same bit, on BACKING entries */
 #define SECT_LEN_RAW	SECT_SIZE
 
 _Static_assert(SECT_LEN_RAW <= SECT_LEN_MASK, "length field too narrow");
@@ -166,7 +170,8 @@ static inline struct sect_entry sect_ref_get(const struct sect_ref *ref);
 int sect_ref_set(struct sect_table *t, struct sect_ref *ref,
 		 struct sect_entry e);
 
-/* Set or clear SECT_F_IDLE on a locked, non-empty entry. */
+/* Set or clear @flag (SECT_F_IDLE, SECT_F_READ) on a locked, non-empty
+ * entry. */
 void sect_ref_set_flag(struct sect_ref *ref, uint16_t flag, bool on);
 
 /**

@@ -16,8 +16,11 @@
  * after which the written records are pushed out of the page cache
  * (backing_drop_cache()), since a cgroup counts that cache as its own
  * memory: evicting into it would free nothing. Reads come back through
- * wb_load -> backing_read on the reading thread, under its stripe lock
- * (backing.c takes no lock across I/O and calls no one back).
+ * wb_load -> backing_read on the reading thread, with no stripe lock held
+ * (readback.c; a partial write's read-modify-write holds it, which is
+ * fine: backing.c takes no lock across I/O and calls no one back). Hot
+ * sectors read back are promoted to the pool below the high watermark
+ * (zdev_set_promote(), set here from the shrinker's configuration).
  *
  * Counting: a shrink call's evictions are the growth of bd_writes during
  * the call. Only the shrinker thread evicts, so the difference is its
@@ -205,6 +208,7 @@ struct zwb *zwb_create(struct zdev *dev, const struct zwb_config *cfg,
 		.wait_room = wb_wait_room,
 	};
 	struct zwb *wb = calloc(1, sizeof(*wb));
+	uint64_t high;
 	int e;
 
 	if (!wb) {
@@ -226,6 +230,11 @@ struct zwb *zwb_create(struct zdev *dev, const struct zwb_config *cfg,
 	hooks.ctx = wb;
 	zdev_set_backing(dev, &bops);
 	zdev_set_hooks(dev, &hooks);
+	/* Promotion stops at the shrinker's high watermark. */
+	high = cfg->shrink.mem_limit / 100 * cfg->shrink.mem_high +
+	       cfg->shrink.mem_limit % 100 * cfg->shrink.mem_high / 100;
+	zdev_set_promote(dev, cfg->promote,
+			 cfg->shrink.mem_limit ? high : UINT64_MAX);
 	return wb;
 
 fail:
@@ -253,6 +262,7 @@ void zwb_destroy(struct zwb *wb)
 		return;
 	shrinker_destroy(wb->s);
 	zdev_set_hooks(wb->dev, NULL);
+	zdev_set_promote(wb->dev, false, 0);
 	zdev_set_backing(wb->dev, NULL);
 	backing_close(wb->bk);
 	free(wb);

@@ -38,6 +38,7 @@ struct zwb_config {
 	const char *backing;	  /* a file, or a directory (unnamed file) */
 	uint64_t backing_size;	  /* bytes; 0: the free space at open */
 	bool backing_force;	  /* a block device with a signature too */
+	bool promote;		  /* hot sectors come back (readback.c) */
 	struct shrinker_config shrink;
 	void (*log)(const char *msg); /* the shrinker's log lines; or NULL */
 };

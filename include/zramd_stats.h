@@ -75,6 +75,8 @@ enum zramd_stat_unit {
 	  "backing-file reads that failed their checksum")                    \
 	X(bd_io_errors, COUNTER, EVENTS,                                      \
 	  "backing-file reads that failed with an I/O error")                 \
+	X(bd_promotions, COUNTER, SECTORS,                                    \
+	  "sectors read back often enough to move back into memory")          \
 	X(evict_limit, COUNTER, SECTORS,                                      \
 	  "sectors evicted because of mem_limit")                             \
 	X(evict_psi, COUNTER, SECTORS,                                        \

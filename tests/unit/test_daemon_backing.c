@@ -1026,6 +1026,69 @@ static void make_loop(void)
 
 /* --- block devices --- */
 
+/* Sectors discarded on block device @dev so far (/sys/block/NAME/stat). */
+static long long discarded_sectors(const char *dev)
+{
+	const char *name = strrchr(dev, '/');
+	long long v[14];
+	char p[340];
+	FILE *f;
+	int n;
+
+	snprintf(p, sizeof(p), "/sys/block/%s/stat", name ? name + 1 : dev);
+	f = fopen(p, "r");
+	if (!f)
+		return -1;
+	n = 0;
+	while (n < 14 && fscanf(f, "%lld", &v[n]) == 1)
+		n++;
+	fclose(f);
+	return n == 14 ? v[13] : -1;
+}
+
+/*
+ * Freed space is discarded on the device: on a loop device over a sparse
+ * file, discard punches the file, so the file's allocated blocks shrink
+ * when the records on them are freed, as test_hole_punch shows for a
+ * file.
+ */
+START_TEST(test_bdev_discard)
+{
+	enum { N = 512 };
+	struct backing *b = open_ok(0);
+	unsigned char buf[BACKING_MAX_PAYLOAD];
+	char under[300];
+	uint64_t slots[N];
+	long full, empty;
+	long long disc;
+
+	snprintf(under, sizeof(under), "%s/loopfile", dir);
+	for (int i = 0; i < N; i++) {
+		pattern(buf, sizeof(buf), (uint64_t)i);
+		ck_assert_int_eq(
+		    backing_write(b, (uint64_t)i, buf, 1800, 0, &slots[i]), 0);
+	}
+	ck_assert_int_eq(backing_drop_cache(b), 0);
+	full = blocks_of(under);
+	/* 512 records of 4 units: 1 MiB, 2048 blocks of 512 bytes. */
+	ck_assert_msg(full >= 2048, "the loop file holds %ld blocks", full);
+	disc = discarded_sectors(path);
+	for (int i = 0; i < N; i++)
+		backing_free(b, slots[i]);
+	ck_assert_uint_eq(stats(b).punch_errors, 0);
+	ck_assert_uint_eq(stats(b).punched, N * 4 * BACKING_UNIT / 4096);
+	empty = blocks_of(under);
+	ck_assert_msg(empty <= full / 16, "loop file st_blocks %ld -> %ld",
+		      full, empty);
+	/* As discards (BLKDISCARD), not zeroing writes: the device counts
+	 * them (when the kernel shows discard counters). */
+	if (disc >= 0)
+		ck_assert_int_eq(discarded_sectors(path) - disc,
+				 N * 4 * BACKING_UNIT / 512);
+	backing_close(b);
+}
+END_TEST
+
 /* A device another program holds exclusively is refused, named. */
 START_TEST(test_bdev_excl)
 {
@@ -1161,6 +1224,7 @@ static Suite *backing_suite(void)
 			tcase_add_test(loop, test_bdev_excl);
 			tcase_add_test(loop, test_bdev_too_large);
 			tcase_add_test(loop, test_bdev_signature);
+			tcase_add_test(loop, test_bdev_discard);
 			suite_add_tcase(s, loop);
 		} else {
 			remove_loop();

@@ -263,6 +263,10 @@ START_TEST(test_bad_values)
 	set_bad("backing_force", "ye", "unknown choice", NULL);
 	set_ok("backing_force", "yes");
 	ck_assert_str_eq(p.backing_force, "yes");
+	set_bad("promote", "yes", "promote=yes: unknown choice",
+		"allowed: on or off");
+	set_ok("promote", "off");
+	ck_assert_str_eq(p.promote, "off");
 	set_bad("acceleration", "0", "acceleration=0: out of range",
 		"1 to 65537");
 	set_bad("acceleration", "65538", "out of range", NULL);

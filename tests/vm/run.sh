@@ -6,7 +6,8 @@
 #   tests/vm/run.sh [SCENARIO...]      (make check-vm runs it)
 #
 # Scenarios: ext4 swap shrink reconnect tls local-swap local-swap-shrink
-# local-oom (default: all but local-swap, in that order). VM_REPEAT=N runs
+# local-oom local-swap-rawdisk (default: all but local-swap, in that
+# order). VM_REPEAT=N runs
 # them N times.
 # Each starts its own nbdkit with the zramd plugin on a private unix
 # socket, boots the guest built by mkguest.sh once with the scenario on
@@ -43,7 +44,7 @@ VM_OUT=${VM_OUT:-}
 SEED=${TEST_SEED:-$(($(date +%s) % 1000000))}
 # local-swap is left out of the default list while it still hangs in some
 # runs (see tests/vm/README.md); name it to run it.
-SCENARIOS=${*:-ext4 swap shrink reconnect tls local-swap-shrink local-oom}
+SCENARIOS=${*:-ext4 swap shrink reconnect tls local-swap-shrink local-oom local-swap-rawdisk}
 DEB_NEEDED="qemu-system-x86 busybox-static cpio nbd-client e2fsprogs util-linux socat nbdkit libnbd-bin binutils"
 
 npass=0 nfail=0 nskip=0
@@ -203,7 +204,7 @@ boot() {
 		# The daemon runs in the guest: no link to the host's nbdkit.
 		link=(-netdev "user,id=n0,restrict=on")
 		[ -f "$work/scratch.img" ] &&
-			link+=(-drive "file=$work/scratch.img,if=virtio,format=raw")
+			link+=(-drive "file=$work/scratch.img,if=virtio,format=raw${SCRATCH_OPTS:-}")
 	elif [ "$scenario" = reconnect ] || [ "$scenario" = tls ]; then
 		# For every connection the guest opens, qemu runs a socat to
 		# nbdkit, so the guest can detach and attach again. (Slower
@@ -526,6 +527,33 @@ scenario_local_swap_shrink() {
 	fi
 }
 
+# local-swap-shrink with the backing store on the scratch virtio disk
+# itself, as a raw block device (backing=/dev/vda, no file system): the
+# guest sees it as a spare disk, as zram users give backing_dev a spare
+# partition. discard=unmap passes the daemon's discards of freed blocks
+# to the host file. Needs bd_writes > 0 and bd_reads > 0, no backing
+# read error, and vmprog's 0 mismatches.
+scenario_local_swap_rawdisk() {
+	local name=local-swap-rawdisk
+	new_work
+	truncate -s 1G "$work/scratch.img"
+	SCRATCH_OPTS=,discard=unmap boot $name "$LOCAL_MEM" 300 \
+		zvm.swap_mib=$LOCAL_MIB zvm.rounds=$LOCAL_ROUNDS $(local_kargs) \
+		zvm.zargs=mem_limit=48M,backing=/dev/vda ||
+		{ result FAIL $name "$why"; return; }
+	local_report $name
+	echo "vm-$name: bd_writes $(ginfo bd_writes), bd_reads $(ginfo bd_reads), bd_promotions $(ginfo bd_promotions), bd_checksum_errors $(ginfo bd_checksum_errors), bd_io_errors $(ginfo bd_io_errors); /dev/vda: $(ginfo vda_discard_sectors) sectors discarded; host scratch.img $(du -k "$work/scratch.img" | cut -f1) KiB allocated"
+	if [ "$(ginfo bd_writes)" = 0 ]; then
+		result FAIL $name "the shrinker wrote nothing back (bd_writes 0)"
+	elif [ "$(ginfo bd_reads)" = 0 ]; then
+		result FAIL $name "nothing was read back from /dev/vda (bd_reads 0)"
+	elif [ "$(ginfo bd_checksum_errors)" != 0 ] || [ "$(ginfo bd_io_errors)" != 0 ]; then
+		result FAIL $name "backing read errors: bd_checksum_errors $(ginfo bd_checksum_errors), bd_io_errors $(ginfo bd_io_errors)"
+	else
+		result PASS $name
+	fi
+}
+
 scenario_local_oom() {
 	new_work
 	# The device (192 MiB) and RAM cannot hold the hog: its pages are
@@ -544,6 +572,7 @@ for ((rep = 1; rep <= ${VM_REPEAT:-1}; rep++)); do
 		case $s in
 		ext4 | swap | shrink | reconnect | tls) "scenario_$s" ;;
 		local-swap | local-swap-shrink | local-oom) "scenario_${s//-/_}" ;;
+		local-swap-rawdisk) scenario_local_swap_rawdisk ;;
 		*) result FAIL "$s" "no such scenario" ;;
 		esac
 	done
