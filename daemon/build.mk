@@ -15,6 +15,9 @@ DAEMON_LIB_SRCS := daemon/sectors.c daemon/codec.c daemon/device.c daemon/evict.
 	daemon/params.c daemon/stats.c daemon/bg.c daemon/backing.c \
 	daemon/pressure.c daemon/cgroup.c daemon/shrinker.c daemon/writeback.c \
 	daemon/localswap.c daemon/backing_bdev.c
+# On SIGTERM, end the clients' connections before nbdkit refuses their
+# next request (daemon/stopconn.c).
+DAEMON_LIB_SRCS += daemon/stopconn.c
 DAEMON_LIB_OBJS := $(DAEMON_LIB_SRCS:%.c=$(BUILD)/%.o)
 # libxxhash-dev's header is used header-only (daemon/backing.c), so the
 # library itself is not linked.

@@ -18,7 +18,8 @@
  *                     file opened and the shrinker set up (errors still
  *                     reach the user)
  *   .after_fork       the shrinker and background threads, systemd
- *                     notification
+ *                     notification, the SIGTERM handler that ends the
+ *                     clients' connections first (stopconn.c)
  *   .cleanup          threads stopped, final stats written, backing file
  *                     closed, device freed
  */
@@ -37,6 +38,7 @@
 #include "device.h"
 #include "localswap.h"
 #include "params.h"
+#include "stopconn.h"
 #include "writeback.h"
 #include "zpool.h"
 #ifdef ZRAMD_HAVE_NOTIFY
@@ -233,6 +235,11 @@ static int zramd_after_fork(void)
 	bg = bg_start(&cfg);
 	if (!bg) {
 		nbdkit_error("pthread_create: %m");
+		return -1;
+	}
+	/* nbdkit set its own handlers just before .after_fork. */
+	if ((r = stopconn_install()) < 0) {
+		nbdkit_error("sigaction: %s", strerror(-r));
 		return -1;
 	}
 #ifdef ZRAMD_HAVE_NOTIFY

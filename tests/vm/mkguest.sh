@@ -22,6 +22,9 @@
 #                           given as ZRAMD_PLUGIN (environment), both
 #                           with their libraries, and the swap setup
 #                           script the systemd unit runs
+#   /usr/bin/zramd-reconnect
+#                           for the restart scenario (ZRAMD_RECONNECT,
+#                           environment), with its libraries
 #
 # The kernel comes from the package that linux-image-amd64 depends on:
 # `apt-get download`, then `dpkg-deb -x`, keeping only vmlinuz and the
@@ -175,6 +178,10 @@ zramd_paths+=("$nbdkit_bin")
 if [ -n "${ZRAMD_PLUGIN:-}" ] && [ -f "$ZRAMD_PLUGIN" ]; then
 	zramd_paths+=("$ZRAMD_PLUGIN")
 fi
+# zramd-reconnect, for the restart scenario (ZRAMD_RECONNECT, environment).
+if [ -n "${ZRAMD_RECONNECT:-}" ] && [ -f "$ZRAMD_RECONNECT" ]; then
+	zramd_paths+=("$ZRAMD_RECONNECT")
+fi
 swap_script="$here/../../systemd/zramd-swap"
 for p in "${zramd_paths[@]}"; do
 	while read -r lib; do
@@ -218,6 +225,8 @@ if [ ! -f "$initrd" ]; then
 	[ -n "${ZRAMD_PLUGIN:-}" ] && [ -f "$ZRAMD_PLUGIN" ] &&
 		cp "$ZRAMD_PLUGIN" "$root/usr/lib/zramd/nbdkit-zramd-plugin.so"
 	[ -f "$swap_script" ] && install -m 755 "$swap_script" "$root/usr/lib/zramd/zramd-swap"
+	[ -n "${ZRAMD_RECONNECT:-}" ] && [ -f "$ZRAMD_RECONNECT" ] &&
+		cp "$ZRAMD_RECONNECT" "$root/usr/bin/zramd-reconnect"
 	cp -r "$kdir/modules/." "$root/lib/modules/$kver/"
 	cp "$kdir/modules.order" "$root/etc/zvm/modules"
 	echo "$kver" >"$root/etc/zvm/kver"

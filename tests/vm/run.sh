@@ -199,7 +199,7 @@ boot() {
 	# The guest's 10.0.2.100:10809 exists only inside qemu's user-mode
 	# network (restrict=on: the guest reaches nothing else), and leads
 	# to nbdkit's unix socket.
-	if [ "${scenario#local-}" != "$scenario" ]; then
+	if [ "${scenario#local-}" != "$scenario" ] || [ "$scenario" = restart ]; then
 		# The daemon runs in the guest: no link to the host's nbdkit.
 		link=(-netdev "user,id=n0,restrict=on")
 		[ -f "$work/scratch.img" ] &&
@@ -538,12 +538,29 @@ scenario_local_oom() {
 	result PASS local-oom
 }
 
+# restart: the daemon (in the guest, as zramd.service runs it) is stopped
+# with SIGTERM and started again under a mounted ext4 with a writer
+# running; the kernel client waits (dead-connection timeout) and
+# zramd-reconnect gives it the new connection. VM_RESTART_MODE=plain or
+# ioctl shows what nbd-client alone does instead (see tests/vm/README.md).
+scenario_restart() {
+	new_work
+	boot restart 256 300 zvm.rmode=${VM_RESTART_MODE:-reconnect} \
+		zvm.persist=${VM_RESTART_PERSIST:-1} zvm.files=${VM_RESTART_FILES:-48}
+	local ok=$?
+	grep -a -E '^(kmsg|nbdkit-log|differs):' <(tr -d '\r' <"$work/console.log") | sed 's/^/vm-restart: /'
+	[ $ok = 0 ] || { result FAIL restart "$why"; return; }
+	echo "vm-restart: $(ginfo written) files written, $(ginfo written_before_stop) before the stop; daemon stop exit $(ginfo stop_exit); e2fsck clean, every file as written;$(show_steps); ${boot_secs}s"
+	result PASS restart
+}
+
 for ((rep = 1; rep <= ${VM_REPEAT:-1}; rep++)); do
 	[ "${VM_REPEAT:-1}" -gt 1 ] && echo "vm: run $rep of $VM_REPEAT"
 	for s in $SCENARIOS; do
 		case $s in
 		ext4 | swap | shrink | reconnect | tls) "scenario_$s" ;;
 		local-swap | local-swap-shrink | local-oom) "scenario_${s//-/_}" ;;
+		restart) scenario_restart ;;
 		*) result FAIL "$s" "no such scenario" ;;
 		esac
 	done

@@ -30,6 +30,7 @@ $(VMPROG): tests/vm/vmprog.c
 ALL_TARGETS += $(VMPROG)
 
 .PHONY: check-vm
-check-vm: $(PLUGIN_SO) $(VMPROG)
+check-vm: $(PLUGIN_SO) $(VMPROG) $(ZRAMD_RECONNECT)
 	ZRAMD_PLUGIN=$(abspath $(PLUGIN_SO)) VMPROG=$(abspath $(VMPROG)) \
+		ZRAMD_RECONNECT=$(abspath $(ZRAMD_RECONNECT)) \
 		VM_OUT=$(abspath $(VM_OUT)) tests/vm/run.sh $(VM_SCENARIOS)
