@@ -3,8 +3,9 @@
  * device_internal.h - what the device core's files share: struct zdev and
  * the per-stripe accounting
  *
- * Not an API: only device.c (requests) and evict.c (eviction to the
- * backing file) include this; everything else uses device.h.
+ * Not an API: only device.c (requests), evict.c (eviction to the
+ * backing file) and snapshot.c (the device written to and read from a
+ * snapshot file) include this; everything else uses device.h.
  *
  * Accounting: the per-stripe acct[] slots of the sector table hold the
  * size counters (sectors stored, compressed bytes, same-filled, huge, on

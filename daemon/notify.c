@@ -363,3 +363,17 @@ void notify_stop(void)
 	pthread_cond_destroy(&notify.wake);
 	pthread_mutex_unlock(&notify.lock);
 }
+
+void notify_status_now(const char *line)
+{
+	char msg[NOTIFY_STATUS_MAX + 16];
+	char *p;
+
+	if (getenv("NOTIFY_SOCKET") == NULL)
+		return;
+	snprintf(msg, sizeof msg, "STATUS=%s", line);
+	for (p = msg; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	send_state(msg);
+}

@@ -42,4 +42,14 @@ int notify_start(const struct notify_ops *ops);
  */
 void notify_stop(void);
 
+/**
+ * notify_status_now() - send STATUS=@line once, at once
+ * @line: one line (a newline in it is sent as a space)
+ *
+ * For progress before notify_start() (a snapshot loading) or after
+ * notify_stop() (a snapshot being written). Does nothing without
+ * NOTIFY_SOCKET.
+ */
+void notify_status_now(const char *line);
+
 #endif /* ZRAMD_NOTIFY_H */

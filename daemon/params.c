@@ -129,6 +129,12 @@ static const struct key keys[] = {
 	  .allowed = "off or onfault",
 	  .help = "lock the daemon's memory as it is touched (for local "
 		  "swap; nbdkit --swap locks all of nbdkit's 192 MiB .bss)" },
+	{ .name = "persist", .kind = K_PATH, .off = F(persist),
+	  .syntax = "PATH",
+	  .allowed = "a file path in an existing directory, not the "
+		     "backing or stats file",
+	  .help = "write the device to this snapshot file on a clean stop "
+		  "and load it at the next start (see daemon/snapshot.c)" },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 _Static_assert(NKEYS <= sizeof(((struct zramd_params *)0)->origin),
@@ -701,6 +707,19 @@ int params_finish(struct zramd_params *p, char *err)
 		return -1;
 	if (p->stats && check_dir_of("stats", p->stats, err) < 0)
 		return -1;
+	if (p->persist && check_dir_of("persist", p->persist, err) < 0)
+		return -1;
+	if (p->persist && ((p->backing && strcmp(p->persist, p->backing) == 0) ||
+			   (p->stats && strcmp(p->persist, p->stats) == 0))) {
+		snprintf(err, PARAMS_ERR_LEN,
+			 "persist=%s: is also the %s file; allowed: %s",
+			 p->persist,
+			 p->backing && strcmp(p->persist, p->backing) == 0
+				 ? "backing"
+				 : "stats",
+			 find_key("persist")->allowed);
+		return -1;
+	}
 	if (p->mem_low >= p->mem_high) {
 		snprintf(err, PARAMS_ERR_LEN,
 			 "mem_low=%u, mem_high=%u: mem_low must be below "

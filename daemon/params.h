@@ -66,6 +66,7 @@ struct zramd_params {
 	unsigned int psi;		/* percent of time stalled; 0: off */
 	char *mlock;			/* "off" or "onfault" (localswap.c) */
 	char *backing_force;		/* "yes": overwrite a signature */
+	char *persist;			/* snapshot file, absolute; NULL: none */
 
 	/* Internal: per-key origin, the directory of the config file. */
 	unsigned char origin[32];

@@ -15,19 +15,25 @@
  *   .config           one key (the bare "4G" comes as size=4G)
  *   .config_complete  the config file, cross checks
  *   .get_ready        the device is created, and with backing= the backing
- *                     file opened and the shrinker set up (errors still
+ *                     file opened and the shrinker set up; with persist=
+ *                     the snapshot loaded and renamed away (errors still
  *                     reach the user)
  *   .after_fork       the shrinker and background threads, systemd
  *                     notification, the SIGTERM handler that ends the
  *                     clients' connections first (stopconn.c)
- *   .cleanup          threads stopped, final stats written, backing file
- *                     closed, device freed
+ *   .cleanup          threads stopped, final stats written, with persist=
+ *                     the snapshot written, backing file closed, device
+ *                     freed; a snapshot that could not be written ends
+ *                     nbdkit with exit status 1 (see zramd_cleanup)
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define NBDKIT_API_VERSION 2
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
@@ -38,6 +44,7 @@
 #include "device.h"
 #include "localswap.h"
 #include "params.h"
+#include "snapshot.h"
 #include "stopconn.h"
 #include "writeback.h"
 #include "zpool.h"
@@ -53,6 +60,8 @@ static int params_status; /* params_init() result */
 static struct zdev *dev;
 static struct zwb *wb; /* NULL without backing= */
 static struct bg *bg;
+/* persist=: what the start did with the snapshot, for STATUS= */
+static char persist_note[SNAP_ERR_LEN];
 
 static void zramd_load(void)
 {
@@ -138,6 +147,115 @@ static int setup_writeback(void)
 	return 0;
 }
 
+/* A line for the log that is not an error: stderr, as nbdkit logs. */
+static void __attribute__((format(printf, 1, 2))) log_info(const char *fmt,
+							    ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("nbdkit: zramd: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	fflush(stderr);
+	va_end(ap);
+}
+
+static void persist_status(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static void persist_status(const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+#ifdef ZRAMD_HAVE_NOTIFY
+	notify_status_now(line);
+#endif
+	log_info("%s", line);
+}
+
+static void load_progress(void *arg, unsigned int pct)
+{
+	(void)arg;
+	if (pct % 10 == 0 && pct < 100)
+		persist_status("persist=%s: loading the snapshot: %u%%",
+			       params.persist, pct);
+}
+
+/*
+ * persist=: load the snapshot into the new device and rename it away
+ * before anything is served (snapshot.c, "Never stale"). A start without
+ * one says why it is empty.
+ */
+static int load_snapshot(void)
+{
+	const char *path = params.persist;
+	struct snap_stats st;
+	char err[SNAP_ERR_LEN];
+	int r;
+
+	r = snap_load(dev, path, load_progress, NULL, &st, err);
+	if (r < 0) {
+		nbdkit_error("%s", err);
+		return -1;
+	}
+	if (r == 0) {
+		if (snap_consumed_exists(path))
+			snprintf(persist_note, sizeof(persist_note),
+				 "started empty: the last run did not stop "
+				 "cleanly (crash or kill): the snapshot it "
+				 "loaded is now %s%s, stale",
+				 path, SNAP_CONSUMED_SUFFIX);
+		else
+			snprintf(persist_note, sizeof(persist_note),
+				 "started empty: no snapshot at %s yet", path);
+		log_info("persist=%s: %s", path, persist_note);
+		return 0;
+	}
+	if (snap_consume(path, err) < 0) {
+		nbdkit_error("%s", err);
+		return -1;
+	}
+	snprintf(persist_note, sizeof(persist_note),
+		 "loaded %" PRIu64 " MiB from the snapshot in %.2f s",
+		 st.data_bytes >> 20, st.seconds);
+	log_info("persist=%s: loaded %" PRIu64 " MiB of data (%" PRIu64
+		 " objects, %" PRIu64 " same-filled, %" PRIu64
+		 " back to the backing file) from %" PRIu64
+		 " bytes in %.3f s (%.0f MB/s of file); the file is now %s%s",
+		 path, st.data_bytes >> 20, st.objects, st.same, st.evicted,
+		 st.file_bytes, st.seconds,
+		 st.seconds > 0 ? (double)st.file_bytes / st.seconds / 1e6 : 0,
+		 path, SNAP_CONSUMED_SUFFIX);
+	return 0;
+}
+
+/* persist=: write the snapshot at a clean stop. Return: 0 or -1. */
+static int write_snapshot(void)
+{
+	const char *path = params.persist;
+	struct snap_stats st;
+	char err[SNAP_ERR_LEN];
+
+	persist_status("persist=%s: writing the snapshot", path);
+	if (snap_write(dev, path, &st, err) < 0) {
+		nbdkit_error("%s", err);
+		return -1;
+	}
+	snap_remove_consumed(path);
+	log_info("persist=%s: wrote %" PRIu64 " MiB of data (%" PRIu64
+		 " objects, %" PRIu64 " same-filled, %" PRIu64
+		 " from the backing file) as %" PRIu64
+		 " bytes in %.3f s (%.0f MB/s of file)",
+		 path, st.data_bytes >> 20, st.objects, st.same, st.evicted,
+		 st.file_bytes, st.seconds,
+		 st.seconds > 0 ? (double)st.file_bytes / st.seconds / 1e6 : 0);
+	return 0;
+}
+
 static int zramd_get_ready(void)
 {
 	struct zdev_config cfg = {
@@ -157,6 +275,13 @@ static int zramd_get_ready(void)
 		return -1;
 	}
 	if (params.backing && setup_writeback() < 0) {
+		zdev_destroy(dev);
+		dev = NULL;
+		return -1;
+	}
+	if (params.persist && load_snapshot() < 0) {
+		zwb_destroy(wb);
+		wb = NULL;
 		zdev_destroy(dev);
 		dev = NULL;
 		return -1;
@@ -201,6 +326,11 @@ static void notify_status(char *buf, size_t len, void *arg)
 		size_t n = strlen(buf);
 
 		snprintf(buf + n, len - n, "; %s", localswap_status());
+	}
+	if (persist_note[0]) {
+		size_t n = strlen(buf);
+
+		snprintf(buf + n, len - n, "; %s", persist_note);
 	}
 }
 #endif
@@ -257,8 +387,20 @@ static int zramd_after_fork(void)
 	return 0;
 }
 
+/*
+ * With persist=, the snapshot is written once no thread of ours runs
+ * (shrinker, background) and before the backing file is closed, whose
+ * evicted sectors it reads back. .cleanup cannot fail, and nbdkit 1.32
+ * exits 0 after it whatever a plugin does; a snapshot that was not
+ * written must not look like a clean stop (systemd would not say), so
+ * then, with everything freed and the error logged, the process ends
+ * here with status 1 (nbdkit's own remaining teardown is skipped: it
+ * unloads the plugin and exits).
+ */
 static void zramd_cleanup(void)
 {
+	bool failed = false;
+
 #ifdef ZRAMD_HAVE_NOTIFY
 	notify_stop();
 #endif
@@ -266,10 +408,16 @@ static void zramd_cleanup(void)
 	zwb_stop(wb);
 	bg_stop(bg);
 	bg = NULL;
+	if (dev && params.persist)
+		failed = write_snapshot() < 0;
 	zwb_destroy(wb);
 	wb = NULL;
 	zdev_destroy(dev);
 	dev = NULL;
+	if (failed) {
+		fflush(NULL);
+		_exit(1);
+	}
 }
 
 static void print_type(const char *type, void *arg)

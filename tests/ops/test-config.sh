@@ -79,7 +79,9 @@ check "the example config is accepted as shipped (size $size)" \
 # Every commented "# key = value" uncommented: first all but backing
 # itself (backing_size and writeback_idle at their default, 0, are fine
 # without it), then with backing= set too.
+# persist= goes to $TMP too (its example's directory is the units').
 sed -E 's/^# ([a-z_]+) = /\1 = /' "$conf" |
+	sed -E "s|^persist = .*|persist = $TMP/zramd.snapshot|" |
 	grep -Ev '^(backing|stats) = ' >"$TMP/all.conf"
 size=$(serve_size config="$TMP/all.conf" 2>"$TMP/err")
 check "every default but backing=, uncommented, is accepted" \
@@ -87,6 +89,7 @@ check "every default but backing=, uncommented, is accepted" \
 [ "$size" = 1073741824 ] || cat "$TMP/err"
 sed -E 's/^# ([a-z_]+) = /\1 = /' "$conf" |
 	sed -E "s|^backing = .*|backing = $TMP/zramd.backing|" |
+	sed -E "s|^persist = .*|persist = $TMP/zramd.snapshot|" |
 	grep -Ev '^stats = ' >"$TMP/all-backing.conf"
 size=$(serve_size config="$TMP/all-backing.conf" 2>"$TMP/err")
 check "every default uncommented, with backing set, is accepted" \
