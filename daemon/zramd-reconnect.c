@@ -5,6 +5,7 @@
  *
  *   zramd-reconnect [-t DEAD_SECONDS] DEVICE
  *   zramd-reconnect [-t DEAD_SECONDS] [-w WAIT_SECONDS] SOCKET DEVICE
+ *   zramd-reconnect --watch [-t DEAD_SECONDS] [-w WAIT_SECONDS] SOCKET DEVICE
  *
  * Why it exists. When the daemon behind /dev/nbdN stops, the kernel sees
  * its socket close and marks the connection dead. What happens to the
@@ -29,8 +30,14 @@
  * the socket is absent or refuses), does the NBD handshake with libnbd,
  * checks that the export has DEVICE's size, and hands the connected
  * socket to the kernel with NBD_CMD_RECONFIGURE (setting the timeout too
- * when -t is given). nbd-client 3.27 and later does the same itself in
- * its netlink -persist mode; this tool is for the releases before it.
+ * when -t is given). The third form stays running (zramd-nbd@.service
+ * runs it): it listens for the kernel's NBD_CMD_LINK_DEAD events on the
+ * nbd netlink multicast group and, for each one about DEVICE, does what
+ * the second form does, in a child process. With systemd's zramd.socket
+ * the connect succeeds at once (the socket stays open across the
+ * restart) and the handshake completes when the new nbdkit accepts.
+ * nbd-client 3.27 and later does the same itself in its netlink -persist
+ * mode; this tool is for the releases before it.
  *
  * The data must be there when the new connection serves it: a restart
  * without persist=PATH (nbdkit-zramd-plugin(1)) serves an empty device,
@@ -41,11 +48,13 @@
  */
 
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,8 +70,9 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: %s [-t DEAD_SECONDS] DEVICE\n"
-		"       %s [-t DEAD_SECONDS] [-w WAIT_SECONDS] SOCKET DEVICE\n",
-		prog, prog);
+		"       %s [-t DEAD_SECONDS] [-w WAIT_SECONDS] SOCKET DEVICE\n"
+		"       %s --watch [-t DEAD_SECONDS] [-w WAIT_SECONDS] SOCKET DEVICE\n",
+		prog, prog, prog);
 	exit(2);
 }
 
@@ -220,46 +230,17 @@ out:
 	return rc;
 }
 
-int main(int argc, char **argv)
+/*
+ * reconnect_once() - connect to @sock, check the size against @bytes,
+ * and hand the socket to nbd device @index (with the timeout @dead if
+ * >= 0). Return: 0, or 1 with a message.
+ */
+static int reconnect_once(const char *sock, const char *dev, int index,
+			  uint64_t bytes, long dead, long wait)
 {
-	long dead = -1, wait = 30;
-	const char *sock = NULL, *dev;
 	struct nbd_handle *h;
-	uint64_t bytes;
 	int64_t size;
-	int opt, index, fd;
-
-	while ((opt = getopt(argc, argv, "t:w:h")) != -1) {
-		switch (opt) {
-		case 't':
-			dead = parse_secs("-t", optarg, 0);
-			break;
-		case 'w':
-			wait = parse_secs("-w", optarg, 0);
-			break;
-		default:
-			usage();
-		}
-	}
-	argc -= optind;
-	argv += optind;
-	if (argc == 1 && dead >= 0) {
-		dev = argv[0];
-	} else if (argc == 2) {
-		sock = argv[0];
-		dev = argv[1];
-	} else {
-		usage();
-	}
-	if (device_index(dev, &index, &bytes) < 0)
-		return 1;
-	if (!sock)
-		return reconfigure(index, dead, -1) < 0 ? 1 : 0;
-	if (bytes == 0) {
-		fprintf(stderr, "%s: %s is not attached (size 0): attach it with nbd-client\n",
-			prog, dev);
-		return 1;
-	}
+	int fd;
 
 	h = server_connect(sock, wait);
 	if (!h)
@@ -280,10 +261,152 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/*
-	 * The kernel holds its own reference to the socket now. Exit without
-	 * nbd_close(): libnbd owns the descriptor and might end the
-	 * connection; the process's exit only drops our reference.
+	 * The kernel holds its own reference to the socket now. The caller
+	 * exits without nbd_close(): libnbd owns the descriptor and might
+	 * end the connection; the process's exit only drops our reference.
 	 */
 	printf("%s: %s reconnected to %s\n", prog, dev, sock);
+	fflush(stdout);
 	return 0;
+}
+
+/* The index of the device whose link died, set by on_event(). */
+struct watch_state {
+	int index;
+	int dead;
+};
+
+static int on_event(struct nl_msg *msg, void *arg)
+{
+	struct watch_state *w = arg;
+	struct genlmsghdr *g = nlmsg_data(nlmsg_hdr(msg));
+	struct nlattr *attrs[NBD_ATTR_MAX + 1];
+
+	if (g->cmd != NBD_CMD_LINK_DEAD)
+		return NL_OK;
+	if (nla_parse(attrs, NBD_ATTR_MAX, genlmsg_attrdata(g, 0),
+		      genlmsg_attrlen(g, 0), NULL) < 0 || !attrs[NBD_ATTR_INDEX])
+		return NL_OK;
+	if ((int)nla_get_u32(attrs[NBD_ATTR_INDEX]) == w->index)
+		w->dead = 1;
+	return NL_OK;
+}
+
+/*
+ * watch() - wait for NBD_CMD_LINK_DEAD events about nbd device @index and
+ * reconnect it to @sock after each, in a child process (which exits
+ * without closing libnbd's handle, see reconnect_once()).
+ * Return: only on a netlink error, 1.
+ */
+static int watch(const char *sock, const char *dev, int index, uint64_t bytes,
+		 long wait)
+{
+	struct watch_state w = {.index = index};
+	struct nl_sock *nl = nl_socket_alloc();
+	int grp, err;
+
+	if (!nl) {
+		fprintf(stderr, "%s: nl_socket_alloc failed\n", prog);
+		return 1;
+	}
+	nl_socket_disable_seq_check(nl);
+	if ((err = genl_connect(nl)) < 0) {
+		fprintf(stderr, "%s: genl_connect: %s\n", prog, nl_geterror(err));
+		goto fail;
+	}
+	grp = genl_ctrl_resolve_grp(nl, NBD_GENL_FAMILY_NAME, NBD_GENL_MCAST_GROUP_NAME);
+	if (grp < 0) {
+		fprintf(stderr, "%s: netlink group %s: %s\n", prog,
+			NBD_GENL_MCAST_GROUP_NAME, nl_geterror(grp));
+		goto fail;
+	}
+	if ((err = nl_socket_add_membership(nl, grp)) < 0) {
+		fprintf(stderr, "%s: nl_socket_add_membership: %s\n", prog, nl_geterror(err));
+		goto fail;
+	}
+	nl_socket_modify_cb(nl, NL_CB_VALID, NL_CB_CUSTOM, on_event, &w);
+	printf("%s: watching %s; a dead link is reconnected to %s\n", prog, dev, sock);
+	fflush(stdout);
+	for (;;) {
+		pid_t pid;
+		int status;
+
+		err = nl_recvmsgs_default(nl);
+		/* Events lost to a full buffer may include ours: try. */
+		if (err == -NLE_NOMEM)
+			w.dead = 1;
+		else if (err < 0 && err != -NLE_INTR && err != -NLE_AGAIN)
+			fprintf(stderr, "%s: netlink: %s\n", prog, nl_geterror(err));
+		if (!w.dead)
+			continue;
+		w.dead = 0;
+		fprintf(stderr, "%s: %s: the connection died; reconnecting to %s\n",
+			prog, dev, sock);
+		pid = fork();
+		if (pid < 0) {
+			fprintf(stderr, "%s: fork: %m\n", prog);
+			continue;
+		}
+		if (pid == 0)
+			_exit(reconnect_once(sock, dev, index, bytes, -1, wait));
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	}
+fail:
+	nl_socket_free(nl);
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"watch", no_argument, NULL, 'W'},
+		{NULL, 0, NULL, 0},
+	};
+	long dead = -1, wait = 30;
+	const char *sock = NULL, *dev;
+	uint64_t bytes;
+	int opt, index, watching = 0;
+
+	while ((opt = getopt_long(argc, argv, "t:w:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 't':
+			dead = parse_secs("-t", optarg, 0);
+			break;
+		case 'w':
+			wait = parse_secs("-w", optarg, 0);
+			break;
+		case 'W':
+			watching = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc == 1 && dead >= 0 && !watching) {
+		dev = argv[0];
+	} else if (argc == 2) {
+		sock = argv[0];
+		dev = argv[1];
+	} else {
+		usage();
+	}
+	if (device_index(dev, &index, &bytes) < 0)
+		return 1;
+	if (!sock || (watching && dead >= 0)) {
+		if (reconfigure(index, dead, -1) < 0)
+			return 1;
+		if (!sock)
+			return 0;
+	}
+	if (bytes == 0) {
+		fprintf(stderr, "%s: %s is not attached (size 0): attach it with nbd-client\n",
+			prog, dev);
+		return 1;
+	}
+	if (watching)
+		return watch(sock, dev, index, bytes, wait);
+	return reconnect_once(sock, dev, index, bytes, dead, wait);
 }

@@ -541,14 +541,15 @@ scenario_local_oom() {
 # restart: the daemon (in the guest, as zramd.service runs it) is stopped
 # with SIGTERM and started again under a mounted ext4 with a writer
 # running; the kernel client waits (dead-connection timeout) and
-# zramd-reconnect gives it the new connection. VM_RESTART_MODE=plain or
-# ioctl shows what nbd-client alone does instead (see tests/vm/README.md).
+# zramd-reconnect --watch gives it the new connection. VM_RESTART_MODE=
+# oneshot runs zramd-reconnect once after the restart instead; plain or
+# ioctl show what nbd-client alone does (see tests/vm/README.md).
 scenario_restart() {
 	new_work
 	boot restart 256 300 zvm.rmode=${VM_RESTART_MODE:-reconnect} \
 		zvm.persist=${VM_RESTART_PERSIST:-1} zvm.files=${VM_RESTART_FILES:-48}
 	local ok=$?
-	grep -a -E '^(kmsg|nbdkit-log|differs):' <(tr -d '\r' <"$work/console.log") | sed 's/^/vm-restart: /'
+	grep -a -E '^(kmsg|nbdkit-log|differs|watch):' <(tr -d '\r' <"$work/console.log") | sed 's/^/vm-restart: /'
 	[ $ok = 0 ] || { result FAIL restart "$why"; return; }
 	echo "vm-restart: $(ginfo written) files written, $(ginfo written_before_stop) before the stop; daemon stop exit $(ginfo stop_exit); e2fsck clean, every file as written;$(show_steps); ${boot_secs}s"
 	result PASS restart
