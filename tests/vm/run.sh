@@ -6,7 +6,7 @@
 #   tests/vm/run.sh [SCENARIO...]      (make check-vm runs it)
 #
 # Scenarios: ext4 swap shrink reconnect tls local-swap local-swap-shrink
-# local-oom (default: all but local-swap, in that order). VM_REPEAT=N runs
+# local-oom restart (default: all but local-swap, in that order). VM_REPEAT=N runs
 # them N times.
 # Each starts its own nbdkit with the zramd plugin on a private unix
 # socket, boots the guest built by mkguest.sh once with the scenario on
@@ -27,6 +27,8 @@
 #                 VM_NBDKIT_ARGS="error-pread-rate=1% error-pread=EIO"
 #   VM_SWAP_MIB, VM_SWAP_MEM  the swap working set and the guest's RAM
 #                 (MiB; default 160 and 160)
+#   VM_RESTART_MODE  restart: reconnect (default), oneshot, plain, ioctl;
+#                 VM_RESTART_PERSIST=0 (no persist=), VM_RESTART_FILES=N
 #
 # Prints PASS/FAIL/SKIP per scenario and one line "N passed, N failed,
 # N skipped"; exits 1 if any failed.
@@ -43,7 +45,7 @@ VM_OUT=${VM_OUT:-}
 SEED=${TEST_SEED:-$(($(date +%s) % 1000000))}
 # local-swap is left out of the default list while it still hangs in some
 # runs (see tests/vm/README.md); name it to run it.
-SCENARIOS=${*:-ext4 swap shrink reconnect tls local-swap-shrink local-oom}
+SCENARIOS=${*:-ext4 swap shrink reconnect tls local-swap-shrink local-oom restart}
 DEB_NEEDED="qemu-system-x86 busybox-static cpio nbd-client e2fsprogs util-linux socat nbdkit libnbd-bin binutils"
 
 npass=0 nfail=0 nskip=0

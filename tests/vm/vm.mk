@@ -5,7 +5,9 @@
 # $(VM_OUT), and runs the scenarios ext4, swap, shrink and reconnect
 # against the plugin, then local-swap-shrink and local-oom with nbdkit and
 # the plugin inside the guest, as the guest's own swap (local-swap, which
-# still hangs in some runs, only when named). It takes a few minutes, so it is not part of
+# still hangs in some runs, only when named), and restart: the daemon
+# restarted under a mounted ext4 (zramd-reconnect, built here, goes into
+# the guest). It takes a few minutes, so it is not part of
 # `make check`. It installs the packages it needs itself (as root), or
 # skips saying why. See tests/vm/README.md.
 #
