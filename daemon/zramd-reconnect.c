@@ -13,8 +13,9 @@
  * dead-connection timeout (NBD_ATTR_DEAD_CONN_TIMEOUT):
  *
  *   - 0, the default and all nbd-client 3.24 (Debian 12) can set: every
- *     request is failed at once with EIO. ext4 aborts its journal and
- *     goes read-only; swap loses pages. nbd-client's -persist mode does
+ *     request is failed at once with EIO, and the device is marked
+ *     disconnected for good; ext4 loses writes and aborts its journal
+ *     (measured: nbdkit-zramd-plugin(1), RESTARTS). nbd-client's -persist mode does
  *     not help: under netlink (its default) it exits after the attach
  *     and never reconnects, and under the old ioctl interface (-nonetlink)
  *     the kernel still fails every request of the gap.
