@@ -29,7 +29,9 @@
 #                 (MiB; default 160 and 160)
 #   VM_RESTART_MODE  restart: reconnect (default), oneshot, plain, ioctl;
 #                 VM_RESTART_PERSIST=0 (no persist=), VM_RESTART_FILES=N
-#                 files of VM_RESTART_PAGES pages (default 48 of 64)
+#                 files of VM_RESTART_PAGES pages (default 48 of 64);
+#                 VM_RESTART_DELAY=MS slows every write (nbdkit's delay
+#                 filter) so that some are unanswered at the stop
 #
 # Prints PASS/FAIL/SKIP per scenario and one line "N passed, N failed,
 # N skipped"; exits 1 if any failed.
@@ -551,7 +553,7 @@ scenario_restart() {
 	new_work
 	boot restart 256 300 zvm.rmode=${VM_RESTART_MODE:-reconnect} \
 		zvm.persist=${VM_RESTART_PERSIST:-1} zvm.files=${VM_RESTART_FILES:-48} \
-		zvm.fpages=${VM_RESTART_PAGES:-64}
+		zvm.fpages=${VM_RESTART_PAGES:-64} ${VM_RESTART_DELAY:+zvm.delay=$VM_RESTART_DELAY}
 	local ok=$?
 	grep -a -E '^(kmsg|nbdkit-log|differs|watch):' <(tr -d '\r' <"$work/console.log") | sed 's/^/vm-restart: /'
 	[ $ok = 0 ] || { result FAIL restart "$why"; return; }
