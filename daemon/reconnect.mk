@@ -19,3 +19,6 @@ install-zramd-reconnect: $(ZRAMD_RECONNECT)
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 $(ZRAMD_RECONNECT) $(DESTDIR)$(BINDIR)/zramd-reconnect
 INSTALL_TARGETS += install-zramd-reconnect
+
+# tests/ops/test-zramd-reconnect.sh runs the built binary.
+check-ops-shell: $(ZRAMD_RECONNECT)

@@ -348,8 +348,15 @@ static int watch(const char *sock, const char *dev, int index, uint64_t bytes,
 			fprintf(stderr, "%s: fork: %m\n", prog);
 			continue;
 		}
-		if (pid == 0)
+		if (pid == 0) {
+			/*
+			 * With socket activation the connect succeeds even
+			 * if zramd never comes back, and the handshake would
+			 * wait for ever: give up a little after -w.
+			 */
+			alarm((unsigned int)wait + 5);
 			_exit(reconnect_once(sock, dev, index, bytes, -1, wait));
+		}
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
 	}
