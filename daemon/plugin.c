@@ -195,8 +195,14 @@ static int load_snapshot(void)
 	const char *path = params.persist;
 	struct snap_stats st;
 	char err[SNAP_ERR_LEN];
+	unsigned int stale;
 	int r;
 
+	stale = snap_remove_stale(path);
+	if (stale)
+		log_info("persist=%s: removed %u temporary file(s) of a "
+			 "snapshot write that was cut short",
+			 path, stale);
 	r = snap_load(dev, path, load_progress, NULL, &st, err);
 	if (r < 0) {
 		nbdkit_error("%s", err);

@@ -109,6 +109,12 @@ int snap_consume(const char *path, char *err);
 /* Whether @path.consumed exists (a loaded snapshot, never replaced). */
 bool snap_consumed_exists(const char *path);
 
+/*
+ * Remove temporary files a write killed part-way left (@path.tmp.*).
+ * Return: how many were removed.
+ */
+unsigned int snap_remove_stale(const char *path);
+
 /* Remove @path.consumed, once a newer snapshot is in place. */
 void snap_remove_consumed(const char *path);
 

@@ -41,6 +41,14 @@ refused "acceleration given twice" 1G acceleration=2 acceleration=3
 refused "backing_size=" 1G backing_size=1G
 refused "does not exist" 1G backing=/nonexistent/dir/backing
 refused "does not exist" 1G stats=/nonexistent/dir/stats
+refused "persist=/nonexistent/dir/z.snapshot: directory /nonexistent/dir does not exist" \
+	1G persist=/nonexistent/dir/z.snapshot
+refused "persist=/tmp: is a directory" 1G persist=/tmp
+refused "persist=: empty path" 1G persist=
+refused "persist=$TMP/same: is also the backing file" \
+	1G backing="$TMP/same" persist="$TMP/same"
+refused "persist=$TMP/same: is also the stats file" \
+	1G stats="$TMP/same" persist="$TMP/same"
 refused "mem_low must be below mem_high" 1G mem_low=90 mem_high=50
 refused "psi=maybe: not on, off or a number" 1G psi=maybe
 refused "cannot read the config file: No such file or directory" \

@@ -90,7 +90,11 @@ crash() {
 		"$PLUGIN_SO" size=$SIZE persist="$snap" >"$TMP/status" 2>&1
 	check "$L: STATUS= says why it is empty ($(tail -n 1 "$TMP/status"))" \
 		grep -q "^STATUS=.*; started empty: the last run did not stop cleanly" "$TMP/status"
+	# A write killed part-way leaves a temporary file: removed at start.
+	echo partial >"$snap.tmp.AbC123"
 	if start_zramd size=$SIZE persist="$snap"; then
+		check "$L: a stale temporary file is removed at start" \
+			test ! -e "$snap.tmp.AbC123"
 		dump crash
 		check "$L: the device is empty after kill -9 and a start" \
 			cmp -s -n $((64 << 20)) "$TMP/crash.img" /dev/zero

@@ -14,7 +14,7 @@
 #
 # Targets T: zpool-zbud and zpool-zsmalloc (one source, compiled per
 # backend; the zpool corpus is shared), device, params, stats, backing,
-# codec. See each source file's header for its input format and the
+# codec, snapshot. See each source file's header for its input format and the
 # properties it checks.
 #
 #   make fuzz                       every target for FUZZ_SECONDS (60) each,

@@ -321,6 +321,27 @@ def pressure():
         b"30 1 0:26 / @\\040x rw - cgroup2 cgroup2 rw\n"))
 
 
+# --- snapshot ---------------------------------------------------------------
+# Mode 1 programs (see fuzz_snapshot.c); the raw snapshot files (mode 0),
+# which need XXH3 checksums, are made by the daemon itself:
+# tests/fuzz/snapshot_seeds.sh.
+def snapshot():
+    def ops(n):
+        p = []
+        for i in range(n):
+            k = i % 4
+            p += [k, (i * 7) & 0xFF]
+            p += u64(0x0101010101010101 * i) if k == 2 else ([] if k == 3 else [i])
+        return p
+
+    for damage, name in [(0, "clean"), (1 | 5 << 3, "xor"), (2 | 9 << 3, "cut"),
+                         (3, "append"), (4, "other-size"), (5, "mem-limit")]:
+        put("snapshot", "damaged-" + name,
+            [1, 40, damage] + ops(24) + u16(333) + [0x40])
+    put("snapshot", "damaged-zbud-odd-end", [3, 6, 0] + ops(12))
+    put("snapshot", "raw-empty", [0])
+
+
 if __name__ == "__main__":
     zpool()
     device()
@@ -329,3 +350,4 @@ if __name__ == "__main__":
     backing()
     codec()
     pressure()
+    snapshot()

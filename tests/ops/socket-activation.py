@@ -40,6 +40,7 @@ for a in shlex.split(line[len("ExecStart="):]):
 ns = NotifySocket("zramd-sa-")
 sock_path = os.path.join(ns.tmp, "zramd.sock")
 stats_path = os.path.join(ns.tmp, "zramd.stats")
+snap_path = os.path.join(ns.tmp, "zramd.snapshot")
 cmd = []
 for a in argv:
     if a.endswith("/nbdkit-zramd-plugin.so"):
@@ -48,6 +49,8 @@ for a in argv:
         a = "config=" + config
     elif a.startswith("stats="):
         a = "stats=" + stats_path
+    elif a.startswith("persist="):
+        a = "persist=" + snap_path
     cmd.append(a)
 report("--foreground" in cmd and not any(a in ("-U", "--unix") or
                                          a.startswith("--unix=")
@@ -99,6 +102,9 @@ try:
         rc = "timeout"
     report(rc == 0, "nbdkit exits 0 (%s)" % rc)
     report(os.path.exists(stats_path), "the stats file was written")
+    report(os.path.exists(snap_path) and
+           os.stat(snap_path).st_mode & 0o777 == 0o600,
+           "the unit's persist= snapshot was written, mode 0600")
 except Exception as e:  # report, do not hide: the wrapper counts this
     report(False, "exception: %r" % e)
 finally:
