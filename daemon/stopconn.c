@@ -34,8 +34,8 @@
  * Which sockets. An accepted connection is a stream socket that is not
  * listening (SO_ACCEPTCONN 0) and whose own address is that of a
  * listening socket of this process (-U PATH, -p PORT, or the socket
- * systemd passes): Linux gives an accepted socket the listener's
- * address. Everything else is left alone, notably the journal's stream
+ * systemd passes): Linux gives an accepted unix socket the listener's
+ * path, and an accepted TCP socket the listener's port. Everything else is left alone, notably the journal's stream
  * on stderr, whose own address is unnamed. The handler only calls
  * getsockopt, getsockname and shutdown, which POSIX lists as
  * async-signal-safe.
@@ -48,6 +48,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -60,18 +61,31 @@ static struct sigaction old_term, old_int;
 static int nfds = MAX_FDS;
 static volatile sig_atomic_t dropped;
 
-/* Same address, ignoring the padding after a unix path. */
+/*
+ * Is a (an accepted socket's own address) the address listener b listens
+ * on? A unix path must match exactly (an unnamed socket is nobody's); for
+ * TCP the port and family do, since a listener on the wildcard address
+ * hands out sockets with the specific address the client reached.
+ */
 static int same_addr(const struct sockaddr_storage *a, socklen_t alen,
 		     const struct sockaddr_storage *b, socklen_t blen)
 {
 	if (a->ss_family != b->ss_family)
 		return 0;
-	if (a->ss_family == AF_UNIX) {
-		/* An unnamed socket (alen == sizeof(sa_family_t)) is nobody's. */
+	switch (a->ss_family) {
+	case AF_UNIX:
 		if (alen <= sizeof(sa_family_t) || alen != blen)
 			return 0;
+		return memcmp(a, b, alen) == 0;
+	case AF_INET:
+		return ((const struct sockaddr_in *)a)->sin_port ==
+		       ((const struct sockaddr_in *)b)->sin_port;
+	case AF_INET6:
+		return ((const struct sockaddr_in6 *)a)->sin6_port ==
+		       ((const struct sockaddr_in6 *)b)->sin6_port;
+	default:
+		return 0;
 	}
-	return alen == blen && memcmp(a, b, alen) == 0;
 }
 
 static int sockopt(int fd, int opt)

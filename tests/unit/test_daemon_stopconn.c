@@ -9,7 +9,9 @@
  * side. The client stands for the kernel's NBD client; after
  * stopconn_drop() it must read end-of-file. Sockets that are not
  * accepted connections (the client's own side, a socketpair standing for
- * the journal's stream, a listening socket) must stay usable.
+ * the journal's stream, a listening socket) must stay usable. TCP on
+ * loopback too: the accepted socket's own address is the client's
+ * destination, not the listener's wildcard.
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -18,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -155,6 +159,34 @@ START_TEST(test_sigterm_chains)
 }
 END_TEST
 
+/* TCP on loopback: a listener on the wildcard address, a client on
+ * 127.0.0.1; the accepted socket's own address is 127.0.0.1:PORT. */
+START_TEST(test_drop_tcp)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t alen = sizeof(a);
+	int l = socket(AF_INET, SOCK_STREAM, 0), c, s;
+
+	ck_assert_int_ge(l, 0);
+	a.sin_addr.s_addr = htonl(INADDR_ANY);
+	ck_assert_int_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(listen(l, 4), 0);
+	ck_assert_int_eq(getsockname(l, (struct sockaddr *)&a, &alen), 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_eq(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
+	s = accept(l, NULL, NULL);
+	ck_assert_int_ge(s, 0);
+
+	/* The client's own side (an ephemeral port) is not dropped. */
+	ck_assert_int_eq(stopconn_drop(), 1);
+	ck_assert_int_eq(at_eof(c), 0);
+	close(s);
+	close(c);
+	close(l);
+}
+END_TEST
+
 static Suite *stopconn_suite(void)
 {
 	Suite *s = suite_create("stopconn");
@@ -164,6 +196,7 @@ static Suite *stopconn_suite(void)
 	tcase_add_test(tc, test_drop_accepted_only);
 	tcase_add_test(tc, test_no_listener_no_drop);
 	tcase_add_test(tc, test_sigterm_chains);
+	tcase_add_test(tc, test_drop_tcp);
 	suite_add_tcase(s, tc);
 	return s;
 }
