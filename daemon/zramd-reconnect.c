@@ -15,10 +15,11 @@
  *   - 0, the default and all nbd-client 3.24 (Debian 12) can set: every
  *     request is failed at once with EIO, and the device is marked
  *     disconnected for good; ext4 loses writes and aborts its journal
- *     (measured: nbdkit-zramd-plugin(1), RESTARTS). nbd-client's -persist mode does
- *     not help: under netlink (its default) it exits after the attach
- *     and never reconnects, and under the old ioctl interface (-nonetlink)
- *     the kernel still fails every request of the gap.
+ *     (measured: nbdkit-zramd-plugin(1), RESTARTS). nbd-client's
+ *     -persist mode does not help: under netlink (its default) it exits
+ *     after the attach and never reconnects, and under the old ioctl
+ *     interface (-nonetlink) the kernel still fails every request of the
+ *     gap.
  *   - N seconds: requests wait, up to N seconds, for a live connection.
  *     A process that writes blocks (in D state) instead of failing.
  *     NBD_CMD_RECONFIGURE with a new socket replaces the dead one, and
