@@ -14,7 +14,7 @@
 DAEMON_LIB_SRCS := daemon/sectors.c daemon/codec.c daemon/device.c daemon/evict.c \
 	daemon/params.c daemon/stats.c daemon/bg.c daemon/backing.c \
 	daemon/pressure.c daemon/cgroup.c daemon/shrinker.c daemon/writeback.c \
-	daemon/localswap.c daemon/backing_bdev.c daemon/snapshot.c
+	daemon/localswap.c daemon/backing_bdev.c daemon/snapshot.c daemon/snapshot_load.c
 # On SIGTERM, end the clients' connections before nbdkit refuses their
 # next request (daemon/stopconn.c).
 DAEMON_LIB_SRCS += daemon/stopconn.c

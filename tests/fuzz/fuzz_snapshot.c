@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fuzz_snapshot.c - the snapshot reader (daemon/snapshot.c) on any bytes,
+ * fuzz_snapshot.c - the snapshot reader (daemon/snapshot_load.c) on any bytes,
  *                   and on snapshots damaged after they were written
  *
  * The properties: the reader never crashes and never loads a file that is

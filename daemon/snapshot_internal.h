@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * snapshot_internal.h - what snapshot.c (the writer, the file's life) and
+ * snapshot_load.c (the reader) share: little-endian fields, the record
+ * checksum, the I/O buffer size. Not an API.
+ */
+#ifndef ZRAMD_SNAPSHOT_INTERNAL_H
+#define ZRAMD_SNAPSHOT_INTERNAL_H
+
+#include <stdint.h>
+#include <time.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "sectors.h"
+#include "zramd_snapshot.h"
+
+_Static_assert(ZSNAP_SECTOR_SIZE == SECT_SIZE, "one sector size");
+
+#define SNAP_BUF_SIZE (1u << 20)
+
+static inline void snap_put16(unsigned char *p, uint16_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+}
+
+static inline void snap_put32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline void snap_put64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline uint32_t snap_get32(const unsigned char *p)
+{
+	uint32_t v = 0;
+
+	for (int i = 3; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static inline uint64_t snap_get64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* XXH3-64 of @payload seeded with XXH3-64 of head bytes 0..23. */
+static inline uint64_t snap_rec_checksum(const unsigned char *head,
+					 const void *payload, size_t len)
+{
+	return XXH3_64bits_withSeed(payload, len,
+				    XXH3_64bits(head, ZSNAP_REC_OFF_CHECKSUM));
+}
+
+static inline double snap_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+#endif /* ZRAMD_SNAPSHOT_INTERNAL_H */
