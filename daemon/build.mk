@@ -17,6 +17,9 @@ DAEMON_LIB_SRCS := daemon/sectors.c daemon/codec.c daemon/device.c daemon/evict.
 	daemon/localswap.c daemon/backing_bdev.c daemon/snapshot.c daemon/snapshot_load.c
 # Sectors read back from the backing file, and promotion (issue 17).
 DAEMON_LIB_SRCS += daemon/readback.c
+# On SIGTERM, end the clients' connections before nbdkit refuses their
+# next request (daemon/stopconn.c).
+DAEMON_LIB_SRCS += daemon/stopconn.c
 DAEMON_LIB_OBJS := $(DAEMON_LIB_SRCS:%.c=$(BUILD)/%.o)
 # libxxhash-dev's header is used header-only (daemon/backing.c), so the
 # library itself is not linked.

@@ -19,7 +19,8 @@
  *                     the snapshot loaded and renamed away (errors still
  *                     reach the user)
  *   .after_fork       the shrinker and background threads, systemd
- *                     notification
+ *                     notification, the SIGTERM handler that ends the
+ *                     clients' connections first (stopconn.c)
  *   .cleanup          threads stopped, final stats written, with persist=
  *                     the snapshot written, backing file closed, device
  *                     freed; a snapshot that could not be written ends
@@ -44,6 +45,7 @@
 #include "localswap.h"
 #include "params.h"
 #include "snapshot.h"
+#include "stopconn.h"
 #include "writeback.h"
 #include "zpool.h"
 #ifdef ZRAMD_HAVE_NOTIFY
@@ -370,6 +372,11 @@ static int zramd_after_fork(void)
 	bg = bg_start(&cfg);
 	if (!bg) {
 		nbdkit_error("pthread_create: %m");
+		return -1;
+	}
+	/* nbdkit set its own handlers just before .after_fork. */
+	if ((r = stopconn_install()) < 0) {
+		nbdkit_error("sigaction: %s", strerror(-r));
 		return -1;
 	}
 #ifdef ZRAMD_HAVE_NOTIFY

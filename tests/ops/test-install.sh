@@ -65,13 +65,16 @@ for prefix in /usr/local /usr; do
 	expect_file "$dest/etc/zramd/zramd.conf" 644
 	check "installed config is config/zramd.conf" \
 		cmp -s "$dest/etc/zramd/zramd.conf" "$TOP/config/zramd.conf"
-	for m in man1/nbdkit-zramd-plugin.1 man1/zramd-stat.1 man5/zramd.conf.5; do
+	for m in man1/nbdkit-zramd-plugin.1 man1/zramd-stat.1 man1/zramd-reconnect.1 \
+		man5/zramd.conf.5; do
 		expect_file "$dest$prefix/share/man/$m" 644
 	done
 	n=$(find "$dest" -type f | wc -l)
 	expect_file "$dest$prefix/lib/zramd/zramd-swap" 755
-	want=$((1 + $(echo $units | wc -w) + 1 + 3 + 1))
-	have_plugin && want=$((want + 1))
+	want=$((1 + $(echo $units | wc -w) + 1 + 4 + 1))
+	# The plugin, and zramd-reconnect (make install builds both).
+	have_plugin && want=$((want + 2))
+	have_plugin && expect_file "$dest$prefix/bin/zramd-reconnect" 755
 	check "nothing else installed ($n files, want $want)" [ "$n" -eq "$want" ]
 done
 

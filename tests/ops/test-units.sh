@@ -15,7 +15,8 @@ command -v systemd-analyze >/dev/null || {
 
 root=$TMP/root
 if ! $MAKE -s -C "$TOP" BUILD="$BUILD" DESTDIR="$root" \
-	install-units install-docs install-zramd-stat >"$TMP/make.log" 2>&1; then
+	install-units install-docs install-zramd-stat install-zramd-reconnect \
+	>"$TMP/make.log" 2>&1; then
 	cat "$TMP/make.log"
 	not_ok "make install-units install-docs"
 	finish
@@ -70,6 +71,17 @@ check "zramd-swap@ keeps CAP_SYS_RESOURCE (PR_SET_IO_FLUSHER) and CAP_IPC_LOCK, 
 check "zramd-swap@ runs nbdkit as a dynamic user, not root" \
 	grep -qx "DynamicUser=yes" "$sw"
 sed -i "s|${swap_bin#$root}|$swap_bin|" "$sw"
+
+# zramd-nbd@ keeps the device through a restart of zramd: not stopped
+# with it (Wants=, not Requires=), and zramd-reconnect --watch running.
+rc_bin=$(find "$root" -name zramd-reconnect -type f | head -n 1)
+check "zramd-reconnect installed, executable" [ -x "$rc_bin" ]
+nb=$v/zramd-nbd@.service
+check "zramd-nbd@ wants zramd, does not require it (a restart of zramd leaves it)" \
+	bash -c 'grep -qx "Wants=zramd.service" "$1" && ! grep -q "^Requires=" "$1" && ! grep -q "^BindsTo=" "$1" && ! grep -q "^PartOf=" "$1"' _ "$nb"
+check "zramd-nbd@ attaches, then runs zramd-reconnect --watch, detaches on stop" \
+	bash -c 'grep -q "^ExecStartPre=.*nbd-client -unix \${ZRAMD_SOCKET} /dev/%i -b 4096" "$1" && grep -qx "ExecStart=$2 --watch -t \${ZRAMD_DEAD_TIMEOUT} -w \${ZRAMD_DEAD_TIMEOUT} \${ZRAMD_SOCKET} /dev/%i" "$1" && grep -q "^ExecStopPost=.*nbd-client -d /dev/%i" "$1"' _ "$nb" "${rc_bin#$root}"
+sed -i "s|${rc_bin#$root}|$rc_bin|" "$nb"
 
 for u in "${units[@]}"; do
 	out=$(cd "$v" && systemd-analyze verify "./$u" 2>&1)

@@ -22,6 +22,10 @@
 #                           given as ZRAMD_PLUGIN (environment), both
 #                           with their libraries, and the swap setup
 #                           script the systemd unit runs
+#   /usr/bin/zramd-reconnect, /usr/lib/zramd/nbdkit-delay-filter.so
+#                           for the restart scenario (ZRAMD_RECONNECT,
+#                           environment; nbdkit's delay filter), with
+#                           their libraries
 #
 # The kernel comes from the package that linux-image-amd64 depends on:
 # `apt-get download`, then `dpkg-deb -x`, keeping only vmlinuz and the
@@ -175,6 +179,15 @@ zramd_paths+=("$nbdkit_bin")
 if [ -n "${ZRAMD_PLUGIN:-}" ] && [ -f "$ZRAMD_PLUGIN" ]; then
 	zramd_paths+=("$ZRAMD_PLUGIN")
 fi
+# nbdkit's delay filter: the restart scenario can slow every write down so
+# that some are on the wire when the daemon stops (zvm.delay=).
+delay_filter=$(pkg-config --variable=libdir nbdkit 2>/dev/null)/nbdkit/filters/nbdkit-delay-filter.so
+[ -f "$delay_filter" ] || delay_filter=$(ls /usr/lib/*/nbdkit/filters/nbdkit-delay-filter.so 2>/dev/null | head -1)
+[ -f "$delay_filter" ] && zramd_paths+=("$delay_filter")
+# zramd-reconnect, for the restart scenario (ZRAMD_RECONNECT, environment).
+if [ -n "${ZRAMD_RECONNECT:-}" ] && [ -f "$ZRAMD_RECONNECT" ]; then
+	zramd_paths+=("$ZRAMD_RECONNECT")
+fi
 swap_script="$here/../../systemd/zramd-swap"
 for p in "${zramd_paths[@]}"; do
 	while read -r lib; do
@@ -218,6 +231,10 @@ if [ ! -f "$initrd" ]; then
 	[ -n "${ZRAMD_PLUGIN:-}" ] && [ -f "$ZRAMD_PLUGIN" ] &&
 		cp "$ZRAMD_PLUGIN" "$root/usr/lib/zramd/nbdkit-zramd-plugin.so"
 	[ -f "$swap_script" ] && install -m 755 "$swap_script" "$root/usr/lib/zramd/zramd-swap"
+	[ -n "${ZRAMD_RECONNECT:-}" ] && [ -f "$ZRAMD_RECONNECT" ] &&
+		cp "$ZRAMD_RECONNECT" "$root/usr/bin/zramd-reconnect"
+	[ -f "${delay_filter:-}" ] &&
+		cp "$delay_filter" "$root/usr/lib/zramd/nbdkit-delay-filter.so"
 	cp -r "$kdir/modules/." "$root/lib/modules/$kver/"
 	cp "$kdir/modules.order" "$root/etc/zvm/modules"
 	echo "$kver" >"$root/etc/zvm/kver"

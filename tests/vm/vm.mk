@@ -6,7 +6,9 @@
 # against the plugin, then local-swap-shrink, local-oom and
 # local-swap-rawdisk (backing=/dev/vda, a raw virtio disk) with nbdkit and
 # the plugin inside the guest, as the guest's own swap (local-swap, which
-# still hangs in some runs, only when named). It takes a few minutes, so it is not part of
+# still hangs in some runs, only when named), and restart: the daemon
+# restarted under a mounted ext4 (zramd-reconnect, built here, goes into
+# the guest). It takes a few minutes, so it is not part of
 # `make check`. It installs the packages it needs itself (as root), or
 # skips saying why. See tests/vm/README.md.
 #
@@ -31,6 +33,7 @@ $(VMPROG): tests/vm/vmprog.c
 ALL_TARGETS += $(VMPROG)
 
 .PHONY: check-vm
-check-vm: $(PLUGIN_SO) $(VMPROG)
+check-vm: $(PLUGIN_SO) $(VMPROG) $(ZRAMD_RECONNECT)
 	ZRAMD_PLUGIN=$(abspath $(PLUGIN_SO)) VMPROG=$(abspath $(VMPROG)) \
+		ZRAMD_RECONNECT=$(abspath $(ZRAMD_RECONNECT)) \
 		VM_OUT=$(abspath $(VM_OUT)) tests/vm/run.sh $(VM_SCENARIOS)
