@@ -146,7 +146,7 @@ bool zdev_pack_kill_slot(struct zdev *dev, struct pack *pk)
 
 	pack_lock(pk);
 	live = __atomic_sub_fetch(&pk->live, 1, __ATOMIC_RELAXED);
-	if (pk->on_backing)
+	if (__atomic_load_n(&pk->on_backing, __ATOMIC_RELAXED))
 		gauge_add(&dev->packed_backing, -1);
 	else
 		gauge_add(&dev->pack_dead,
@@ -259,8 +259,11 @@ static int rc_collect(void *arg, uint64_t sector, uint64_t count,
 		break;
 	case SECT_PACKED:
 		/* The entry holds the pack: it is alive under this lock. */
+		/* Sparse packs in the pool; evicted ones stay where they are. */
 		if (pack_slot_of(e.val) >= pack_of(e.val)->nslots ||
-		    !sparse(pack_of(e.val)))
+		    !sparse(pack_of(e.val)) ||
+		    __atomic_load_n(&pack_of(e.val)->on_backing,
+				    __ATOMIC_ACQUIRE))
 			return 0;
 		break;
 	default:
@@ -457,7 +460,8 @@ static int rc_take(struct rc *rc, uint64_t sector)
 		break;
 	case SECT_PACKED:
 		src = pack_of(e.val);
-		if (!sparse(src)) {
+		if (!sparse(src) ||
+		    __atomic_load_n(&src->on_backing, __ATOMIC_ACQUIRE)) {
 			sect_unlock(&ref);
 			return 0;
 		}
@@ -562,4 +566,137 @@ int zdev_recompress(struct zdev *dev, enum zdev_recompress_mode mode,
 	res->freed = before > now ? before - now : 0;
 	free(rc);
 	return r;
+}
+
+/* --- packs to the backing file ------------------------------------------------ */
+
+/* zdev_evict_packs(): the packed sectors of the next stretch of the table. */
+struct ev_batch {
+	uint64_t sector[RC_BATCH];
+	unsigned int n;
+	uint64_t next;
+	const struct pack *last; /* the last pack collected: skip its slots */
+};
+
+static int ev_collect(void *arg, uint64_t sector, uint64_t count,
+		      struct sect_entry e)
+{
+	struct ev_batch *b = arg;
+	const struct pack *pk;
+
+	(void)count;
+	if (sect_state(e) != SECT_PACKED)
+		return 0;
+	pk = pack_of(e.val);
+	if (pk == b->last || __atomic_load_n(&pk->on_backing, __ATOMIC_ACQUIRE))
+		return 0;
+	b->last = pk;
+	b->sector[b->n++] = sector;
+	if (b->n < RC_BATCH)
+		return 0;
+	b->next = sector + 1;
+	return 1;
+}
+
+/*
+ * Move the pack of @sector's entry to the backing file, if it is still
+ * packed and its pack still in the pool. Return: the bytes that left the
+ * pool (0 if nothing moved), or a negative errno of store_pack().
+ */
+static long evict_pack(struct zdev *dev, uint64_t sector, unsigned char *obj)
+{
+	struct sect_entry e;
+	struct sect_ref ref;
+	struct pack *pk;
+	unsigned long handle;
+	uint32_t len, live;
+	int64_t slot;
+
+	sect_lock(dev->tab, sector, &ref);
+	e = sect_ref_get(&ref);
+	if (sect_state(e) != SECT_PACKED) {
+		sect_unlock(&ref);
+		return 0;
+	}
+	pk = pack_of(e.val);
+	pack_pin(pk);
+	sect_unlock(&ref);
+
+	pack_lock(pk);
+	if (pk->on_backing) {
+		pack_unlock(pk);
+		pack_put(dev, pk);
+		return 0;
+	}
+	handle = (unsigned long)pk->where;
+	len = pk->len;
+	memcpy(obj, zpool_map_handle(dev->pool, handle, ZPOOL_MM_RO), len);
+	zpool_unmap_handle(dev->pool, handle);
+	pack_unlock(pk);
+
+	slot = dev->backing.store_pack(dev->backing.ctx, pk->base, obj, len);
+	if (slot < 0) {
+		zstat_add(&dev->live, ZSTAT_bd_failed, 1);
+		pack_put(dev, pk);
+		return slot;
+	}
+	pack_lock(pk);
+	if (pk->on_backing) { /* another evictor was first */
+		pack_unlock(pk);
+		if (dev->backing.release)
+			dev->backing.release(dev->backing.ctx, (uint64_t)slot);
+		pack_put(dev, pk);
+		return 0;
+	}
+	pk->where = (uint64_t)slot;
+	__atomic_store_n(&pk->on_backing, 1, __ATOMIC_RELEASE);
+	live = __atomic_load_n(&pk->live, __ATOMIC_RELAXED);
+	gauge_add(&dev->packs, -1);
+	gauge_add(&dev->pack_bytes, -(int64_t)len);
+	gauge_add(&dev->pack_dead, -(int64_t)dead_share(len, pk->nslots, live));
+	gauge_add(&dev->packed_backing, live);
+	pack_unlock(pk);
+	/* Readers copy the object under the pack lock: none has it now. */
+	zpool_free(dev->pool, handle);
+	zstat_add(&dev->live, ZSTAT_bd_writes, 1);
+	pack_put(dev, pk);
+	return len;
+}
+
+int zdev_evict_packs(struct zdev *dev, uint64_t target, bool (*stop)(void *arg),
+		     void *arg, uint64_t *evicted)
+{
+	uint64_t end = sect_nsectors(dev->tab), pos = 0, moved = 0;
+	struct ev_batch *b;
+	unsigned char *obj;
+	long r = 0;
+
+	*evicted = 0;
+	if (!dev->has_backing || !dev->backing.store_pack)
+		return -ENOSPC;
+	b = malloc(sizeof(*b) + PACK_OBJ_MAX);
+	if (!b)
+		return -ENOMEM;
+	obj = (unsigned char *)(b + 1);
+	while (pos < end && moved < target && !(stop && stop(arg))) {
+		b->n = 0;
+		b->last = NULL;
+		if (sect_scan(dev->tab, pos, end, ev_collect, b) == 0)
+			pos = end;
+		else
+			pos = b->next;
+		for (unsigned int i = 0; i < b->n && moved < target; i++) {
+			r = evict_pack(dev, b->sector[i], obj);
+			if (r < 0)
+				break;
+			if (r > 0) {
+				moved += (uint64_t)r;
+				(*evicted)++;
+			}
+		}
+		if (r < 0)
+			break;
+	}
+	free(b);
+	return r < 0 ? (int)r : 0;
 }
