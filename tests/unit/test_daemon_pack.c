@@ -541,14 +541,15 @@ static void *stress_packer(void *arg)
 	struct zdev_recompress_result res;
 
 	while (!__atomic_load_n(&st->stop, __ATOMIC_ACQUIRE)) {
-		enum zdev_recompress_mode m = st->passes % 3 == 2
+		uint64_t pass = __atomic_fetch_add(&st->passes, 1,
+						   __ATOMIC_RELAXED);
+		enum zdev_recompress_mode m = pass % 3 == 2
 						      ? ZDEV_RECOMPRESS_ALL
 						      : ZDEV_RECOMPRESS_IDLE;
 
 		ck_assert_int_eq(zdev_recompress(st->dev, m, 0, NULL, NULL,
 						 &res),
 				 0);
-		st->passes++;
 	}
 	return NULL;
 }
