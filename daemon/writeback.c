@@ -203,8 +203,9 @@ static int wb_shrink(void *ctx, uint64_t bytes, enum shrinker_trigger trig,
 	 * the allocator's caches of free pages, which a writer's failed
 	 * allocation refills at once (zsmalloc keeps freed huge pages): not
 	 * progress, or writers would retry for ever against a full file.
+	 * What recompression freed is progress either way.
 	 */
-	res->released = r < 0 && !res->evicted ? 0 : released;
+	res->released = r < 0 && !res->evicted ? rr.freed : released;
 	if (res->evicted) {
 		zstat_add(live, trigger_stat[trig], res->evicted);
 		backing_drop_cache(wb->bk);
