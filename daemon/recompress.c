@@ -24,6 +24,14 @@
  * objects would add 8-10% more and are not done: the pool's objects stay
  * at most ZPOOL_MAX_SIZE. zstd:3 is the default level.
  *
+ * In the device (the same 64 MiB, zsmalloc, pool memory after compaction,
+ * packs capped at the huge threshold, 3584 bytes): hot LZ4 1.54; packed
+ * at zstd-1 / -3 / -6 / -9 2.02 / 2.09 / 2.15 / 2.16 (1.45 sectors a
+ * pack at -3; the pass runs at 72 MB/s). zbud: 1.30 -> 1.56. A random
+ * 4 KiB read costs about 10 us packed against 2 us hot. With the hot path
+ * on zstd-3 (compressor=zstd) the pool is at 2.04 already and packing
+ * adds 2%.
+ *
  * A pass that packed anything ends with a compaction of the pool: the hot
  * objects it freed are scattered over the pool's pages, and only moving
  * the rest together gives their memory back.
