@@ -20,15 +20,19 @@ DAEMON_LIB_SRCS += daemon/readback.c
 # On SIGTERM, end the clients' connections before nbdkit refuses their
 # next request (daemon/stopconn.c).
 DAEMON_LIB_SRCS += daemon/stopconn.c
+# The cold tier: zstd packs of idle sectors (issue 14).
+DAEMON_LIB_SRCS += daemon/pack.c daemon/recompress.c
 DAEMON_LIB_OBJS := $(DAEMON_LIB_SRCS:%.c=$(BUILD)/%.o)
 # libxxhash-dev's header is used header-only (daemon/backing.c), so the
 # library itself is not linked.
-DAEMON_LIBS = $(call pkglibs,liblz4) $(call pkglibs,inih) $(call pkglibs,blkid)
+DAEMON_LIBS = $(call pkglibs,liblz4) $(call pkglibs,inih) $(call pkglibs,blkid) \
+	$(call pkglibs,libzstd)
 
 # daemon/notify.c (systemd notification, from daemon/ops.mk) is linked when
 # it exists; it needs nbdkit, so it is not one of DAEMON_LIB_OBJS.
 PLUGIN_NOTIFY_OBJ := $(if $(wildcard daemon/notify.c),$(BUILD)/daemon/notify.o)
 EXTRA_CFLAGS_daemon += $(call pkgcflags,liblz4) $(call pkgcflags,inih) \
+	$(call pkgcflags,libzstd) \
 	$(call pkgcflags,libxxhash) $(if $(PLUGIN_NOTIFY_OBJ),-DZRAMD_HAVE_NOTIFY)
 
 PLUGIN_SO := $(BUILD)/nbdkit-zramd-plugin.so

@@ -161,7 +161,7 @@ int zdev_readback(struct zdev *dev, struct sect_ref *ref, uint64_t sector,
 	r = dev->backing.load(dev->backing.ctx, e.val, sector, rec, len);
 	/* A record that passed its checksum but does not decode is not what
 	 * was written either. */
-	if (r == 0 && len != SECT_LEN_RAW && codec_decode(cbuf, len, page) < 0)
+	if (r == 0 && len != SECT_LEN_RAW && dev_decode(dev, cbuf, len, page) < 0)
 		r = -EBADMSG;
 	if (r < 0) {
 		sect_lock(dev->tab, sector, ref);

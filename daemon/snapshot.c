@@ -200,6 +200,34 @@ static int w_sector(void *arg, uint64_t sector, uint64_t count,
 	int r;
 
 	(void)count; /* more than 1 only for holes */
+	/*
+	 * What the format stores as it is: LZ4 objects and raw sectors.
+	 * zstd objects (compressor=zstd) and packed sectors (the cold tier)
+	 * go out as plain sectors, to be encoded anew by the loader with
+	 * whatever codec that start uses; the cold tier packs them again.
+	 */
+	if (sect_state(e) == SECT_PACKED ||
+	    (dev->zstd_level && len != SECT_LEN_RAW &&
+	     (sect_state(e) == SECT_POOL || sect_state(e) == SECT_BACKING))) {
+		r = zdev_decode_locked(dev, sector, e, w->obj);
+		if (r < 0) {
+			w->err = r;
+			w->call = sect_state(e) == SECT_BACKING ? "backing read"
+								: "decode";
+			w->bad_sector = sector;
+			return 1;
+		}
+		w_record(w,
+			 sect_state(e) == SECT_BACKING ? ZSNAP_REC_EVICTED
+						       : ZSNAP_REC_OBJECT,
+			 ZSNAP_CODEC_NONE, sector, 0, w->obj, SECT_SIZE);
+		if (sect_state(e) == SECT_BACKING)
+			w->st.evicted++;
+		else
+			w->st.objects++;
+		w->st.data_bytes += SECT_SIZE;
+		return w->err ? 1 : 0;
+	}
 	switch (sect_state(e)) {
 	case SECT_EMPTY:
 		return 0;
@@ -228,6 +256,8 @@ static int w_sector(void *arg, uint64_t sector, uint64_t count,
 		}
 		w_record(w, ZSNAP_REC_EVICTED, codec, sector, 0, w->obj, len);
 		w->st.evicted++;
+		break;
+	case SECT_PACKED: /* written above */
 		break;
 	}
 	w->st.data_bytes += SECT_SIZE;

@@ -124,13 +124,44 @@ static int install(struct zdev *dev, uint64_t sector, struct sect_entry e)
  * onto the backing file if it was there (@evicted) or the pool is full.
  */
 static int load_object(struct zdev *dev, uint64_t sector, const void *data,
-		       unsigned int len, bool evicted)
+		       unsigned int len, unsigned int codec, bool evicted)
 {
+	unsigned char page[SECT_SIZE];
+	struct codec_out c;
 	struct sect_entry e;
 	unsigned long handle;
 	uint64_t total;
 	int64_t slot;
 	int r;
+
+	/*
+	 * A plain sector (a raw one, or one the writer decoded: zstd or
+	 * packed), or an LZ4 object while this start's hot codec is zstd,
+	 * is encoded anew with this start's codec; an LZ4 object into an
+	 * LZ4 device is copied as it is.
+	 */
+	if (codec == ZSNAP_CODEC_NONE || dev->zstd_level) {
+		const void *src = data;
+
+		if (codec == ZSNAP_CODEC_LZ4) {
+			if (codec_decode(data, len, page) < 0)
+				return -EBADMSG;
+			src = page;
+		}
+		dev_encode(dev, src, &c);
+		switch (c.kind) {
+		case CODEC_ZERO:
+			return 0;
+		case CODEC_SAME:
+			return install(dev, sector,
+				       sect_make(SECT_SAME, c.word, 0));
+		case CODEC_COMPRESSED:
+		case CODEC_RAW:
+			break;
+		}
+		data = c.data;
+		len = c.len == SECT_SIZE ? SECT_LEN_RAW : c.len;
+	}
 
 	if (!(evicted && dev->has_backing)) {
 		r = zpool_malloc(dev->pool, len, sector, &handle);
@@ -383,11 +414,13 @@ int snap_load_fd(struct zdev *dev, int fd, const char *name,
 			s.same++;
 			break;
 		case ZSNAP_REC_EVICTED:
-			ret = load_object(dev, sector, p, len, true);
+			ret = load_object(dev, sector, p, len,
+					  head[ZSNAP_REC_OFF_CODEC], true);
 			s.evicted++;
 			break;
 		default:
-			ret = load_object(dev, sector, p, len, false);
+			ret = load_object(dev, sector, p, len,
+					  head[ZSNAP_REC_OFF_CODEC], false);
 			s.objects++;
 			break;
 		}

@@ -7,6 +7,10 @@
 #                file (a small mem_limit, so that part of the device is
 #                evicted when it stops): every byte and the extents equal
 #                after the restart; the snapshot is renamed to .consumed
+#   cold tier    packed sectors (recompress_idle=1) and zstd objects
+#                (compressor=zstd) go out as plain sectors and come back
+#                byte for byte, also when the next start uses the other
+#                hot codec
 #   crash        write, stop, start, write more, kill -9, start: empty,
 #                and the log says why
 #   corruption   truncated, a record byte flipped, a header byte flipped,
@@ -245,7 +249,37 @@ if [ -n "${PERSIST_IN_NS:-}" ]; then
 	fault
 	finish
 fi
+# --- the cold tier and the hot codec ----------------------------------------
+cold_round_trip() {
+	for alloc in $(allocators); do
+		L="cold tier $alloc"
+		snap=$TMP/cold-$alloc.snap
+		start_zramd size=$SIZE allocator="$alloc" persist="$snap" \
+			recompress=zstd:3 recompress_idle=1 ||
+			{ not_ok "$L: start"; continue; }
+		"${PY[@]}" "$SOCK" write "$REAL" 1 || not_ok "$L: write"
+		check "$L: idle sectors are packed before the stop" \
+			wait_stat packed_sectors -gt 1000
+		dump before
+		check_stop "$L"
+		# The next start's hot path is zstd, the one after LZ4 again.
+		for codec in zstd:3 lz4; do
+			start_zramd size=$SIZE allocator="$alloc" persist="$snap" \
+				compressor=$codec recompress=off ||
+				{ not_ok "$L: start with compressor=$codec"; continue 2; }
+			dump after
+			check "$L: every byte the same after a restart with compressor=$codec" \
+				cmp -s "$TMP/before.img" "$TMP/after.img"
+			check "$L: the extents the same (compressor=$codec)" \
+				cmp -s "$TMP/before.ext" "$TMP/after.ext"
+			check_stop "$L: stop (compressor=$codec)"
+		done
+		rm -f "$TMP"/before.* "$TMP"/after.*
+	done
+}
+
 round_trip
+cold_round_trip
 crash
 corruption
 if [ "$(id -u)" != 0 ]; then
