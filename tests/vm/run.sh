@@ -483,7 +483,7 @@ LOCAL_MEM=${VM_LOCAL_MEM:-256}
 LOCAL_MIB=${VM_LOCAL_MIB:-$((LOCAL_MEM))}
 LOCAL_ROUNDS=${VM_LOCAL_ROUNDS:-2}
 local_kargs() {
-	echo "zvm.caps=${VM_LOCAL_CAPS:-all} zvm.mlock=${VM_LOCAL_MLOCK:-onfault} zvm.oomadj=${VM_LOCAL_OOMADJ:-1} zvm.minfree=${VM_LOCAL_MINFREE:-16384} zvm.hogmax=${VM_LOCAL_HOGMAX:-48}"
+	echo "zvm.caps=${VM_LOCAL_CAPS:-all} zvm.mlock=${VM_LOCAL_MLOCK:-onfault} zvm.oomadj=${VM_LOCAL_OOMADJ:-1} zvm.minfree=${VM_LOCAL_MINFREE:-16384} zvm.hogmax=${VM_LOCAL_HOGMAX:-48}${VM_LOCAL_MAXKB:+ zvm.maxkb=$VM_LOCAL_MAXKB}"
 }
 
 # local_report NAME: the guest's figures.
