@@ -52,7 +52,7 @@ swap_bin=$(find "$root" -name zramd-swap -type f | head -n 1)
 check "zramd-swap installed, executable" [ -x "$swap_bin" ]
 sw=$v/zramd-swap@.service
 check "zramd-swap@ attaches with the installed script after nbdkit is ready" \
-	grep -qx "ExecStartPost=${swap_bin#$root} start /run/zramd/swap-%i.sock /dev/%i \${ZRAMD_SWAP_PRIORITY}" "$sw"
+	grep -qx "ExecStartPost=+${swap_bin#$root} start /run/zramd/swap-%i.sock /dev/%i \${ZRAMD_SWAP_PRIORITY}" "$sw"
 check "zramd-swap@ swapoffs and detaches before nbdkit stops (ExecStop)" \
 	grep -qx "ExecStop=${swap_bin#$root} stop /dev/%i" "$sw"
 sw_joined=$(tr -d '\\\n' <"$sw")
