@@ -16,6 +16,12 @@ for t in nbd-client mkswap swapon swapoff; do
 	chmod +x "$fake/$t"
 done
 export NBD_CLIENT=$fake/nbd-client MKSWAP=$fake/mkswap SWAPON=$fake/swapon SWAPOFF=$fake/swapoff
+# A stand-in for /sys: the device's request size limit, as the kernel
+# leaves it after attach (the NBD driver's 32 MiB).
+export ZRAMD_SWAP_SYSFS=$TMP/sys
+maxkb=$ZRAMD_SWAP_SYSFS/block/nbd7/queue/max_sectors_kb
+mkdir -p "$(dirname "$maxkb")"
+echo 32768 >"$maxkb"
 
 # A listening unix socket, as nbdkit's.
 sock=$TMP/swap.sock
@@ -31,6 +37,17 @@ mkswap /dev/nbd7
 swapon --priority 100 --discard=pages /dev/nbd7"
 check "start: attach (4 KiB blocks, -swap), mkswap, swapon --priority 100, in that order" \
 	[ "$(cat "$log")" = "$want" ]
+check "start: requests capped at 64 KiB (queue/max_sectors_kb)" [ "$(cat "$maxkb")" = 64 ]
+
+: >"$log"
+ZRAMD_SWAP_MAX_KB=128 "$script" start "$sock" /dev/nbd7
+check "start: ZRAMD_SWAP_MAX_KB=128 gives 128 KiB" [ "$(cat "$maxkb")" = 128 ]
+
+: >"$log"
+err=$(ZRAMD_SWAP_SYSFS=$TMP/nosys "$script" start "$sock" /dev/nbd7 2>&1)
+rc=$?
+check "start: a cap that cannot be set fails ($err)" [ $rc -ne 0 ] && grep -q max_sectors_kb <<<"$err"
+check "start: and stops before mkswap" [ "$(cat "$log")" = "nbd-client -unix $sock /dev/nbd7 -b 4096 -swap" ]
 
 : >"$log"
 "$script" start "$sock" /dev/nbd7 5

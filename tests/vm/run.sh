@@ -6,9 +6,8 @@
 #   tests/vm/run.sh [SCENARIO...]      (make check-vm runs it)
 #
 # Scenarios: ext4 swap shrink reconnect tls local-swap local-swap-shrink
-# local-oom local-swap-rawdisk restart (default: all but local-swap, in that
-# order). VM_REPEAT=N runs
-# them N times.
+# local-oom local-swap-rawdisk restart (default: all, in that order).
+# VM_REPEAT=N runs them N times.
 # Each starts its own nbdkit with the zramd plugin on a private unix
 # socket, boots the guest built by mkguest.sh once with the scenario on
 # the kernel command line, reads the guest's marker lines from the serial
@@ -47,9 +46,7 @@ PLUGIN=${ZRAMD_PLUGIN:-}
 VMPROG=${VMPROG:-}
 VM_OUT=${VM_OUT:-}
 SEED=${TEST_SEED:-$(($(date +%s) % 1000000))}
-# local-swap is left out of the default list while it still hangs in some
-# runs (see tests/vm/README.md); name it to run it.
-SCENARIOS=${*:-ext4 swap shrink reconnect tls local-swap-shrink local-oom local-swap-rawdisk restart}
+SCENARIOS=${*:-ext4 swap shrink reconnect tls local-swap local-swap-shrink local-oom local-swap-rawdisk restart}
 DEB_NEEDED="qemu-system-x86 busybox-static cpio nbd-client e2fsprogs util-linux socat nbdkit libnbd-bin binutils"
 
 npass=0 nfail=0 nskip=0
@@ -476,20 +473,26 @@ scenario_tls() {
 # inside the guest (mkguest.sh puts them there), and the guest attaches
 # them with systemd/zramd-swap, as the unit does. VM_LOCAL_MEM (MiB, default
 # 256) is the guest's RAM, VM_LOCAL_MIB the hog's working set (default
-# RAM: 1.25x of the 204 MiB the kernel leaves usable), VM_LOCAL_ROUNDS its
+# 208, the 203 MiB the kernel leaves usable, for local-swap; 256 for
+# local-swap-shrink, whose pool mem_limit bounds), VM_LOCAL_ROUNDS its
 # passes (default 2), VM_LOCAL_HOGMAX the memory.max (MiB) of the cgroup the
 # hog runs in (default 48; 0: none, and the guest deadlocks, see
 # tests/vm/README.md). VM_LOCAL_CAPS=nosysres
 # (nbdkit without CAP_SYS_RESOURCE: no PR_SET_IO_FLUSHER), VM_LOCAL_MLOCK=off
 # or swap (nbdkit --swap instead of mlock=onfault), VM_LOCAL_OOMADJ=0 (no
-# oom_score_adj -1000) switch one of the daemon's measures off, to see what
-# fails without it (see tests/vm/README.md).
+# oom_score_adj -1000), VM_LOCAL_MAXKB=hw (the device's requests as large
+# as the driver allows, not zramd-swap's 64 KiB) switch one of the daemon's
+# measures off, to see what fails without it; VM_LOCAL_ZARGS=K=V,... adds
+# plugin parameters (see tests/vm/README.md).
 
 LOCAL_MEM=${VM_LOCAL_MEM:-256}
 LOCAL_MIB=${VM_LOCAL_MIB:-$((LOCAL_MEM))}
+# local-swap, with nothing to bound the pool: the working set and its
+# compressed copy (~1/2.1 of it) must fit the guest's RAM together.
+LOCAL_SWAP_MIB=${VM_LOCAL_MIB:-208}
 LOCAL_ROUNDS=${VM_LOCAL_ROUNDS:-2}
 local_kargs() {
-	echo "zvm.caps=${VM_LOCAL_CAPS:-all} zvm.mlock=${VM_LOCAL_MLOCK:-onfault} zvm.oomadj=${VM_LOCAL_OOMADJ:-1} zvm.minfree=${VM_LOCAL_MINFREE:-16384} zvm.hogmax=${VM_LOCAL_HOGMAX:-48}"
+	echo "zvm.caps=${VM_LOCAL_CAPS:-all} zvm.mlock=${VM_LOCAL_MLOCK:-onfault} zvm.oomadj=${VM_LOCAL_OOMADJ:-1} zvm.minfree=${VM_LOCAL_MINFREE:-16384} zvm.hogmax=${VM_LOCAL_HOGMAX:-48}${VM_LOCAL_MAXKB:+ zvm.maxkb=$VM_LOCAL_MAXKB}${VM_LOCAL_ZARGS:+ zvm.zargs2=$VM_LOCAL_ZARGS}"
 }
 
 # local_report NAME: the guest's figures.
@@ -506,7 +509,7 @@ local_report() {
 
 scenario_local_swap() {
 	new_work
-	boot local-swap "$LOCAL_MEM" 300 zvm.swap_mib=$LOCAL_MIB \
+	boot local-swap "$LOCAL_MEM" 300 zvm.swap_mib=$LOCAL_SWAP_MIB \
 		zvm.rounds=$LOCAL_ROUNDS $(local_kargs) ||
 		{ result FAIL local-swap "$why"; return; }
 	local_report local-swap

@@ -3,12 +3,11 @@
 # tests/vm/run.sh boots Debian's kernel under qemu (TCG, no KVM needed)
 # with a small initramfs built by tests/vm/mkguest.sh and cached in
 # $(VM_OUT), and runs the scenarios ext4, swap, shrink and reconnect
-# against the plugin, then local-swap-shrink, local-oom and
+# against the plugin, then local-swap, local-swap-shrink, local-oom and
 # local-swap-rawdisk (backing=/dev/vda, a raw virtio disk) with nbdkit and
-# the plugin inside the guest, as the guest's own swap (local-swap, which
-# still hangs in some runs, only when named), and restart: the daemon
-# restarted under a mounted ext4 (zramd-reconnect, built here, goes into
-# the guest). It takes a few minutes, so it is not part of
+# the plugin inside the guest, as the guest's own swap, and restart: the
+# daemon restarted under a mounted ext4 (zramd-reconnect, built here, goes
+# into the guest). It takes a few minutes, so it is not part of
 # `make check`. It installs the packages it needs itself (as root), or
 # skips saying why. See tests/vm/README.md.
 #

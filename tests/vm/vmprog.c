@@ -27,12 +27,18 @@
  *   vmprog hold  SEED MIB FILE            fill MIB, wait until FILE exists,
  *                                         then verify (the local-oom
  *                                         scenario's bystander)
+ *   vmprog watch PID SECS                 the local-* scenarios' watchdog:
+ *                                         locked in memory, it dumps what
+ *                                         the kernel and daemon PID are
+ *                                         doing once memory traffic stops
+ *                                         for SECS seconds
  *
  * "swap" is meant to run in a guest with less RAM than MIB, so that the
  * kernel must push the pages out to swap and bring them back; each round
  * writes every page (with a new seed) and then reads all of them back.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -41,8 +47,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57 /* Linux 5.6 */
+#endif
 
 #define PAGE	    4096u
 #define CHUNK_PAGES 64u /* pages per read or write of a device */
@@ -407,12 +419,211 @@ static int cmd_hold(uint64_t seed, uint64_t mib, const char *file)
 	return bad ? 1 : 0;
 }
 
+/* --- watch: what a stalled guest is waiting for ------------------------ */
+
+/* cat_lines LABEL PATH MAX: PATH's lines (at most MAX) as "ZVM-DUMP: LABEL: ..." */
+static void cat_lines(const char *label, const char *path, int max)
+{
+	char line[512];
+	FILE *f = fopen(path, "r");
+	int n = 0;
+
+	if (!f)
+		return;
+	while (n < max && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		printf("ZVM-DUMP: %s: %s\n", label, line);
+		n++;
+	}
+	fclose(f);
+}
+
+/* read_small PATH: the first line of PATH (static buffer, "" if none). */
+static const char *read_small(const char *path)
+{
+	static char buf[256];
+	FILE *f = fopen(path, "r");
+
+	buf[0] = 0;
+	if (f) {
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = 0;
+		fclose(f);
+	}
+	buf[strcspn(buf, "\n")] = 0;
+	return buf;
+}
+
+/* task_state DIR: the state letter in DIR/stat, and its comm in COMM. */
+static char task_state(const char *dir, char *comm, size_t n)
+{
+	char path[128], buf[512], *open_p, *close_p;
+
+	snprintf(path, sizeof(path), "%s/stat", dir);
+	snprintf(buf, sizeof(buf), "%s", read_small(path));
+	open_p = strchr(buf, '(');
+	close_p = strrchr(buf, ')');
+	if (!open_p || !close_p || close_p[1] != ' ')
+		return '?';
+	*close_p = 0;
+	snprintf(comm, n, "%s", open_p + 1);
+	return close_p[2];
+}
+
+static void dump_task(const char *dir, const char *why)
+{
+	char path[160], comm[64], label[128];
+	char st = task_state(dir, comm, sizeof(comm));
+
+	snprintf(path, sizeof(path), "%s/wchan", dir);
+	printf("ZVM-DUMP: task %s %s (%s) state %c wchan %s\n", dir, comm,
+	       why, st, read_small(path));
+	snprintf(path, sizeof(path), "%s/syscall", dir);
+	printf("ZVM-DUMP: task %s syscall %s\n", dir, read_small(path));
+	snprintf(path, sizeof(path), "%s/stack", dir);
+	snprintf(label, sizeof(label), "stack %s", comm);
+	cat_lines(label, path, 40);
+}
+
+static void write_proc(const char *path, const char *val)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f) {
+		fputs(val, f);
+		fclose(f);
+	}
+}
+
+static void dump(long daemon)
+{
+	static const char *const dbg[] = {"busy", "dispatch", "tags"};
+	char path[160], comm[64], line[256];
+	DIR *procs, *tasks;
+	struct dirent *p, *t;
+	FILE *f;
+	size_t i;
+
+	printf("ZVM-DUMP: ---- stall: no memory traffic ----\n");
+	fflush(stdout);
+	/* First the kernel's own view of the blocked (D) tasks. */
+	write_proc("/proc/sys/kernel/printk", "8");
+	write_proc("/proc/sysrq-trigger", "w");
+	/* Every thread of the daemon, every kernel worker (a sender blocked
+	 * on a socket sleeps in S, which sysrq-w leaves out), every D task. */
+	procs = opendir("/proc");
+	while (procs && (p = readdir(procs))) {
+		if (p->d_name[0] < '0' || p->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%.16s/task", p->d_name);
+		tasks = opendir(path);
+		while (tasks && (t = readdir(tasks))) {
+			char dir[128], st;
+
+			if (t->d_name[0] < '0' || t->d_name[0] > '9')
+				continue;
+			snprintf(dir, sizeof(dir), "/proc/%.16s/task/%.16s",
+				 p->d_name, t->d_name);
+			st = task_state(dir, comm, sizeof(comm));
+			if (atol(p->d_name) == daemon)
+				dump_task(dir, "daemon");
+			else if (st == 'D')
+				dump_task(dir, "blocked");
+			else if (strncmp(comm, "kworker", 7) == 0 ||
+				 strstr(comm, "nbd") || strstr(comm, "kswapd"))
+				dump_task(dir, "kernel");
+		}
+		if (tasks)
+			closedir(tasks);
+	}
+	if (procs)
+		closedir(procs);
+	cat_lines("inflight", "/sys/block/nbd0/inflight", 2);
+	cat_lines("max_sectors_kb", "/sys/block/nbd0/queue/max_sectors_kb", 1);
+	cat_lines("meminfo", "/proc/meminfo", 24);
+	f = fopen("/proc/vmstat", "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, "nr_free", 7) == 0 ||
+		    strncmp(line, "nr_writeback", 12) == 0 ||
+		    strncmp(line, "pswp", 4) == 0 ||
+		    strncmp(line, "allocstall", 10) == 0 ||
+		    strncmp(line, "pgscan", 6) == 0 ||
+		    strncmp(line, "pgsteal", 7) == 0 ||
+		    strncmp(line, "oom", 3) == 0)
+			printf("ZVM-DUMP: vmstat: %s", line);
+	if (f)
+		fclose(f);
+	fflush(stdout);
+	mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
+	for (i = 0; i < sizeof(dbg) / sizeof(dbg[0]); i++) {
+		snprintf(path, sizeof(path),
+			 "/sys/kernel/debug/block/nbd0/hctx0/%s", dbg[i]);
+		cat_lines(dbg[i], path, 12);
+	}
+	printf("ZVM-DUMP: ---- end ----\n");
+	fflush(stdout);
+}
+
+/* traffic: what moves when memory is being used: swap and allocations. */
+static uint64_t traffic(void)
+{
+	char k[64];
+	unsigned long long v, sum = 0;
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	if (!f)
+		return 0;
+	while (fscanf(f, "%63s %llu", k, &v) == 2)
+		if (strncmp(k, "pswp", 4) == 0 || strncmp(k, "pgalloc_", 8) == 0)
+			sum += v;
+	fclose(f);
+	return sum;
+}
+
+/*
+ * watch PID SECS: run until PID is gone; when the swap and allocation
+ * counters move by fewer than 1000 in SECS seconds, print a dump (at
+ * most three, a minute apart). Locked in memory, so that it runs when
+ * everything else waits for swap.
+ */
+static int cmd_watch(long pid, uint64_t secs)
+{
+	uint64_t last = traffic(), quiet = 0, dumps = 0, since = 60;
+	char path[64];
+
+	mlockall(MCL_CURRENT | MCL_FUTURE);
+	/* Its own allocations must not wait on swap-out either. */
+	prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
+	snprintf(path, sizeof(path), "/proc/%ld", pid);
+	while (access(path, F_OK) == 0) {
+		uint64_t now_t;
+
+		sleep(1);
+		since++;
+		now_t = traffic();
+		if (now_t - last >= 1000) {
+			last = now_t;
+			quiet = 0;
+			continue;
+		}
+		quiet++;
+		if (quiet >= secs && dumps < 3 && since >= 60) {
+			dump(pid);
+			dumps++;
+			since = 0;
+			quiet = 0;
+		}
+	}
+	return 0;
+}
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: vmprog gen|rand SEED FIRST COUNT\n"
 			"       vmprog fill|check SEED FIRST COUNT DEVICE\n"
 			"       vmprog swap SEED MIB [ROUNDS]\n"
-			"       vmprog hold SEED MIB FILE\n");
+			"       vmprog hold SEED MIB FILE\n"
+			"       vmprog watch PID SECS\n");
 	return 2;
 }
 
@@ -428,6 +639,8 @@ int main(int argc, char **argv)
 		return 2;
 	if (strcmp(cmd, "swap") == 0 && argc == 4)
 		return cmd_swap(seed, a, 2);
+	if (strcmp(cmd, "watch") == 0 && argc == 4)
+		return cmd_watch((long)seed, a);
 	if (strcmp(cmd, "hold") == 0 && argc == 5)
 		return cmd_hold(seed, a, argv[4]);
 	if (argc < 5 || parse_u64(argv[4], &b))
