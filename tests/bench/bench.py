@@ -340,6 +340,18 @@ def median_of(runs):
 
 # ---------------------------------------------------------------- main
 
+def write_page(path, md):
+    """Write the report, keeping the cold-tier block that `make
+    bench-cold` (bench_cold.py) wrote into the page before."""
+    try:
+        with open(path) as f:
+            keep = bench_report.cold_block(f.read())
+    except FileNotFoundError:
+        keep = ""
+    with open(path, "w") as f:
+        f.write(bench_report.splice_cold(md, keep))
+
+
 def machine():
     def first(cmd):
         try:
@@ -396,8 +408,7 @@ def main():
 
     if res:
         md, targets = bench_report.render(res)
-        with open(out_md, "w") as f:
-            f.write(md)
+        write_page(out_md, md)
         log(targets)
         return 0
 
@@ -490,8 +501,7 @@ def main():
         json.dump(res, f, indent=1)
     md, targets = bench_report.render(res)
     os.makedirs(os.path.dirname(os.path.abspath(out_md)), exist_ok=True)
-    with open(out_md, "w") as f:
-        f.write(md)
+    write_page(out_md, md)
     log("")
     log(targets)
     log("bench: report written to %s (raw figures: %s)" % (
