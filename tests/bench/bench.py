@@ -23,6 +23,10 @@ the nbdkit memory row and to the zram row of the same run:
   shrinker zramd with its working set at 4x mem_limit and a backing file,
            beside the same workload all in memory
 
+The cold tier (issue 14) is measured by bench_cold.py (make bench-cold),
+which writes its own block of the same page; this script keeps that block
+when it rewrites the rest.
+
 The report goes to docs/BENCHMARKS.md (a quick run writes to the build
 folder instead), with the machine it ran on and a "targets" block; the raw
 figures go to BUILD/bench/results.json.
