@@ -354,6 +354,12 @@ def goals(res):
             lines.append("  %-50s %5.2fx (%s vs %s; goal >= %.2f)  %s" % (
                 name, y, fmt(on, "iops"), fmt(off, "iops"), HOT_GOAL,
                 "met" if y >= HOT_GOAL else "NOT MET"))
+            # Server CPU per I/O: steadier than IOPS on a busy machine.
+            cpu = ratio((h.get("zramd-cold-hot") or {}).get(what + "_cpu_us"),
+                        (h.get("zramd") or {}).get(what + "_cpu_us"))
+            if cpu is not None:
+                lines.append("  %-50s %5.2fx" % (
+                    "  server CPU per %s, cold on / off" % what, cpu))
     hot, packed = c.get("hot") or {}, c.get("packed") or {}
     for field, name in (("qd1_lat_us", "cold read: QD1 latency, packed / hot"),
                         ("iops_iops", "cold read: read IOPS, packed / hot")):
