@@ -74,7 +74,8 @@ PARTS = ["density", "hot", "coldread"]
 SKIP_COLD = "SKIP: zramd cold tier: plugin has no recompress= key"
 # The stats-file counters of the cold tier (issue 14), printed when present.
 COLD_STATS = ["packed_sectors", "pack_bytes", "pack_dead_bytes",
-              "hot_sectors", "hot_bytes", "recompressions", "pack_reads"]
+              "hot_sectors", "hot_bytes", "recompressions", "pack_reads",
+              "packs", "repacks"]
 # The long recompress_idle of the "hot" rows: nothing goes cold in a run.
 HOT_IDLE_S = 86400
 DENSITY_GOAL = 0.90     # zramd cold RSS growth / nbdkit zstd RSS growth
