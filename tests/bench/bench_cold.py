@@ -289,6 +289,10 @@ def part_coldread(cfg, peer, workdir, data, packed):
             out[name + "_iops"] = r["iops"]
             out[name + "_lat_us"] = r["lat_us"]
             out[name + "_packed_before"] = before.get("packed_sectors")
+            if before.get("packed_sectors") is not None:
+                out[name + "_packed_share"] = ratio(
+                    before["packed_sectors"], before["packed_sectors"] +
+                    before.get("hot_sectors", 0))
             if "pack_reads" in after and r["ios"]:
                 out[name + "_pack_share"] = min(1.0, (
                     after["pack_reads"] - before["pack_reads"]) / r["ios"])
@@ -431,7 +435,7 @@ def render(res):
             corpus, cfg["idle_s"] + 1))
     rows = []
     ref = (d.get("zstd") or {}).get("rss_growth")
-    for k in res["order"]["density"]:
+    for k in res["order"].get("density", []):
         r = d.get(k)
         if not r:
             continue
@@ -453,7 +457,7 @@ def render(res):
                      "RSS growth MiB", "data/RSS", "x zstd", "pool MiB",
                      "orig/compr", "packed sectors"], rows)
               if rows else "No figures.\n")
-    md.append(notes(res, "density", res["order"]["density"]))
+    md.append(notes(res, "density", res["order"].get("density", [])))
     cold = d.get("zramd-cold")
     if cold:
         md.append("\nThe cold-tier row's counters once packing had stopped "
@@ -478,7 +482,7 @@ def render(res):
             HOT_IDLE_S, cfg["repeats"]))
     rows = []
     off = h.get("zramd") or {}
-    for k in res["order"]["hot"]:
+    for k in res["order"].get("hot", []):
         r = h.get(k)
         if not r:
             continue
@@ -494,7 +498,7 @@ def render(res):
     md.append(table(["zramd", "write IOPS", "x off", "read IOPS", "x off",
                      "server CPU µs/write", "server CPU µs/read", "packed"],
                     rows) if rows else "No figures.\n")
-    md.append(notes(res, "hot", res["order"]["hot"]))
+    md.append(notes(res, "hot", res["order"].get("hot", [])))
 
     c = res.get("coldread", {})
     md.append("\n### Cold reads: packed against hot\n\n")
@@ -502,7 +506,8 @@ def render(res):
         "The corpus (%d MiB) on a fresh device of its size. *packed*: the "
         "cold tier on with recompress_idle=%d s, read once packed_sectors "
         "has stopped growing (waited for again before each phase, since "
-        "reads may make sectors hot); *hot*: the same device with "
+        "reads may make sectors hot); the share is of the sectors stored, "
+        "packed_sectors / (packed_sectors + hot_sectors); *hot*: the same device with "
         "recompress_idle=%d s. %d s of random 4 KiB reads at queue depth 1 "
         "(mean latency), then %d s at 2 jobs x iodepth 32 (IOPS). *from "
         "packs*: pack_reads over the reads fio made.\n\n" % (
@@ -516,11 +521,13 @@ def render(res):
         rows.append([labels.get("coldread/" + k, k),
                      fmt(r.get("qd1_lat_us"), "us"),
                      fmt(r.get("iops_iops"), "iops"),
-                     fmt(r.get("qd1_packed_before"), ""),
+                     fmt(r.get("qd1_packed_before"), "") + (
+                         "" if r.get("qd1_packed_share") is None else
+                         " (%.0f%%)" % (100 * r["qd1_packed_share"])),
                      "–" if r.get("iops_pack_share") is None else
                      "%.0f%%" % (100 * r["iops_pack_share"])])
     md.append(table(["device", "QD1 read latency µs", "read IOPS",
-                     "packed sectors at start", "from packs"], rows)
+                     "packed sectors at QD1 start (share)", "from packs"], rows)
               if rows else "No figures.\n")
     md.append(notes(res, "coldread", ["hot", "packed"]))
     md.append("\n" + bench_report.COLD_END + "\n")
