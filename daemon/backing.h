@@ -62,6 +62,9 @@
 /* Caller flags kept in the header (16 bits); backing.c does not interpret
  * them. The device core uses this one. */
 #define BACKING_FLAG_COMPRESSED 0x1u
+/* The record is a pack of the cold tier (daemon/pack.h), not a sector's
+ * object; its sector is the pack's first. */
+#define BACKING_FLAG_PACK 0x2u
 
 struct backing;
 

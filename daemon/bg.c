@@ -70,6 +70,28 @@ static void maybe_compact(struct bg *bg)
 	bg->fruitless_waste = n > 0 ? 0 : waste;
 }
 
+static bool bg_stopping(void *arg)
+{
+	struct bg *bg = arg;
+
+	return __atomic_load_n(&bg->stop, __ATOMIC_RELAXED);
+}
+
+static void recompress_idle(struct bg *bg)
+{
+	struct zdev_recompress_result res;
+	char msg[256];
+	int r;
+
+	r = zdev_recompress(bg->cfg.dev, ZDEV_RECOMPRESS_IDLE, 0, bg_stopping,
+			    bg, &res);
+	if (r < 0 && bg->cfg.log) {
+		snprintf(msg, sizeof(msg), "cold tier: recompress pass: %s",
+			 strerror(-r));
+		bg->cfg.log(msg);
+	}
+}
+
 static void *bg_thread(void *arg)
 {
 	struct bg *bg = arg;
@@ -92,6 +114,9 @@ static void *bg_thread(void *arg)
 		if (bg->cfg.compact_interval &&
 		    tick % bg->cfg.compact_interval == 0)
 			maybe_compact(bg);
+		if (bg->cfg.recompress_interval &&
+		    tick % bg->cfg.recompress_interval == 0)
+			recompress_idle(bg);
 		pthread_mutex_lock(&bg->lock);
 	}
 	pthread_mutex_unlock(&bg->lock);
@@ -130,7 +155,7 @@ void bg_stop(struct bg *bg)
 	if (!bg)
 		return;
 	pthread_mutex_lock(&bg->lock);
-	bg->stop = true;
+	__atomic_store_n(&bg->stop, true, __ATOMIC_RELAXED);
 	pthread_cond_signal(&bg->wake);
 	pthread_mutex_unlock(&bg->lock);
 	pthread_join(bg->thread, NULL);

@@ -12,7 +12,11 @@
  *    more than 1/BG_COMPACT_RATIO of the compressed data, beyond what the
  *    compressed data needs. A pass that frees nothing is not repeated until
  *    the waste has grown by BG_COMPACT_MIN_WASTE; an allocator that cannot
- *    compact (zbud) is not asked again.
+ *    compact (zbud) is not asked again;
+ *  - every recompress_interval seconds it runs one pass of the cold tier
+ *    (zdev_recompress(), ZDEV_RECOMPRESS_IDLE): hot sectors not read or
+ *    written since the pass before are packed, so a sector is packed once
+ *    it has been idle between one and two intervals.
  */
 #ifndef ZRAMD_BG_H
 #define ZRAMD_BG_H
@@ -30,6 +34,7 @@ struct bg_config {
 	const char *stats_path;	       /* NULL: no stats file */
 	unsigned int stats_interval;   /* seconds; 0: only when stopping */
 	unsigned int compact_interval; /* seconds; 0: never compact */
+	unsigned int recompress_interval; /* seconds; 0: no idle packing */
 	/* Reports a failure (first of its kind only); may be NULL. */
 	void (*log)(const char *msg);
 };

@@ -14,16 +14,19 @@
 DAEMON_LIB_SRCS := daemon/sectors.c daemon/codec.c daemon/device.c daemon/evict.c \
 	daemon/params.c daemon/stats.c daemon/bg.c daemon/backing.c \
 	daemon/pressure.c daemon/cgroup.c daemon/shrinker.c daemon/writeback.c \
-	daemon/localswap.c daemon/backing_bdev.c
+	daemon/localswap.c daemon/backing_bdev.c \
+	daemon/pack.c daemon/recompress.c
 DAEMON_LIB_OBJS := $(DAEMON_LIB_SRCS:%.c=$(BUILD)/%.o)
 # libxxhash-dev's header is used header-only (daemon/backing.c), so the
 # library itself is not linked.
-DAEMON_LIBS = $(call pkglibs,liblz4) $(call pkglibs,inih) $(call pkglibs,blkid)
+DAEMON_LIBS = $(call pkglibs,liblz4) $(call pkglibs,inih) $(call pkglibs,blkid) \
+	$(call pkglibs,libzstd)
 
 # daemon/notify.c (systemd notification, from daemon/ops.mk) is linked when
 # it exists; it needs nbdkit, so it is not one of DAEMON_LIB_OBJS.
 PLUGIN_NOTIFY_OBJ := $(if $(wildcard daemon/notify.c),$(BUILD)/daemon/notify.o)
 EXTRA_CFLAGS_daemon += $(call pkgcflags,liblz4) $(call pkgcflags,inih) \
+	$(call pkgcflags,libzstd) \
 	$(call pkgcflags,libxxhash) $(if $(PLUGIN_NOTIFY_OBJ),-DZRAMD_HAVE_NOTIFY)
 
 PLUGIN_SO := $(BUILD)/nbdkit-zramd-plugin.so

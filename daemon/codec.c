@@ -10,7 +10,10 @@
  */
 #include <errno.h>
 #include <lz4.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <zstd.h>
 
 #include "codec.h"
 
@@ -113,4 +116,149 @@ void *codec_scratch(unsigned int index)
 const char *codec_lz4_version(void)
 {
 	return LZ4_versionString();
+}
+
+/* --- zstd ---------------------------------------------------------------- */
+
+/*
+ * One compression and one decompression context per thread. The key's
+ * destructor frees them when the thread exits; the thread-local pointers
+ * are only a fast path to what the key holds.
+ */
+struct zstd_ctx {
+	ZSTD_CCtx *c;
+	ZSTD_DCtx *d;
+};
+
+static pthread_key_t zstd_key;
+static pthread_once_t zstd_once = PTHREAD_ONCE_INIT;
+static __thread struct zstd_ctx *zstd_tls;
+
+static void zstd_ctx_free(void *arg)
+{
+	struct zstd_ctx *z = arg;
+
+	ZSTD_freeCCtx(z->c);
+	ZSTD_freeDCtx(z->d);
+	free(z);
+}
+
+static void zstd_key_make(void)
+{
+	(void)pthread_key_create(&zstd_key, zstd_ctx_free);
+}
+
+static struct zstd_ctx *zstd_ctx(void)
+{
+	struct zstd_ctx *z = zstd_tls;
+
+	if (z)
+		return z;
+	pthread_once(&zstd_once, zstd_key_make);
+	z = calloc(1, sizeof(*z));
+	if (!z)
+		return NULL;
+	z->c = ZSTD_createCCtx();
+	z->d = ZSTD_createDCtx();
+	if (!z->c || !z->d || pthread_setspecific(zstd_key, z) != 0) {
+		zstd_ctx_free(z);
+		return NULL;
+	}
+	zstd_tls = z;
+	return z;
+}
+
+int codec_parse(const char *text, bool allow_lz4, bool allow_off, int *level)
+{
+	const char *p;
+	long v = 0;
+
+	*level = 0;
+	if (allow_lz4 && strcmp(text, "lz4") == 0)
+		return CODEC_ID_LZ4;
+	if (allow_off && strcmp(text, "off") == 0)
+		return CODEC_ID_OFF;
+	if (strncmp(text, "zstd", 4) != 0)
+		return -1;
+	if (text[4] == '\0') {
+		*level = CODEC_ZSTD_LEVEL_DEFAULT;
+		return CODEC_ID_ZSTD;
+	}
+	if (text[4] != ':' || !text[5])
+		return -1;
+	for (p = text + 5; *p; p++) {
+		if (*p < '0' || *p > '9' || v > CODEC_ZSTD_LEVEL_MAX)
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	if (v < CODEC_ZSTD_LEVEL_MIN || v > CODEC_ZSTD_LEVEL_MAX)
+		return -1;
+	*level = (int)v;
+	return CODEC_ID_ZSTD;
+}
+
+long codec_zstd_compress(const void *src, size_t srclen, void *dst, size_t cap,
+			 int level)
+{
+	struct zstd_ctx *z = zstd_ctx();
+	size_t n;
+
+	if (!z)
+		return -ENOMEM;
+	n = ZSTD_compressCCtx(z->c, dst, cap, src, srclen, level);
+	/* The output not fitting is the only error a valid call can get,
+	 * but running out of memory for the context's tables. */
+	if (ZSTD_isError(n))
+		return -ENOSPC;
+	return (long)n;
+}
+
+int codec_zstd_decompress(const void *src, size_t len, void *dst,
+			  size_t dstlen)
+{
+	struct zstd_ctx *z = zstd_ctx();
+	size_t n;
+
+	if (!z || len == 0)
+		return -EIO;
+	n = ZSTD_decompressDCtx(z->d, dst, dstlen, src, len);
+	return !ZSTD_isError(n) && n == dstlen ? 0 : -EIO;
+}
+
+void codec_zstd_encode(const void *src, int level, unsigned int huge_threshold,
+		       struct codec_out *out)
+{
+	uint64_t w;
+	long n;
+
+	if (codec_same_filled(src, &w)) {
+		out->kind = w ? CODEC_SAME : CODEC_ZERO;
+		out->word = w;
+		out->data = NULL;
+		out->len = 0;
+		return;
+	}
+	n = codec_zstd_compress(src, CODEC_SECTOR, cbuf, huge_threshold, level);
+	if (n > 0) {
+		out->kind = CODEC_COMPRESSED;
+		out->data = cbuf;
+		out->len = (unsigned int)n;
+	} else {
+		out->kind = CODEC_RAW;
+		out->data = src;
+		out->len = CODEC_SECTOR;
+	}
+	out->word = 0;
+}
+
+int codec_zstd_decode(const void *src, unsigned int len, void *dst)
+{
+	if (len == 0 || len >= CODEC_SECTOR)
+		return -EIO;
+	return codec_zstd_decompress(src, len, dst, CODEC_SECTOR);
+}
+
+const char *codec_zstd_version(void)
+{
+	return ZSTD_versionString();
 }

@@ -23,6 +23,15 @@
  * Buffers are per thread (thread-local storage), so encoding needs no lock
  * and no allocation per call: the LZ4 state, the compressed output, and a
  * scratch sector for read-modify-write.
+ *
+ * zstd is the second codec (libzstd). It serves two users: the hot path,
+ * one sector per object, when compressor=zstd[:LEVEL] asks for density
+ * over speed (codec_zstd_encode(), codec_zstd_decode(), same contract as
+ * the LZ4 pair); and the cold tier (pack.h), which compresses many idle
+ * sectors as one frame (codec_zstd_compress(), codec_zstd_decompress()).
+ * zstd decompresses at about a fifth of LZ4's speed, which is why LZ4
+ * stays the default of the hot path. Its contexts are per thread too,
+ * made on first use and freed when the thread exits.
  */
 #ifndef ZRAMD_CODEC_H
 #define ZRAMD_CODEC_H
@@ -100,6 +109,84 @@ void codec_fill(void *dst, uint64_t word, size_t off, size_t len);
  * thread exits; never used by codec_encode() or codec_decode().
  */
 void *codec_scratch(unsigned int index);
+
+/* --- zstd ---------------------------------------------------------------- */
+
+#define CODEC_ZSTD_LEVEL_MIN	 1
+#define CODEC_ZSTD_LEVEL_MAX	 19 /* above: "ultra" levels, much memory */
+#define CODEC_ZSTD_LEVEL_DEFAULT 3  /* zstd's own default */
+
+/* What a codec key names (compressor=, recompress=). */
+enum codec_id {
+	CODEC_ID_OFF,  /* recompress=off */
+	CODEC_ID_LZ4,  /* lz4 */
+	CODEC_ID_ZSTD, /* zstd or zstd:LEVEL */
+};
+
+/**
+ * codec_parse() - parse "lz4", "zstd", "zstd:LEVEL" or "off"
+ * @text:      the value
+ * @allow_lz4: whether "lz4" is allowed (compressor=)
+ * @allow_off: whether "off" is allowed (recompress=)
+ * @level:     set to the zstd level (CODEC_ZSTD_LEVEL_DEFAULT for "zstd"),
+ *             0 for lz4 and off
+ *
+ * Return: the codec, or -1 if @text is none of the allowed forms or the
+ * level is not an integer from CODEC_ZSTD_LEVEL_MIN to _MAX.
+ */
+int codec_parse(const char *text, bool allow_lz4, bool allow_off, int *level);
+
+/**
+ * codec_zstd_encode() - as codec_encode(), with zstd at @level
+ * @src:            4096 bytes
+ * @level:          CODEC_ZSTD_LEVEL_MIN..CODEC_ZSTD_LEVEL_MAX
+ * @huge_threshold: longest compressed object kept
+ * @out:            the result; COMPRESSED data is thread-local, as for LZ4
+ *
+ * Never fails: a context that cannot be made stores the sector raw.
+ */
+void codec_zstd_encode(const void *src, int level, unsigned int huge_threshold,
+		       struct codec_out *out);
+
+/**
+ * codec_zstd_decode() - decompress one sector codec_zstd_encode() made
+ * @src: the object
+ * @len: its length, 1..4095
+ * @dst: 4096 bytes
+ *
+ * Return: 0, or -EIO if @src is not one zstd frame of exactly 4096 bytes.
+ */
+int codec_zstd_decode(const void *src, unsigned int len, void *dst);
+
+/**
+ * codec_zstd_compress() - compress a buffer as one zstd frame
+ * @src:    the bytes
+ * @srclen: their number
+ * @dst:    the output; never written beyond @cap
+ * @cap:    its size
+ * @level:  CODEC_ZSTD_LEVEL_MIN..CODEC_ZSTD_LEVEL_MAX
+ *
+ * Return: the length of the frame, -ENOSPC if it does not fit in @cap, or
+ * -ENOMEM if no context could be made.
+ */
+long codec_zstd_compress(const void *src, size_t srclen, void *dst, size_t cap,
+			 int level);
+
+/**
+ * codec_zstd_decompress() - decompress one zstd frame
+ * @src:    the frame
+ * @len:    its exact length
+ * @dst:    the output
+ * @dstlen: the exact number of bytes the frame must give
+ *
+ * Return: 0, or -EIO if @src is not a valid frame of exactly @dstlen bytes
+ * (never written beyond @dstlen).
+ */
+int codec_zstd_decompress(const void *src, size_t len, void *dst,
+			  size_t dstlen);
+
+/* The zstd library version, e.g. "1.5.4". */
+const char *codec_zstd_version(void);
 
 /* The LZ4 library version, e.g. "1.9.4". */
 const char *codec_lz4_version(void);

@@ -45,6 +45,8 @@ static int pool_evict(void *ctx, struct zpool *pool, unsigned long handle,
 		      uint64_t owner)
 {
 	(void)pool;
+	if (owner & ZDEV_OWNER_PACK)
+		return 0; /* packs leave through zdev_evict_packs() */
 	return zdev_evict(ctx, owner, handle);
 }
 
@@ -58,7 +60,13 @@ struct zdev *zdev_create(const struct zdev_config *cfg, int *err)
 	    cfg->acceleration < CODEC_ACCEL_MIN ||
 	    cfg->acceleration > CODEC_ACCEL_MAX || cfg->huge_threshold < 1 ||
 	    cfg->huge_threshold > CODEC_HUGE_THRESHOLD_MAX ||
-	    (cfg->mem_limit && cfg->mem_limit < ZDEV_MEM_LIMIT_MIN))
+	    (cfg->mem_limit && cfg->mem_limit < ZDEV_MEM_LIMIT_MIN) ||
+	    (cfg->zstd_level &&
+	     (cfg->zstd_level < CODEC_ZSTD_LEVEL_MIN ||
+	      cfg->zstd_level > CODEC_ZSTD_LEVEL_MAX)) ||
+	    (cfg->recompress_level &&
+	     (cfg->recompress_level < CODEC_ZSTD_LEVEL_MIN ||
+	      cfg->recompress_level > CODEC_ZSTD_LEVEL_MAX)))
 		return NULL;
 	dev = calloc(1, sizeof(*dev));
 	if (!dev) {
@@ -69,6 +77,8 @@ struct zdev *zdev_create(const struct zdev_config *cfg, int *err)
 	dev->mem_limit = cfg->mem_limit;
 	dev->acceleration = cfg->acceleration;
 	dev->huge_threshold = cfg->huge_threshold;
+	dev->zstd_level = cfg->zstd_level;
+	dev->recompress_level = cfg->recompress_level;
 	dev->tab = sect_create((cfg->size + SECT_SIZE - 1) >> SECT_SHIFT);
 	if (!dev->tab)
 		goto fail;
@@ -93,6 +103,7 @@ void zdev_destroy(struct zdev *dev)
 {
 	if (!dev)
 		return;
+	zdev_packs_destroy(dev);
 	zpool_destroy_pool(dev->pool);
 	sect_destroy(dev->tab);
 	free(dev);
@@ -147,6 +158,9 @@ static void release_entry(struct zdev *dev, struct sect_entry e)
 	case SECT_BACKING:
 		if (dev->has_backing && dev->backing.release)
 			dev->backing.release(dev->backing.ctx, e.val);
+		break;
+	case SECT_PACKED:
+		zdev_pack_kill_slot(dev, pack_of(e.val));
 		break;
 	default:
 		break;
@@ -228,6 +242,41 @@ static void stored(struct zdev *dev, struct sect_entry e)
 }
 
 /*
+ * The sector of the PACKED entry @e into the 4096 bytes at @dst: the pack
+ * object is copied to @obj (PACK_OBJ_MAX bytes) under the stripe lock the
+ * caller holds, then decompressed whole. Counts pack_reads.
+ */
+static int fetch_packed(struct zdev *dev, struct sect_entry e, void *obj)
+{
+	return (int)zdev_pack_fetch(dev, pack_of(e.val), obj);
+}
+
+static int unpack_sector(struct zdev *dev, struct sect_entry e,
+			 const void *obj, long len, void *dst)
+{
+	unsigned char *all = zdev_pack_buf();
+	unsigned int slot = pack_slot_of(e.val);
+	int n;
+
+	if (len < 0)
+		return -EIO;
+	if (!all)
+		return -ENOMEM;
+	n = pack_decode(obj, (size_t)len, NULL, all);
+	if (n < 0 || slot >= (unsigned int)n)
+		return -EIO;
+	memcpy(dst, all + (size_t)slot * SECT_SIZE, SECT_SIZE);
+	zstat_add(&dev->live, ZSTAT_pack_reads, 1);
+	return 0;
+}
+
+static int read_packed(struct zdev *dev, struct sect_entry e, void *obj,
+		       void *dst)
+{
+	return unpack_sector(dev, e, obj, fetch_packed(dev, e, obj), dst);
+}
+
+/*
  * Decode the locked entry @e of @sector into the 4096 bytes at @dst. Runs
  * under the stripe lock (only for read-modify-write).
  */
@@ -253,10 +302,12 @@ static int decode_locked(struct zdev *dev, uint64_t sector,
 			memcpy(dst, p, SECT_SIZE);
 			r = 0;
 		} else {
-			r = codec_decode(p, len, dst);
+			r = dev_decode(dev, p, len, dst);
 		}
 		zpool_unmap_handle(dev->pool, (unsigned long)e.val);
 		return r;
+	case SECT_PACKED:
+		return read_packed(dev, e, codec_scratch(1), dst);
 	case SECT_BACKING:
 		if (!dev->has_backing)
 			return -EIO;
@@ -266,7 +317,7 @@ static int decode_locked(struct zdev *dev, uint64_t sector,
 		/* A record that passed its checksum but does not decode is
 		 * not what was written either. */
 		if (r == 0 && len != SECT_LEN_RAW &&
-		    codec_decode(cbuf, len, dst) < 0)
+		    dev_decode(dev, cbuf, len, dst) < 0)
 			r = -EBADMSG;
 		if (r == 0)
 			zstat_add(&dev->live, ZSTAT_bd_reads, 1);
@@ -330,10 +381,21 @@ static int read_sector(struct zdev *dev, uint64_t sector, unsigned int o,
 			memcpy(dst, page + o, n);
 		return r;
 	}
+	case SECT_PACKED: {
+		/* Copied under the lock, decompressed after. */
+		long plen = fetch_packed(dev, e, cbuf);
+		unsigned char *page = codec_scratch(0);
+
+		sect_unlock(&ref);
+		r = unpack_sector(dev, e, cbuf, plen, page);
+		if (r == 0)
+			memcpy(dst, page + o, n);
+		return r;
+	}
 	}
 	if (o == 0 && n == SECT_SIZE)
-		return codec_decode(cbuf, len, dst);
-	r = codec_decode(cbuf, len, codec_scratch(0));
+		return dev_decode(dev, cbuf, len, dst);
+	r = dev_decode(dev, cbuf, len, codec_scratch(0));
 	if (r == 0)
 		memcpy(dst, (unsigned char *)codec_scratch(0) + o, n);
 	return r;
@@ -363,7 +425,7 @@ static int write_full(struct zdev *dev, uint64_t sector,
 	struct sect_ref ref;
 	int r;
 
-	codec_encode(src, dev->acceleration, dev->huge_threshold, &c);
+	dev_encode(dev, src, &c);
 	for (uint64_t since = 0;;) {
 		r = store_encoded(dev, sector, &c, &ne);
 		if (r != -ENOSPC || !wait_for_room(dev, &since))
@@ -414,7 +476,7 @@ static int write_partial(struct zdev *dev, uint64_t sector, unsigned int o,
 			memcpy(page + o, src, n);
 		else
 			memset(page + o, 0, n);
-		codec_encode(page, dev->acceleration, dev->huge_threshold, &c);
+		dev_encode(dev, page, &c);
 		r = store_encoded(dev, sector, &c, &ne);
 		if (r == 0)
 			break;
@@ -697,6 +759,26 @@ void zdev_get_stats(struct zdev *dev, struct zstats *out)
 	out->v[ZSTAT_huge_pages] = (uint64_t)acct[ACCT_HUGE];
 	out->v[ZSTAT_bd_count] = (uint64_t)acct[ACCT_BACKING];
 	out->v[ZSTAT_notify_free] = (uint64_t)acct[ACCT_FREED];
+	/* The cold tier: packs on the backing file are bd_count's, not
+	 * orig_data_size's, as evicted hot sectors are. */
+	{
+		uint64_t pb = __atomic_load_n(&dev->packed_backing,
+					      __ATOMIC_RELAXED);
+		uint64_t bytes = __atomic_load_n(&dev->pack_bytes,
+						 __ATOMIC_RELAXED);
+
+		out->v[ZSTAT_orig_data_size] -= pb * SECT_SIZE;
+		out->v[ZSTAT_bd_count] += pb;
+		out->v[ZSTAT_compr_data_size] += bytes;
+		out->v[ZSTAT_hot_sectors] = (uint64_t)acct[ACCT_HOT];
+		out->v[ZSTAT_hot_bytes] = (uint64_t)acct[ACCT_COMPR];
+		out->v[ZSTAT_packed_sectors] = (uint64_t)acct[ACCT_PACKED] - pb;
+		out->v[ZSTAT_pack_bytes] = bytes;
+		out->v[ZSTAT_pack_dead_bytes] =
+			__atomic_load_n(&dev->pack_dead, __ATOMIC_RELAXED);
+		out->v[ZSTAT_packs] =
+			__atomic_load_n(&dev->packs, __ATOMIC_RELAXED);
+	}
 	out->v[ZSTAT_mem_used_total] = total;
 	zstat_max(&dev->live, ZSTAT_mem_used_max, total);
 	if (out->v[ZSTAT_mem_used_max] < total)

@@ -53,6 +53,8 @@ struct zdev_config {
 	unsigned int huge_threshold; /* 1..CODEC_HUGE_THRESHOLD_MAX */
 	uint64_t mem_limit;	     /* pool bytes; 0: no limit */
 	bool shrinkable;	     /* create the pool with an evict callback */
+	int zstd_level;		     /* hot path: 0 for LZ4, else zstd 1..19 */
+	int recompress_level;	     /* cold tier: zstd 1..19; 0: off */
 };
 
 /*
@@ -78,6 +80,16 @@ struct zdev_backing_ops {
 	/* @slot holds nothing live any more. Called with no lock held. */
 	void (*release)(void *ctx, uint64_t slot);
 	void *ctx;
+	/*
+	 * Optional, for the cold tier: store and load a pack object (pack.h)
+	 * of @len bytes whose first sector is @base, marked as a pack in the
+	 * record so that it can never be taken for a sector's object. As
+	 * store() and load(); without them packs stay in the pool.
+	 */
+	int64_t (*store_pack)(void *ctx, uint64_t base, const void *data,
+			      unsigned int len);
+	int (*load_pack)(void *ctx, uint64_t slot, uint64_t base, void *buf,
+			 unsigned int len);
 };
 
 /**
@@ -278,6 +290,70 @@ struct zdev_idle_result {
  */
 int zdev_evict_idle(struct zdev *dev, bool (*stop)(void *arg), void *arg,
 		    struct zdev_idle_result *res);
+
+/* How zdev_recompress() picks sectors. */
+enum zdev_recompress_mode {
+	/*
+	 * Mark and sweep, as zdev_evict_idle(): hot sectors marked idle by
+	 * the pass before are packed, the others marked.
+	 */
+	ZDEV_RECOMPRESS_IDLE,
+	/* Memory pressure: every hot sector, in device order. */
+	ZDEV_RECOMPRESS_ALL,
+};
+
+/* What zdev_recompress() did. */
+struct zdev_recompress_result {
+	uint64_t packed;  /* sectors put into new packs */
+	uint64_t packs;	  /* packs made */
+	uint64_t marked;  /* sectors newly marked idle */
+	uint64_t repacks; /* sparse packs emptied into new ones */
+	uint64_t freed;	  /* bytes the pool shrank by (0 if it grew) */
+};
+
+/**
+ * zdev_recompress() - one pass of the cold tier: pack hot sectors
+ * @dev:    the device (recompress_level set, else the pass does nothing)
+ * @mode:   which hot sectors
+ * @target: stop once the pool has shrunk by this many bytes; 0: no target
+ * @stop:   called now and then; the pass ends early if it returns true
+ *          (may be NULL)
+ * @arg:    passed to @stop
+ * @res:    filled in
+ *
+ * Candidates are gathered in device order: hot sectors as @mode says, and
+ * the live sectors of sparse packs (half their slots dead or more), which
+ * are repacked. They are decompressed and compressed again into packs
+ * with no stripe lock held; each sector is then moved into its pack only
+ * if its entry is still the one copied (a write meanwhile wins, and its
+ * slot in the new pack is dead from the start). A sector whose zstd
+ * object would not beat its hot one stays hot. May run concurrently with
+ * everything, itself included. No lock may be held by the caller.
+ *
+ * Return: 0, -ENOMEM.
+ */
+int zdev_recompress(struct zdev *dev, enum zdev_recompress_mode mode,
+		    uint64_t target, bool (*stop)(void *arg), void *arg,
+		    struct zdev_recompress_result *res);
+
+/**
+ * zdev_evict_packs() - move packs from the pool to the backing file
+ * @dev:     the device
+ * @target:  stop once this many bytes of packs have left the pool
+ * @stop:    as for zdev_recompress()
+ * @arg:     passed to @stop
+ * @evicted: set to the number of packs moved
+ *
+ * Packs stay compressed and are checksummed in the backing file, marked as
+ * packs; reading a sector of one loads and checks the record (-EIO if it
+ * is damaged, for every sector it holds). The table does not change: its
+ * entries point at the pack, which now says where its object is.
+ *
+ * Return: 0; -ENOSPC if there is no backing file (or it cannot take
+ * packs) or it is full; another error of store_pack().
+ */
+int zdev_evict_packs(struct zdev *dev, uint64_t target, bool (*stop)(void *arg),
+		     void *arg, uint64_t *evicted);
 
 /**
  * zdev_probe() - check that the data path answers

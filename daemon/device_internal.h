@@ -20,6 +20,7 @@
 
 #include "codec.h"
 #include "device.h"
+#include "pack.h"
 #include "sectors.h"
 #include "stats.h"
 #include "zpool.h"
@@ -32,8 +33,10 @@ enum {
 	ACCT_HUGE,    /* huge_pages */
 	ACCT_BACKING, /* bd_count */
 	ACCT_FREED,   /* notify_free */
+	ACCT_HOT,     /* sectors POOL: hot_sectors */
+	ACCT_PACKED,  /* sectors PACKED (in the pool or evicted with a pack) */
 };
-_Static_assert(ACCT_FREED < SECT_NACCT, "acct slots");
+_Static_assert(ACCT_PACKED < SECT_NACCT, "acct slots");
 _Static_assert(CODEC_SECTOR == SECT_SIZE, "one sector size");
 _Static_assert(SECT_SIZE == ZPOOL_MAX_SIZE, "a raw sector fits the pool");
 
@@ -48,7 +51,64 @@ struct zdev {
 	struct zdev_backing_ops backing;
 	struct zdev_hooks hooks; /* all NULL: no shrinker */
 	struct zstat_live live;
+	int zstd_level;		 /* hot path: 0 for LZ4, else zstd's level */
+	int recompress_level;	 /* cold tier: zstd's level; 0: off */
+	/* The cold tier's gauges (atomics; recompress.c keeps them). */
+	uint64_t packs;		 /* packs in the pool */
+	uint64_t pack_bytes;	 /* bytes of their objects */
+	uint64_t pack_dead;	 /* of which dead slots' share */
+	uint64_t packed_backing; /* live slots of packs on the backing file */
 };
+
+/*
+ * The owner word of a pack object in the pool: this bit, which no sector
+ * number has, and the pack's first sector. The pool's evict callback
+ * skips such objects; packs leave the pool through zdev_evict_packs().
+ */
+#define ZDEV_OWNER_PACK (UINT64_C(1) << 63)
+
+/* The hot path's codec. */
+static inline void dev_encode(const struct zdev *dev, const void *src,
+			      struct codec_out *c)
+{
+	if (dev->zstd_level)
+		codec_zstd_encode(src, dev->zstd_level, dev->huge_threshold, c);
+	else
+		codec_encode(src, dev->acceleration, dev->huge_threshold, c);
+}
+
+static inline int dev_decode(const struct zdev *dev, const void *src,
+			     unsigned int len, void *dst)
+{
+	return dev->zstd_level ? codec_zstd_decode(src, len, dst)
+			       : codec_decode(src, len, dst);
+}
+
+/* --- the cold tier's side of the device core (recompress.c) --- */
+
+/*
+ * A table entry that pointed at slot of @pk was replaced: the slot is
+ * dead. The pack is freed with its last reference. No stripe lock needed.
+ * Return: true if the pack was freed.
+ */
+bool zdev_pack_kill_slot(struct zdev *dev, struct pack *pk);
+
+/*
+ * Copy the object of @pk (at most PACK_OBJ_MAX bytes) to @obj, from the
+ * pool or the backing file, under the pack lock. The caller holds the
+ * stripe lock of an entry pointing at @pk (or a pin). Return: its length,
+ * or -EIO (backing file unreadable or its record corrupt; counted).
+ */
+long zdev_pack_fetch(struct zdev *dev, struct pack *pk, void *obj);
+
+/*
+ * A per-thread buffer of PACK_MAX_SLOTS sectors for decompressed packs;
+ * NULL if it could not be allocated.
+ */
+unsigned char *zdev_pack_buf(void);
+
+/* Free every pack (zdev_destroy()); no other call may run. */
+void zdev_packs_destroy(struct zdev *dev);
 
 /* Add (@sign 1) or take away (@sign -1) @e in its stripe's accounting. */
 static inline void account(struct sect_ref *ref, struct sect_entry e, int sign)
@@ -65,9 +125,14 @@ static inline void account(struct sect_ref *ref, struct sect_entry e, int sign)
 		break;
 	case SECT_POOL:
 		acct[ACCT_STORED] += sign;
+		acct[ACCT_HOT] += sign;
 		acct[ACCT_COMPR] += sign * (int64_t)len;
 		if (len == SECT_LEN_RAW)
 			acct[ACCT_HUGE] += sign;
+		break;
+	case SECT_PACKED:
+		acct[ACCT_STORED] += sign;
+		acct[ACCT_PACKED] += sign;
 		break;
 	case SECT_BACKING:
 		acct[ACCT_BACKING] += sign;

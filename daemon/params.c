@@ -33,6 +33,9 @@ enum kind {
 	K_ALLOCATOR, /* char *, a registered zpool type */
 	K_PATH,	     /* char *, made absolute */
 	K_PSI,	     /* unsigned int: on, off or a percentage */
+	K_CODEC,     /* char *: lz4, zstd or zstd:LEVEL (codec_parse()) */
+	K_RECOMP,    /* char *: zstd, zstd:LEVEL or off (codec_parse()) */
+	K_DURATION,  /* unsigned int seconds: N, Ns, Nm, Nh or Nd, min..max */
 };
 
 struct key {
@@ -66,9 +69,10 @@ static const struct key keys[] = {
 	{ .name = "allocator", .kind = K_ALLOCATOR, .off = F(allocator),
 	  .syntax = "zsmalloc|zbud", .def = ZPOOL_TYPE_ZSMALLOC,
 	  .help = "the memory pool: zsmalloc (dense) or zbud (simple)" },
-	{ .name = "compressor", .kind = K_CHOICE, .off = F(compressor),
-	  .choices = "lz4", .syntax = "lz4", .def = "lz4", .allowed = "lz4",
-	  .help = "the compression algorithm" },
+	{ .name = "compressor", .kind = K_CODEC, .off = F(compressor),
+	  .syntax = "lz4|zstd[:LEVEL]", .def = "lz4",
+	  .allowed = "lz4, zstd or zstd:LEVEL with LEVEL from 1 to 19",
+	  .help = "the hot path's codec, one sector per object" },
 	{ .name = "acceleration", .kind = K_UINT, .off = F(acceleration),
 	  .min = CODEC_ACCEL_MIN, .max = CODEC_ACCEL_MAX, .syntax = "N",
 	  .def = "1", .allowed = "an integer from 1 to 65537",
@@ -129,6 +133,16 @@ static const struct key keys[] = {
 	  .allowed = "off or onfault",
 	  .help = "lock the daemon's memory as it is touched (for local "
 		  "swap; nbdkit --swap locks all of nbdkit's 192 MiB .bss)" },
+	{ .name = "recompress", .kind = K_RECOMP, .off = F(recompress),
+	  .syntax = "zstd[:LEVEL]|off", .def = "zstd:3",
+	  .allowed = "off, zstd or zstd:LEVEL with LEVEL from 1 to 19",
+	  .help = "the cold tier: recompress idle sectors into zstd packs" },
+	{ .name = "recompress_idle", .kind = K_DURATION,
+	  .off = F(recompress_idle), .max = 30u * 86400,
+	  .syntax = "DURATION", .def = "10m",
+	  .allowed = "0 (only under memory pressure) or a duration up to 30d, "
+		     "e.g. 90, 90s, 10m, 2h, 1d",
+	  .help = "pack sectors idle this long; 0: only under pressure" },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 _Static_assert(NKEYS <= sizeof(((struct zramd_params *)0)->origin),
@@ -256,6 +270,45 @@ int params_parse_ram_share(const char *str, uint64_t *out, const char **why)
 	return 0;
 }
 
+/*
+ * A duration: a whole number of seconds, or of minutes, hours or days with
+ * the suffix m, h or d (s for seconds is allowed too).
+ */
+static int parse_duration(const char *str, uint64_t *out, const char **why)
+{
+	const char *rest;
+	uint64_t v, mul;
+	int r = parse_u64(str, &v, &rest);
+
+	if (r == -1) {
+		*why = "not a number";
+		return -1;
+	}
+	if (r == -2) {
+		*why = "out of range";
+		return -1;
+	}
+	switch (*rest) {
+	case '\0': case 's': mul = 1; break;
+	case 'm': mul = 60; break;
+	case 'h': mul = 3600; break;
+	case 'd': mul = 86400; break;
+	default:
+		*why = "bad duration suffix (use s, m, h or d)";
+		return -1;
+	}
+	if (*rest && rest[1]) {
+		*why = "bad duration suffix (use s, m, h or d)";
+		return -1;
+	}
+	if (v > UINT32_MAX / mul) {
+		*why = "out of range";
+		return -1;
+	}
+	*out = v * mul;
+	return 0;
+}
+
 static void list_type(const char *type, void *arg)
 {
 	char *buf = arg;
@@ -363,6 +416,20 @@ static int parse_value(const struct key *k, const char *text,
 		if (!choice_known(k->choices, text))
 			why = "unknown choice";
 		break;
+	case K_CODEC:
+	case K_RECOMP: {
+		int level;
+
+		if (codec_parse(text, k->kind == K_CODEC, k->kind == K_RECOMP,
+				&level) < 0)
+			why = "unknown codec or level";
+		break;
+	}
+	case K_DURATION:
+		if (parse_duration(text, &v->num, &why) == 0 &&
+		    (v->num < k->min || v->num > k->max))
+			why = "out of range";
+		break;
 	case K_ALLOCATOR:
 		if (!allocator_known(text)) {
 			allocator_list(list);
@@ -382,12 +449,14 @@ static int parse_value(const struct key *k, const char *text,
 			 why, k->allowed);
 		return -1;
 	}
-	if (k->kind == K_CHOICE || k->kind == K_ALLOCATOR)
+	if (k->kind == K_CHOICE || k->kind == K_ALLOCATOR ||
+	    k->kind == K_CODEC || k->kind == K_RECOMP)
 		v->str = strdup(text);
 	else if (k->kind == K_PATH)
 		v->str = join_path(base, text);
 	if ((k->kind == K_CHOICE || k->kind == K_ALLOCATOR ||
-	     k->kind == K_PATH) &&
+	     k->kind == K_PATH || k->kind == K_CODEC ||
+	     k->kind == K_RECOMP) &&
 	    !v->str) {
 		snprintf(err, errlen, "%s=%s: %s", k->name, text,
 			 strerror(errno ? errno : ENOMEM));
@@ -410,11 +479,14 @@ static void store_value(struct zramd_params *p, const struct key *k,
 		break;
 	case K_UINT:
 	case K_PSI:
+	case K_DURATION:
 		*(unsigned int *)field = (unsigned int)v->num;
 		break;
 	case K_CHOICE:
 	case K_ALLOCATOR:
 	case K_PATH:
+	case K_CODEC:
+	case K_RECOMP:
 		free(*(char **)field);
 		*(char **)field = v->str;
 		v->str = NULL;
@@ -456,7 +528,8 @@ void params_free(struct zramd_params *p)
 {
 	for (size_t i = 0; i < NKEYS; i++) {
 		if (keys[i].kind == K_CHOICE || keys[i].kind == K_ALLOCATOR ||
-		    keys[i].kind == K_PATH) {
+		    keys[i].kind == K_PATH || keys[i].kind == K_CODEC ||
+		    keys[i].kind == K_RECOMP) {
 			char **field = (char **)((char *)p + keys[i].off);
 
 			free(*field);

@@ -51,7 +51,7 @@ struct shrinker_config;
 struct zramd_params {
 	uint64_t size;			/* bytes */
 	char *allocator;		/* a registered zpool type */
-	char *compressor;		/* "lz4" */
+	char *compressor;		/* "lz4", "zstd" or "zstd:LEVEL" */
 	unsigned int acceleration;	/* LZ4, 1..65537 */
 	unsigned int huge_threshold;	/* bytes, 1..4095 */
 	char *stats;			/* stats file, absolute; NULL: none */
@@ -66,6 +66,8 @@ struct zramd_params {
 	unsigned int psi;		/* percent of time stalled; 0: off */
 	char *mlock;			/* "off" or "onfault" (localswap.c) */
 	char *backing_force;		/* "yes": overwrite a signature */
+	char *recompress;		/* "off", "zstd" or "zstd:LEVEL" */
+	unsigned int recompress_idle;	/* seconds; 0: only under pressure */
 
 	/* Internal: per-key origin, the directory of the config file. */
 	unsigned char origin[32];

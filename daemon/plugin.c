@@ -148,6 +148,11 @@ static int zramd_get_ready(void)
 	};
 	int err;
 
+	/* Both were checked by params.c: codec_parse() cannot fail here. */
+	(void)codec_parse(params.compressor, true, false, &cfg.zstd_level);
+	(void)codec_parse(params.recompress, false, true,
+			  &cfg.recompress_level);
+
 	dev = zdev_create(&cfg, &err);
 	if (!dev) {
 		nbdkit_error("zdev_create: allocator=%s size=%" PRIu64 ": %s",
@@ -191,10 +196,12 @@ static void notify_status(char *buf, size_t len, void *arg)
 	total = s.v[ZSTAT_mem_used_total];
 	snprintf(buf, len,
 		 "%s: %" PRIu64 " MiB stored in %" PRIu64 " MiB (%.2fx), "
-		 "%" PRIu64 " same-filled, %" PRIu64 " on backing file",
+		 "%" PRIu64 " same-filled, %" PRIu64 " on backing file, "
+		 "cold tier %" PRIu64 " MiB in %" PRIu64 " MiB",
 		 s.allocator, orig >> 20, total >> 20,
 		 total ? (double)orig / (double)total : 0.0,
-		 s.v[ZSTAT_same_pages], s.v[ZSTAT_bd_count]);
+		 s.v[ZSTAT_same_pages], s.v[ZSTAT_bd_count],
+		 s.v[ZSTAT_packed_sectors] >> 8, s.v[ZSTAT_pack_bytes] >> 20);
 	if (!localswap_safe()) {
 		size_t n = strlen(buf);
 
@@ -210,6 +217,10 @@ static int zramd_after_fork(void)
 		.stats_path = params.stats,
 		.stats_interval = params.stats_interval,
 		.compact_interval = BG_COMPACT_INTERVAL,
+		.recompress_interval =
+			strcmp(params.recompress, "off") != 0
+				? params.recompress_idle
+				: 0,
 		.log = log_error,
 	};
 	int r;
@@ -280,7 +291,8 @@ static void zramd_dump_plugin(void)
 	printf("zramd_allocators=");
 	zpool_for_each_type(print_type, &n);
 	printf("\nzramd_default_allocator=%s\n", ZPOOL_TYPE_ZSMALLOC);
-	printf("zramd_compressors=lz4\n");
+	printf("zramd_compressors=lz4,zstd\n");
+	printf("zramd_zstd_version=%s\n", codec_zstd_version());
 	printf("zramd_lz4_version=%s\n", codec_lz4_version());
 #ifdef ZRAMD_HAVE_NOTIFY
 	printf("zramd_systemd_notify=yes\n");

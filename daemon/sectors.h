@@ -11,6 +11,8 @@
  *            of the object (SECT_LEN_RAW: stored uncompressed, "huge")
  *   BACKING  on the backing file; the value is the slot number, the length
  *            that of the object as it was in the pool
+ *   PACKED   in a pack of the cold tier (pack.h); the value is the pack's
+ *            descriptor with the slot index in its low bits
  *
  * Locking: an entry is read and written only under the lock of its stripe,
  * taken with sect_lock(). A stripe covers whole leaves (SECT_LEAF_SECTORS
@@ -37,7 +39,7 @@
 #define SECT_LEAF_SHIFT	  9
 #define SECT_LEAF_SECTORS (1u << SECT_LEAF_SHIFT)
 #define SECT_NSTRIPES	  1024u
-#define SECT_NACCT	  6
+#define SECT_NACCT	  8
 
 /* The largest number of sectors a device may have: (2^63 - 1) / 4096, up. */
 #define SECT_MAX_SECTORS (((UINT64_C(1) << 63) - 1 + SECT_SIZE - 1) >> SECT_SHIFT)
@@ -47,6 +49,11 @@ enum sect_state {
 	SECT_SAME = 1,
 	SECT_POOL = 2,
 	SECT_BACKING = 3,
+	/*
+	 * Not a value of the two state bits: POOL with length 0, which a pool
+	 * object never has. sect_state() and sect_make() translate.
+	 */
+	SECT_PACKED = 4,
 };
 
 /*
@@ -56,6 +63,9 @@ enum sect_state {
  *   bits 14-13  enum sect_state
  *   bits 12-0   object length in bytes, 1..4096 (POOL, BACKING), else 0
  *
+ * The four values of the state bits are all taken, so PACKED is stored as
+ * POOL with length 0 (a pool object is never empty): no bit is spent and
+ * the entry stays 10 bytes.
  * A length of SECT_LEN_RAW (4096) means the object is the sector stored
  * uncompressed: compressed objects are never that long, because the huge
  * threshold is below it (see codec.h).
@@ -77,7 +87,11 @@ struct sect_entry {
 
 static inline enum sect_state sect_state(struct sect_entry e)
 {
-	return (enum sect_state)((e.meta >> SECT_STATE_SHIFT) & 3);
+	unsigned int st = (e.meta >> SECT_STATE_SHIFT) & 3;
+
+	if (st == SECT_POOL && (e.meta & SECT_LEN_MASK) == 0)
+		return SECT_PACKED;
+	return (enum sect_state)st;
 }
 
 static inline unsigned int sect_len(struct sect_entry e)
@@ -88,6 +102,10 @@ static inline unsigned int sect_len(struct sect_entry e)
 static inline struct sect_entry sect_make(enum sect_state st, uint64_t val,
 					  unsigned int len)
 {
+	if (st == SECT_PACKED) {
+		st = SECT_POOL;
+		len = 0;
+	}
 	return (struct sect_entry){
 		.val = val,
 		.meta = (uint16_t)(((unsigned int)st << SECT_STATE_SHIFT) |

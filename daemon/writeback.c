@@ -9,8 +9,10 @@
  *
  * Eviction paths, all on the shrinker thread:
  *
- *   limit, PSI, cgroup: wb_shrink -> zpool_shrink -> (pool's evict
- *       callback) zdev_evict -> wb_store -> backing_write
+ *   limit, PSI, cgroup: wb_shrink, a ladder: zdev_recompress (pack hot
+ *       sectors, no disk) -> zpool_shrink -> (pool's evict callback)
+ *       zdev_evict -> wb_store -> backing_write -> zdev_evict_packs ->
+ *       wb_store_pack (packs, marked BACKING_FLAG_PACK)
  *   idle:               wb_evict_idle -> zdev_evict_idle -> wb_store
  *
  * after which the written records are pushed out of the page cache
@@ -85,8 +87,36 @@ static int wb_load(void *ctx, uint64_t slot, uint64_t sector, void *buf,
 	r = backing_read(wb->bk, slot, sector, buf, len, &got, &flags);
 	if (r < 0)
 		return r == -EBADMSG ? -EBADMSG : -EIO;
-	if (got != len ||
+	if (got != len || (flags & BACKING_FLAG_PACK) ||
 	    !(flags & BACKING_FLAG_COMPRESSED) != (len == SECT_LEN_RAW))
+		return -EBADMSG;
+	return 0;
+}
+
+static int64_t wb_store_pack(void *ctx, uint64_t base, const void *data,
+			     unsigned int len)
+{
+	struct zwb *wb = ctx;
+	uint64_t slot;
+	int r;
+
+	r = backing_write(wb->bk, base, data, len, BACKING_FLAG_PACK, &slot);
+	return r < 0 ? r : (int64_t)slot;
+}
+
+/* As wb_load(), for a pack: the record must say it is one. */
+static int wb_load_pack(void *ctx, uint64_t slot, uint64_t base, void *buf,
+			unsigned int len)
+{
+	struct zwb *wb = ctx;
+	unsigned int flags;
+	size_t got;
+	int r;
+
+	r = backing_read(wb->bk, slot, base, buf, len, &got, &flags);
+	if (r < 0)
+		return r == -EBADMSG ? -EBADMSG : -EIO;
+	if (got != len || flags != BACKING_FLAG_PACK)
 		return -EBADMSG;
 	return 0;
 }
@@ -123,24 +153,59 @@ static uint64_t wb_pool_size(void *ctx)
 	return zpool_get_total_size(zdev_pool(wb->dev));
 }
 
+static bool wb_stopping(void *arg)
+{
+	struct zwb *wb = arg;
+
+	return shrinker_stopping(wb->s);
+}
+
 static int wb_shrink(void *ctx, uint64_t bytes, enum shrinker_trigger trig,
 		     struct shrink_result *res)
 {
 	struct zwb *wb = ctx;
 	struct zstat_live *live = zdev_live_stats(wb->dev);
 	uint64_t before = zstat_get(live, ZSTAT_bd_writes);
+	struct zdev_recompress_result rr;
+	uint64_t npacks = 0, sz0, sz1;
 	size_t released = 0;
 	int r;
 
+	/*
+	 * The ladder: first recompress (no disk, the most memory per CPU
+	 * second), idle-marked sectors first, then any hot one; then evict
+	 * hot objects; then packs, which are evicted last because each holds
+	 * several sectors and costs a read of all of them to bring back.
+	 */
+	if (zdev_recompress(wb->dev, ZDEV_RECOMPRESS_ALL, bytes, wb_stopping,
+			    wb, &rr) == 0 &&
+	    rr.freed >= bytes) {
+		res->evicted = 0;
+		res->released = rr.freed;
+		return 0;
+	}
+	bytes -= rr.freed;
 	r = zpool_shrink(zdev_pool(wb->dev), (size_t)bytes, &released);
+	if (r < 0 && released < bytes) {
+		sz0 = wb_pool_size(wb);
+		if (zdev_evict_packs(wb->dev, bytes - released, wb_stopping,
+				     wb, &npacks) == 0 && npacks) {
+			sz1 = wb_pool_size(wb);
+			released += sz0 > sz1 ? sz0 - sz1 : 0;
+			if (released >= bytes)
+				r = 0;
+		}
+	}
+	released += rr.freed;
 	res->evicted = zstat_get(live, ZSTAT_bd_writes) - before;
 	/*
 	 * A call that fell short having evicted nothing released at most
 	 * the allocator's caches of free pages, which a writer's failed
 	 * allocation refills at once (zsmalloc keeps freed huge pages): not
 	 * progress, or writers would retry for ever against a full file.
+	 * What recompression freed is progress either way.
 	 */
-	res->released = r < 0 && !res->evicted ? 0 : released;
+	res->released = r < 0 && !res->evicted ? rr.freed : released;
 	if (res->evicted) {
 		zstat_add(live, trigger_stat[trig], res->evicted);
 		backing_drop_cache(wb->bk);
@@ -148,12 +213,6 @@ static int wb_shrink(void *ctx, uint64_t bytes, enum shrinker_trigger trig,
 	return r;
 }
 
-static bool wb_stopping(void *arg)
-{
-	struct zwb *wb = arg;
-
-	return shrinker_stopping(wb->s);
-}
 
 static int wb_evict_idle(void *ctx, unsigned int age_s,
 			 struct shrink_result *res)
@@ -199,6 +258,8 @@ struct zwb *zwb_create(struct zdev *dev, const struct zwb_config *cfg,
 		.store = wb_store,
 		.load = wb_load,
 		.release = wb_release,
+		.store_pack = wb_store_pack,
+		.load_pack = wb_load_pack,
 	};
 	struct zdev_hooks hooks = {
 		.kick = wb_kick,

@@ -408,6 +408,8 @@ enum column {
 	COL_SAME,
 	COL_HUGE,
 	COL_BACKING,
+	COL_COLD,   /* data in the cold tier (packed sectors) */
+	COL_PACKED, /* the pool memory its packs take */
 	NR_TABLE_COLS,
 	/* --watch adds rates per second since the last refresh. */
 	COL_READS = NR_TABLE_COLS,
@@ -420,7 +422,8 @@ enum column {
 static const char *const col_names[NR_COLS] = {
 	"NAME",	   "ALLOC",   "DISKSIZE", "DATA",    "COMPR",
 	"TOTAL",   "RATIO",   "LIMIT",	  "SAME",    "HUGE",
-	"BACKING", "READS/s", "WRITES/s", "EVICT/s", "BDREAD/s",
+	"BACKING", "COLD",    "PACKED",   "READS/s", "WRITES/s",
+	"EVICT/s", "BDREAD/s",
 };
 
 #define CELL_MAX 64
@@ -449,6 +452,12 @@ static void row_cells(const struct device *d, char cells[NR_COLS][CELL_MAX])
 			   cells[COL_BACKING], CELL_MAX);
 	else
 		snprintf(cells[COL_BACKING], CELL_MAX, "-");
+	if (st->have[STAT_packed_sectors])
+		human_size(st->value[STAT_packed_sectors] * ZRAMD_SECTOR_SIZE,
+			   cells[COL_COLD], CELL_MAX);
+	else
+		snprintf(cells[COL_COLD], CELL_MAX, "-");
+	field(st, STAT_pack_bytes, cells[COL_PACKED], CELL_MAX);
 }
 
 /*

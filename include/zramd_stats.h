@@ -82,6 +82,20 @@ enum zramd_stat_unit {
 	X(evict_cgroup, COUNTER, SECTORS,                                     \
 	  "sectors evicted because of the cgroup memory limit")               \
 	X(evict_idle, COUNTER, SECTORS,                                       \
-	  "sectors evicted because they were idle")
+	  "sectors evicted because they were idle")                           \
+	X(hot_sectors, GAUGE, SECTORS,                                        \
+	  "sectors in the hot tier: one pool object each")                    \
+	X(hot_bytes, GAUGE, BYTES, "compressed bytes of hot objects")         \
+	X(packed_sectors, GAUGE, SECTORS,                                     \
+	  "sectors in the cold tier: in zstd packs in the pool")              \
+	X(pack_bytes, GAUGE, BYTES, "bytes of pack objects in the pool")      \
+	X(pack_dead_bytes, GAUGE, BYTES,                                      \
+	  "of pack_bytes, the share of overwritten or trimmed slots")         \
+	X(packs, GAUGE, EVENTS, "packs in the pool")                          \
+	X(recompressions, COUNTER, SECTORS,                                   \
+	  "sectors recompressed into packs")                                  \
+	X(pack_reads, COUNTER, SECTORS, "packed sectors read (decompressed)") \
+	X(repacks, COUNTER, EVENTS,                                           \
+	  "sparse packs emptied into new ones")
 
 #endif /* ZRAMD_STATS_H */

@@ -3,7 +3,7 @@
 # command is printed and make stops.
 
 DEB_PACKAGES := build-essential pkg-config nbdkit nbdkit-plugin-dev \
-	liblz4-dev check libinih-dev libxxhash-dev \
+	liblz4-dev check libinih-dev libxxhash-dev libzstd-dev \
 	libnbd-bin python3-libnbd fio qemu-utils nbd-client fuse3 \
 	e2fsprogs systemd clang valgrind \
 	debhelper dpkg-dev fakeroot lintian libsubunit-dev libblkid-dev

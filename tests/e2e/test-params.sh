@@ -32,7 +32,11 @@ refused "size=lots: not a number" lots
 refused "size=4Q: bad size suffix" 4Q
 refused "size=8E: too large" 8E
 refused "allocator=slab: unknown allocator" 1G allocator=slab
-refused "compressor=zstd: unknown choice; allowed: lz4" 1G compressor=zstd
+refused "compressor=lzo: unknown codec or level; allowed: lz4, zstd or zstd:LEVEL with LEVEL from 1 to 19" 1G compressor=lzo
+refused "compressor=zstd:20: unknown codec or level" 1G compressor=zstd:20
+refused "recompress=lz4: unknown codec or level; allowed: off, zstd or zstd:LEVEL" 1G recompress=lz4
+refused "recompress_idle=10y: bad duration suffix (use s, m, h or d)" 1G recompress_idle=10y
+refused "recompress_idle=31d: out of range" 1G recompress_idle=31d
 refused "acceleration=0: out of range; allowed: an integer from 1 to 65537" \
 	1G acceleration=0
 refused "huge_threshold=5000: out of range" 1G huge_threshold=5000

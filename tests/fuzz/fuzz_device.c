@@ -28,6 +28,8 @@
  *                     says whether that made progress
  *           bit 1     kick() also evicts down to 80% once the pool is
  *                     past 90% (the shrinker's high watermark)
+ *           bit 2     the cold tier on: recompress_level 3 (packs)
+ *           bit 3     the hot path's codec is zstd:1 instead of LZ4
  *
  * Requests stay inside a window of at most 1 MiB at the end of the device
  * (its start unaligned when the size is), so a device of 2^63-1 bytes
@@ -48,6 +50,12 @@
  *   idle STOP               zdev_evict_idle(), one mark-and-sweep pass of
  *                           idle writeback, stopped early after STOP calls
  *                           of its stop callback (0: never)
+ *   recompress MODE STOP    zdev_recompress(): a mark-and-sweep pass or
+ *                           one under pressure (every hot sector, sparse
+ *                           packs repacked), stopped early after STOP
+ *                           calls; then every byte must read back
+ *   evictpacks N            zdev_evict_packs() of N KiB of packs to the
+ *                           backing file (store hooks race it as above)
  *   compact, flush, stats   stats are checked against the shadow
  *   bad                     requests out of range must be -EINVAL and
  *                           counted in invalid_io
@@ -95,6 +103,7 @@ struct dev_model {
 	char bk_path[512];
 	bool store_hooks;
 	bool hooks, eager_kick;
+	bool packs_evicted; /* a backing slot may hold several sectors */
 	bool in_shrink; /* inside zpool_shrink() or zdev_evict_idle() */
 	/* The request in progress, whose sectors the shadow does not know
 	 * yet (it may be part way through when the hooks run). */
@@ -166,6 +175,46 @@ static int bk_load(void *ctx, uint64_t slot, uint64_t sector, void *out,
 		   (unsigned long long)sector, got, len);
 	FUZZ_CHECK(!!(flags & BACKING_FLAG_COMPRESSED) == (len != SECTOR),
 		   "slot flags %#x for a %u-byte object", flags, len);
+	return 0;
+}
+
+/* As bk_store(), for a pack: the race hits the pack's first sector. */
+static int64_t bk_store_pack(void *ctx, uint64_t base, const void *data,
+			     unsigned int len)
+{
+	uint64_t slot;
+	uint8_t how;
+	int r;
+
+	(void)ctx;
+	if (d.store_hooks) {
+		how = fin_u8(&d.in);
+		if (how % 8 == 3)
+			return -EIO;
+		if (how % 8 >= 4)
+			race(base, how);
+	}
+	r = backing_write(d.bk, base, data, len, BACKING_FLAG_PACK, &slot);
+	if (r < 0)
+		return r;
+	d.packs_evicted = true;
+	return (int64_t)slot;
+}
+
+static int bk_load_pack(void *ctx, uint64_t slot, uint64_t base, void *out,
+			unsigned int len)
+{
+	unsigned int flags;
+	size_t got;
+	int r;
+
+	(void)ctx;
+	r = backing_read(d.bk, slot, base, out, len, &got, &flags);
+	if (r < 0)
+		return r;
+	FUZZ_CHECK(got == len && flags == BACKING_FLAG_PACK,
+		   "pack slot %llu: %zu bytes, flags %#x",
+		   (unsigned long long)slot, got, flags);
 	return 0;
 }
 
@@ -695,6 +744,51 @@ static void do_idle(uint8_t stop_after)
 		   (unsigned long long)res.evicted);
 }
 
+/* One pass of the cold tier; every byte must read back after it. */
+static void do_recompress(uint8_t mode, uint8_t stop_after)
+{
+	struct zdev_recompress_result res;
+	int r;
+
+	d.stop_after = stop_after % 8;
+	d.stop_calls = 0;
+	r = zdev_recompress(d.dev, mode & 1 ? ZDEV_RECOMPRESS_ALL
+					    : ZDEV_RECOMPRESS_IDLE,
+			    mode & 2 ? (uint64_t)(mode >> 2) * 1024 : 0,
+			    idle_stop, &d, &res);
+	FUZZ_TRACE("recompress (mode %u) -> %d: packed %llu in %llu packs, "
+		   "marked %llu, repacks %llu",
+		   mode, r, (unsigned long long)res.packed,
+		   (unsigned long long)res.packs,
+		   (unsigned long long)res.marked,
+		   (unsigned long long)res.repacks);
+	FUZZ_CHECK(r == 0, "recompress returned %d", r);
+	FUZZ_CHECK(d.cfg.recompress_level || res.packed == 0,
+		   "packed with the cold tier off");
+	check_read(d.base, d.wlen < MAX_LEN ? d.wlen : MAX_LEN,
+		   "after recompress");
+}
+
+static void do_evict_packs(uint16_t kib)
+{
+	uint64_t n = 0;
+	int r;
+
+	d.in_shrink = true;
+	r = zdev_evict_packs(d.dev, (uint64_t)kib * 1024 + 1, NULL, NULL, &n);
+	d.in_shrink = false;
+	FUZZ_TRACE("evict packs %u KiB -> %d: %llu packs", kib, r,
+		   (unsigned long long)n);
+	if (!d.bk) {
+		FUZZ_CHECK(r == -ENOSPC, "pack eviction without a file: %d", r);
+		return;
+	}
+	FUZZ_CHECK(r == 0 || r == -ENOSPC || (r == -EIO && d.store_hooks),
+		   "pack eviction returned %d", r);
+	check_read(d.base, d.wlen < MAX_LEN ? d.wlen : MAX_LEN,
+		   "after pack eviction");
+}
+
 /*
  * What the device must hold for the shadow: the sectors that are not
  * zero, and how the codec encodes each (same-filled, compressed to how
@@ -724,7 +818,12 @@ static void expected(struct expect *e)
 		/* Bytes of the sector outside the window are zero. */
 		memset(sec, 0, SECTOR);
 		memcpy(sec + (lo - s * SECTOR), shadow_at(lo), hi - lo);
-		codec_encode(sec, d.cfg.acceleration, d.cfg.huge_threshold, &c);
+		if (d.cfg.zstd_level)
+			codec_zstd_encode(sec, d.cfg.zstd_level,
+					  d.cfg.huge_threshold, &c);
+		else
+			codec_encode(sec, d.cfg.acceleration,
+				     d.cfg.huge_threshold, &c);
 		if (c.kind == CODEC_SAME)
 			e->same++;
 		else if (c.kind == CODEC_RAW)
@@ -753,7 +852,32 @@ static void check_stats(void)
 		   (unsigned long long)stored,
 		   (unsigned long long)st.v[ZSTAT_bd_count],
 		   (unsigned long long)e.nonzero);
-	if (st.v[ZSTAT_bd_count] == 0)
+	/* The cold tier's counters add up. */
+	FUZZ_CHECK(st.v[ZSTAT_hot_sectors] + st.v[ZSTAT_packed_sectors] +
+				   st.v[ZSTAT_same_pages] ==
+			   stored,
+		   "hot %llu + packed %llu + same %llu != stored %llu",
+		   (unsigned long long)st.v[ZSTAT_hot_sectors],
+		   (unsigned long long)st.v[ZSTAT_packed_sectors],
+		   (unsigned long long)st.v[ZSTAT_same_pages],
+		   (unsigned long long)stored);
+	FUZZ_CHECK(st.v[ZSTAT_compr_data_size] ==
+			   st.v[ZSTAT_hot_bytes] + st.v[ZSTAT_pack_bytes],
+		   "compr_data_size is not hot_bytes + pack_bytes");
+	FUZZ_CHECK(st.v[ZSTAT_pack_dead_bytes] <= st.v[ZSTAT_pack_bytes] &&
+			   (st.v[ZSTAT_packs] == 0) ==
+				   (st.v[ZSTAT_pack_bytes] == 0),
+		   "packs %llu, pack_bytes %llu, dead %llu, packed %llu",
+		   (unsigned long long)st.v[ZSTAT_packs],
+		   (unsigned long long)st.v[ZSTAT_pack_bytes],
+		   (unsigned long long)st.v[ZSTAT_pack_dead_bytes],
+		   (unsigned long long)st.v[ZSTAT_packed_sectors]);
+	if (!d.cfg.recompress_level)
+		FUZZ_CHECK(st.v[ZSTAT_packs] == 0 &&
+				   st.v[ZSTAT_recompressions] == 0,
+			   "packs with the cold tier off");
+	if (st.v[ZSTAT_bd_count] == 0 && st.v[ZSTAT_packs] == 0 &&
+	    st.v[ZSTAT_packed_sectors] == 0)
 		FUZZ_CHECK(st.v[ZSTAT_same_pages] == e.same &&
 				   st.v[ZSTAT_huge_pages] == e.huge &&
 				   st.v[ZSTAT_compr_data_size] == e.compr,
@@ -812,7 +936,10 @@ static void check_stats(void)
 		   st.allocator);
 	if (d.bk) {
 		backing_get_stats(d.bk, &bs);
-		FUZZ_CHECK(bs.slots_used == st.v[ZSTAT_bd_count],
+		/* A pack's record holds several sectors. */
+		FUZZ_CHECK(d.packs_evicted
+				   ? bs.slots_used <= st.v[ZSTAT_bd_count]
+				   : bs.slots_used == st.v[ZSTAT_bd_count],
 			   "backing file holds %llu slots, bd_count is %llu",
 			   (unsigned long long)bs.slots_used,
 			   (unsigned long long)st.v[ZSTAT_bd_count]);
@@ -896,6 +1023,8 @@ static void setup(void)
 	d.cfg.huge_threshold = huge_thresholds[c0 >> 5];
 	d.cfg.acceleration = accels[c1 & 3];
 	d.cfg.size = d.size = sizes[(c1 >> 2) & 7];
+	d.cfg.recompress_level = c2 & 4 ? 3 : 0;
+	d.cfg.zstd_level = c2 & 8 ? 1 : 0;
 	d.store_hooks = c1 >> 7;
 	d.wlen = d.size < WINDOW ? d.size : WINDOW;
 	d.base = d.size - d.wlen;
@@ -915,7 +1044,9 @@ static void setup(void)
 		FUZZ_CHECK(d.bk != NULL, "backing_open: %s", err);
 		ops = (struct zdev_backing_ops){ .store = bk_store,
 						 .load = bk_load,
-						 .release = bk_release };
+						 .release = bk_release,
+						 .store_pack = bk_store_pack,
+						 .load_pack = bk_load_pack };
 		zdev_set_backing(d.dev, &ops);
 		d.hooks = c2 & 1;
 		d.eager_kick = c2 & 2;
@@ -973,7 +1104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t len = 0;
 
 		fuzz_op_index++;
-		switch (op % 17) {
+		switch (op % 19) {
 		case 0:
 		case 1:
 		case 2:
@@ -1021,6 +1152,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 16:
 			do_idle(fin_u8(&d.in));
+			break;
+		case 17:
+			kind = fin_u8(&d.in);
+			do_recompress(kind, fin_u8(&d.in));
+			break;
+		case 18:
+			do_evict_packs(fin_u16(&d.in));
 			break;
 		}
 	}

@@ -116,8 +116,20 @@ static void check_result(const struct zramd_params *p)
 		   (unsigned long long)p->size);
 	FUZZ_CHECK(known_allocator(p->allocator), "allocator %s",
 		   p->allocator ? p->allocator : "(null)");
-	FUZZ_CHECK(p->compressor && strcmp(p->compressor, "lz4") == 0,
-		   "compressor");
+	{
+		int level;
+
+		FUZZ_CHECK(p->compressor &&
+				   codec_parse(p->compressor, true, false,
+					       &level) >= 0,
+			   "compressor");
+		FUZZ_CHECK(p->recompress &&
+				   codec_parse(p->recompress, false, true,
+					       &level) >= 0,
+			   "recompress");
+		FUZZ_CHECK(p->recompress_idle <= 30u * 86400,
+			   "recompress_idle %u", p->recompress_idle);
+	}
 	FUZZ_CHECK(p->acceleration >= CODEC_ACCEL_MIN &&
 			   p->acceleration <= CODEC_ACCEL_MAX,
 		   "acceleration %u", p->acceleration);

@@ -175,6 +175,25 @@ def device():
     p += dev_read(3, 0, 50000) + [12, 13]
     put("device", "thresholds", p)
 
+    # the cold tier (byte 2 bit 2): idle passes pack text sectors, reads,
+    # overwrites, trims and zeroes of packed ones, a pass under pressure
+    # repacks, packs go to the backing file and come back
+    for c0, c1, c2, name in ((0x08, 0x00, 0x04, "cold"),
+                             (0x08, 0x20 | 0x80, 0x04, "cold-store-hooks"),
+                             (0x01, 0x00, 0x04 | 0x08, "cold-hot-zstd"),
+                             (0x02 | 0x08, 0x00, 0x04 | 0x01, "cold-limit")):
+        p = [c0, c1, c2]
+        for i in range(40):
+            p += dev_write(0, i * 4096, 0, 2 if i % 5 else 3, i)
+        p += [17, 0, 0, 17, 0, 0, 13] + dev_read(3, 0, 65535)
+        p += dev_write(1, 5 * 4096 + 10, 300, 3) + [8] + dev_range(1, 9 * 4096, 4096)
+        p += [9] + dev_range(0, 12 * 4096, 0) + [13]
+        p += [17, 1, 0, 13, 18] + u16(64) + [4, 0, 28, 5, 3, 0, 6, 7]
+        p += [13] + dev_read(3, 0, 65535)
+        p += dev_write(0, 20 * 4096, 1, 2, 99) + [17, 3 | 8, 2, 13]
+        p += dev_read(3, 4096 * 16, 65535) + [13]
+        put("device", name, p)
+
 
 # --- params -----------------------------------------------------------------
 def params():

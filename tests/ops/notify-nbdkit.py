@@ -66,6 +66,7 @@ def nbd_greeting():
 STATUS_RE = re.compile(r"^STATUS=(\S+): (\d+) MiB stored in (\d+) MiB "
                        r"\((\d+\.\d\d)x\), (\d+) same-filled, "
                        r"(\d+) on backing file"
+                       r"(, cold tier \d+ MiB in \d+ MiB)?"
                        r"(; not safe as local swap \([^)]*\))?$")
 try:
     first = recv(time.monotonic() + TIMEOUT)

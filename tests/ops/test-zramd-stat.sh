@@ -39,14 +39,14 @@ check "table: exit 0" [ $rc -eq 0 ]
 head=$(echo "$out" | head -n 1)
 row=$(echo "$out" | sed -n 2p)
 check "table: header names the columns" \
-	bash -c '[[ $1 =~ ^NAME\ +ALLOC\ +DISKSIZE\ +DATA\ +COMPR\ +TOTAL\ +RATIO\ +LIMIT\ +SAME\ +HUGE\ +BACKING$ ]]' _ "$head"
+	bash -c '[[ $1 =~ ^NAME\ +ALLOC\ +DISKSIZE\ +DATA\ +COMPR\ +TOTAL\ +RATIO\ +LIMIT\ +SAME\ +HUGE\ +BACKING\ +COLD\ +PACKED$ ]]' _ "$head"
 # DATA 1.2G, COMPR 381M, TOTAL 412M, RATIO 1288490188/432013312 = 2.98,
 # BACKING 100 sectors of 4 KiB = 400K.
 check "table: row in human units" \
-	bash -c '[[ $1 =~ ^$2\ +zsmalloc\ +1G\ +1.2G\ +381M\ +412M\ +2.98\ +0B\ +[0-9]+\ +[0-9]+\ +400K$ ]]' _ "$row" "$good"
+	bash -c '[[ $1 =~ ^$2\ +zsmalloc\ +1G\ +1.2G\ +381M\ +412M\ +2.98\ +0B\ +[0-9]+\ +[0-9]+\ +400K\ +[0-9.]+[BKMGTPE]\ +[0-9.]+[BKMGTPE]$ ]]' _ "$row" "$good"
 out=$("$ZRAMD_STAT" --bytes "$good")
 check "--bytes: raw byte counts" \
-	bash -c '[[ $1 =~ 1073741824\ +1288490188\ +400000000\ +432013312\ +2.98\ +0\ +[0-9]+\ +[0-9]+\ +409600$ ]]' _ "$(echo "$out" | sed -n 2p)"
+	bash -c '[[ $1 =~ 1073741824\ +1288490188\ +400000000\ +432013312\ +2.98\ +0\ +[0-9]+\ +[0-9]+\ +409600\ +[0-9]+\ +[0-9]+$ ]]' _ "$(echo "$out" | sed -n 2p)"
 
 # --- JSON ---
 "$ZRAMD_STAT" --json "$good" "$good" >"$TMP/out.json"

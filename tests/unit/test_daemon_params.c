@@ -88,6 +88,8 @@ START_TEST(test_defaults)
 {
 	ck_assert_str_eq(p.allocator, "zsmalloc");
 	ck_assert_str_eq(p.compressor, "lz4");
+	ck_assert_str_eq(p.recompress, "zstd:3");
+	ck_assert_uint_eq(p.recompress_idle, 600);
 	ck_assert_uint_eq(p.acceleration, 1);
 	ck_assert_uint_eq(p.huge_threshold, 3584);
 	ck_assert_uint_eq(p.stats_interval, 1);
@@ -222,7 +224,11 @@ START_TEST(test_every_key)
 	ck_assert_uint_eq(p.size, (uint64_t)INT64_MAX);
 	set_ok("allocator", type);
 	ck_assert_str_eq(p.allocator, type);
-	set_ok("compressor", "lz4");
+	set_ok("compressor", "zstd:19");
+	ck_assert_str_eq(p.compressor, "zstd:19");
+	set_ok("recompress", "off");
+	set_ok("recompress_idle", "2h");
+	ck_assert_uint_eq(p.recompress_idle, 7200);
 	set_ok("acceleration", "65537");
 	ck_assert_uint_eq(p.acceleration, 65537);
 	set_ok("huge_threshold", "3K");
@@ -255,8 +261,25 @@ START_TEST(test_bad_values)
 	set_bad("size", "9E", "size=9E: too large", "2^63-1");
 	set_bad("allocator", "slab", "allocator=slab: unknown allocator",
 		"allowed: ");
-	set_bad("compressor", "zstd", "compressor=zstd: unknown choice",
-		"allowed: lz4");
+	set_bad("compressor", "lzo", "compressor=lzo: unknown codec or level",
+		"allowed: lz4, zstd or zstd:LEVEL");
+	set_bad("compressor", "zstd:0", "compressor=zstd:0: unknown codec",
+		"1 to 19");
+	set_bad("compressor", "zstd:20", "unknown codec or level", NULL);
+	set_bad("compressor", "zstd:", "unknown codec or level", NULL);
+	set_bad("compressor", "off", "unknown codec or level", NULL);
+	set_ok("compressor", "zstd");
+	set_bad("recompress", "lz4", "recompress=lz4: unknown codec or level",
+		"allowed: off, zstd");
+	set_bad("recompress", "zstd:x", "unknown codec or level", NULL);
+	set_ok("recompress", "zstd:6");
+	set_bad("recompress_idle", "5y",
+		"recompress_idle=5y: bad duration suffix", "allowed: 0");
+	set_bad("recompress_idle", "31d", "recompress_idle=31d: out of range",
+		NULL);
+	set_bad("recompress_idle", "soon", "not a number", NULL);
+	set_ok("recompress_idle", "90");
+	ck_assert_uint_eq(p.recompress_idle, 90);
 	set_bad("backing_force", "maybe", "backing_force=maybe: unknown choice",
 		"allowed: no or yes");
 	set_bad("backing_force", "", "unknown choice", NULL);
