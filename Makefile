@@ -9,6 +9,7 @@
 #   make run        start a default 1 GiB device in the foreground
 #   make check      build and run every test (installs packages via deps)
 #   make bench      benchmarks against the peers (docs/BENCHMARKS.md)
+#   make bench-cold only its cold-tier section (tests/bench/cold.mk)
 #   make install    PREFIX, DESTDIR, SYSCONFDIR honoured
 #   make deb        the Debian package, into $(BUILD)/deb/ (mk/deb.mk)
 #   make deps       install missing Debian packages (or print the command)

@@ -353,3 +353,34 @@ def analysis():
             return "\n" + f.read()
     except FileNotFoundError:
         return ""
+
+
+# The cold-tier block (tests/bench/bench_cold.py, `make bench-cold`) has a
+# run of its own: each script replaces only its part of the page.
+COLD_BEGIN = "<!-- bench-cold:begin -->"
+COLD_END = "<!-- bench-cold:end -->"
+ANALYSIS_HEADING = "## Where the time goes"
+
+
+def cold_block(text):
+    """The cold-tier block of a page, markers included, or ""."""
+    i = text.find(COLD_BEGIN)
+    j = text.find(COLD_END, i)
+    if i < 0 or j < 0:
+        return ""
+    return text[i:j + len(COLD_END)] + "\n"
+
+
+def splice_cold(text, block):
+    """The page with its cold-tier block replaced by block. A page without
+    one gets it before the hand-written analysis, or at its end."""
+    if not block:
+        return text
+    old = cold_block(text)
+    if old:
+        return text.replace(old, block, 1)
+    i = text.find("\n" + ANALYSIS_HEADING)
+    if i < 0:
+        return text + ("\n" if text and not text.endswith("\n\n") else "") \
+            + block
+    return text[:i + 1] + block + "\n" + text[i + 1:]
