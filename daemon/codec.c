@@ -53,23 +53,24 @@ bool codec_same_filled(const void *src, uint64_t *word)
 	return true;
 }
 
-void codec_encode(const void *src, int acceleration,
-		  unsigned int huge_threshold, struct codec_out *out)
+/* Both codecs: a same-filled sector is stored as its word (or nothing). */
+static bool encode_same(const void *src, struct codec_out *out)
 {
 	uint64_t w;
-	int n;
 
-	if (codec_same_filled(src, &w)) {
-		out->kind = w ? CODEC_SAME : CODEC_ZERO;
-		out->word = w;
-		out->data = NULL;
-		out->len = 0;
-		return;
-	}
-	n = LZ4_compress_fast_extState(&lz4_state, src, (char *)cbuf,
-				       (int)CODEC_SECTOR, (int)huge_threshold,
-				       acceleration);
-	if (n > 0 && (unsigned int)n <= huge_threshold) {
+	if (!codec_same_filled(src, &w))
+		return false;
+	out->kind = w ? CODEC_SAME : CODEC_ZERO;
+	out->word = w;
+	out->data = NULL;
+	out->len = 0;
+	return true;
+}
+
+/* Both codecs: @n bytes compressed into cbuf, or 0: store @src raw. */
+static void encode_result(const void *src, long n, struct codec_out *out)
+{
+	if (n > 0) {
 		out->kind = CODEC_COMPRESSED;
 		out->data = cbuf;
 		out->len = (unsigned int)n;
@@ -79,6 +80,20 @@ void codec_encode(const void *src, int acceleration,
 		out->len = CODEC_SECTOR;
 	}
 	out->word = 0;
+}
+
+void codec_encode(const void *src, int acceleration,
+		  unsigned int huge_threshold, struct codec_out *out)
+{
+	int n;
+
+	if (encode_same(src, out))
+		return;
+	n = LZ4_compress_fast_extState(&lz4_state, src, (char *)cbuf,
+				       (int)CODEC_SECTOR, (int)huge_threshold,
+				       acceleration);
+	encode_result(src, n > 0 && (unsigned int)n <= huge_threshold ? n : 0,
+		      out);
 }
 
 int codec_decode(const void *src, unsigned int len, void *dst)
@@ -228,27 +243,12 @@ int codec_zstd_decompress(const void *src, size_t len, void *dst,
 void codec_zstd_encode(const void *src, int level, unsigned int huge_threshold,
 		       struct codec_out *out)
 {
-	uint64_t w;
 	long n;
 
-	if (codec_same_filled(src, &w)) {
-		out->kind = w ? CODEC_SAME : CODEC_ZERO;
-		out->word = w;
-		out->data = NULL;
-		out->len = 0;
+	if (encode_same(src, out))
 		return;
-	}
 	n = codec_zstd_compress(src, CODEC_SECTOR, cbuf, huge_threshold, level);
-	if (n > 0) {
-		out->kind = CODEC_COMPRESSED;
-		out->data = cbuf;
-		out->len = (unsigned int)n;
-	} else {
-		out->kind = CODEC_RAW;
-		out->data = src;
-		out->len = CODEC_SECTOR;
-	}
-	out->word = 0;
+	encode_result(src, n > 0 ? n : 0, out);
 }
 
 int codec_zstd_decode(const void *src, unsigned int len, void *dst)
