@@ -55,7 +55,16 @@
  */
 #define PACK_MAX_SLOTS	16u
 #define PACK_MAGIC	0x314b505au /* "ZPK1" */
-#define PACK_OBJ_MAX	4096u	    /* ZPOOL_MAX_SIZE */
+/* The most bytes of one pool object of a pack (ZPOOL_MAX_SIZE). */
+#define PACK_CHUNK_MAX	4096u
+/* The most pool objects ("chunks") one pack spans. */
+#define PACK_CHUNKS_MAX	32u
+/*
+ * The longest pack object (header and frame, before it is cut into
+ * chunks): a frame of PACK_MAX_SLOTS sectors that compresses at all is
+ * shorter than its input, and pack_build() keeps only those.
+ */
+#define PACK_OBJ_MAX	(PACK_MAX_SLOTS * PACK_SECTOR)
 /* The low bits of a PACKED entry's value that hold the slot index. */
 #define PACK_SLOT_BITS	4u
 #define PACK_SLOT_MASK	((1u << PACK_SLOT_BITS) - 1)
@@ -76,16 +85,42 @@ struct pack {
 	uint32_t len;	   /* bytes of the object */
 	uint16_t nslots;   /* slots it was made with */
 	uint8_t on_backing; /* under the pack lock */
-	uint8_t pad;
+	uint8_t nchunks;   /* pool objects (or backing records), 1.. */
 	uint32_t refs;	   /* atomic: live slots + pins; freed at 0 */
 	uint32_t live;	   /* atomic: slots still referenced by the table */
 	uint64_t base;	   /* first sector, for the backing record */
+	uint64_t more[];   /* where chunks 1..nchunks-1 are, as @where */
 };
 _Static_assert(sizeof(struct pack) == 32, "descriptor size");
 
-/* Allocate a descriptor (zeroed, suitably aligned); NULL if out of memory. */
-struct pack *pack_alloc(void);
+/*
+ * Allocate a descriptor of @nchunks chunks (1..PACK_CHUNKS_MAX; zeroed,
+ * suitably aligned, nchunks set); NULL if out of memory.
+ */
+struct pack *pack_alloc(unsigned int nchunks);
 void pack_free(struct pack *pk);
+
+/* Where chunk @i of @pk is (pool handle or backing slot). */
+static inline uint64_t *pack_where(struct pack *pk, unsigned int i)
+{
+	return i == 0 ? &pk->where : &pk->more[i - 1];
+}
+
+/*
+ * How an object of @len bytes is cut into @n chunks: chunk i is bytes
+ * [pack_chunk_off(len, n, i), pack_chunk_off(len, n, i + 1)); the sizes
+ * differ by one byte at most, and none is empty when @n <= @len.
+ */
+static inline size_t pack_chunk_off(size_t len, unsigned int n, unsigned int i)
+{
+	return len * i / n;
+}
+
+/* The chunks an object of @len bytes needs when each holds @cap at most. */
+static inline unsigned int pack_nchunks(size_t len, size_t cap)
+{
+	return (unsigned int)((len + cap - 1) / cap);
+}
 
 /* The lock of @pk's location (one of a small hashed set). */
 void pack_lock(const struct pack *pk);

@@ -100,7 +100,7 @@ unsigned char *zdev_pack_buf(void)
 	if (b)
 		return b;
 	pthread_once(&buf_once, buf_key_make);
-	b = malloc(PACK_MAX_SLOTS * PACK_SECTOR);
+	b = malloc(PACK_MAX_SLOTS * PACK_SECTOR + PACK_OBJ_MAX);
 	if (!b)
 		return NULL;
 	if (pthread_setspecific(buf_key, b) != 0) {
@@ -132,9 +132,13 @@ static bool pack_put(struct zdev *dev, struct pack *pk)
 	/* Nobody else can reach it now: no entry, no pin. */
 	if (__atomic_load_n(&pk->on_backing, __ATOMIC_ACQUIRE)) {
 		if (dev->has_backing && dev->backing.release)
-			dev->backing.release(dev->backing.ctx, pk->where);
+			for (unsigned int i = 0; i < pk->nchunks; i++)
+				dev->backing.release(dev->backing.ctx,
+						     *pack_where(pk, i));
 	} else {
-		zpool_free(dev->pool, (unsigned long)pk->where);
+		for (unsigned int i = 0; i < pk->nchunks; i++)
+			zpool_free(dev->pool,
+				   (unsigned long)*pack_where(pk, i));
 		gauge_add(&dev->packs, -1);
 		gauge_add(&dev->pack_bytes, -(int64_t)pk->len);
 		gauge_add(&dev->pack_dead, -(int64_t)pk->len);
@@ -166,21 +170,39 @@ bool zdev_pack_kill_slot(struct zdev *dev, struct pack *pk)
 
 long zdev_pack_fetch(struct zdev *dev, struct pack *pk, void *obj)
 {
+	unsigned char *o = obj;
+	unsigned int n = pk->nchunks;
 	long r;
 	void *p;
 
 	pack_lock(pk);
 	if (!pk->on_backing) {
-		p = zpool_map_handle(dev->pool, (unsigned long)pk->where,
-				     ZPOOL_MM_RO);
-		memcpy(obj, p, pk->len);
-		zpool_unmap_handle(dev->pool, (unsigned long)pk->where);
+		for (unsigned int i = 0; i < n; i++) {
+			size_t off = pack_chunk_off(pk->len, n, i);
+			unsigned long h = (unsigned long)*pack_where(pk, i);
+
+			p = zpool_map_handle(dev->pool, h, ZPOOL_MM_RO);
+			memcpy(o + off, p,
+			       pack_chunk_off(pk->len, n, i + 1) - off);
+			zpool_unmap_handle(dev->pool, h);
+		}
 		r = pk->len;
 	} else if (!dev->has_backing || !dev->backing.load_pack) {
 		r = -EIO;
 	} else {
-		int e = dev->backing.load_pack(dev->backing.ctx, pk->where,
-					       pk->base, obj, pk->len);
+		int e = 0;
+
+		/* One record per chunk, each checked on its own. */
+		for (unsigned int i = 0; i < n && e == 0; i++) {
+			size_t off = pack_chunk_off(pk->len, n, i);
+
+			e = dev->backing.load_pack(
+				dev->backing.ctx, *pack_where(pk, i), pk->base,
+				o + off,
+				(unsigned int)(pack_chunk_off(pk->len, n,
+							      i + 1) -
+					       off));
+		}
 
 		if (e == 0)
 			zstat_add(&dev->live, ZSTAT_bd_reads, 1);
@@ -335,27 +357,37 @@ static bool commit_one(struct rc *rc, struct pack *pk, unsigned int slot,
 }
 
 /*
+ * The longest pack object: PACK_CHUNKS_MAX chunks of at most the huge
+ * threshold each, and no longer than PACK_OBJ_MAX.
+ */
+static size_t rc_cap(const struct zdev *dev)
+{
+	size_t cap = (size_t)PACK_CHUNKS_MAX * dev->huge_threshold;
+
+	return cap < PACK_OBJ_MAX ? cap : PACK_OBJ_MAX;
+}
+
+/*
  * Make one pack of the first candidates that fit, and commit them.
  * Return: 0, or -ENOMEM.
  */
 static int rc_flush_one(struct rc *rc)
 {
 	struct zdev *dev = rc->dev;
-	unsigned long handle;
 	struct pack *pk;
-	unsigned int m, done = 0;
+	unsigned int m, nch, done = 0;
 	size_t len;
 	int r;
 
 	for (unsigned int i = 0; i < rc->k; i++)
 		rc->secs[i] = rc->c[i].sector;
 	/*
-	 * At most the huge threshold, as for hot objects: longer objects cost
-	 * a whole page in zsmalloc (objects past 3828 bytes) and leave no
-	 * room for a buddy in zbud.
+	 * Chunks of at most the huge threshold, as for hot objects: longer
+	 * objects cost a whole page in zsmalloc (objects past 3828 bytes)
+	 * and leave no room for a buddy in zbud.
 	 */
 	r = pack_build(rc->secs, rc->k, rc->data, dev->recompress_level,
-		       rc->obj, dev->huge_threshold, &len, rc->scratch);
+		       rc->obj, rc_cap(dev), &len, rc->scratch);
 	if (r < 0)
 		return r;
 	m = (unsigned int)r;
@@ -368,18 +400,29 @@ static int rc_flush_one(struct rc *rc)
 		drop(rc, 0);
 		return 0;
 	}
-	pk = pack_alloc();
+	nch = pack_nchunks(len, dev->huge_threshold);
+	pk = pack_alloc(nch);
 	if (!pk)
 		return -ENOMEM;
-	r = zpool_malloc(dev->pool, len, ZDEV_OWNER_PACK | rc->secs[0],
-			 &handle);
-	if (r < 0) {
-		pack_free(pk);
-		return r;
+	for (unsigned int i = 0; i < nch; i++) {
+		size_t off = pack_chunk_off(len, nch, i),
+		       clen = pack_chunk_off(len, nch, i + 1) - off;
+		unsigned long handle;
+
+		r = zpool_malloc(dev->pool, clen,
+				 ZDEV_OWNER_PACK | rc->secs[0], &handle);
+		if (r < 0) {
+			while (i--)
+				zpool_free(dev->pool,
+					   (unsigned long)*pack_where(pk, i));
+			pack_free(pk);
+			return r;
+		}
+		memcpy(zpool_map_handle(dev->pool, handle, ZPOOL_MM_WO),
+		       rc->obj + off, clen);
+		zpool_unmap_handle(dev->pool, handle);
+		*pack_where(pk, i) = handle;
 	}
-	memcpy(zpool_map_handle(dev->pool, handle, ZPOOL_MM_WO), rc->obj, len);
-	zpool_unmap_handle(dev->pool, handle);
-	pk->where = handle;
 	pk->len = (uint32_t)len;
 	pk->nslots = (uint16_t)m;
 	pk->base = rc->secs[0];
@@ -404,11 +447,11 @@ static int rc_flush_one(struct rc *rc)
 	return 0;
 }
 
-/* Enough gathered for one object, by the guess? */
+/* Enough gathered for one pack, by the guess? */
 static bool rc_full(const struct rc *rc)
 {
-	return rc->k == PACK_MAX_SLOTS ||
-	       rc->est >= rc->dev->huge_threshold - pack_hdr_size(rc->k);
+	return rc->k >= rc->dev->pack_slots ||
+	       rc->est >= rc_cap(rc->dev) - pack_hdr_size(rc->k);
 }
 
 /*
@@ -616,9 +659,10 @@ static long evict_pack(struct zdev *dev, uint64_t sector, unsigned char *obj)
 	struct sect_entry e;
 	struct sect_ref ref;
 	struct pack *pk;
-	unsigned long handle;
+	unsigned long handle[PACK_CHUNKS_MAX];
+	uint64_t slot[PACK_CHUNKS_MAX];
 	uint32_t len, live;
-	int64_t slot;
+	unsigned int n;
 
 	sect_lock(dev->tab, sector, &ref);
 	e = sect_ref_get(&ref);
@@ -636,27 +680,49 @@ static long evict_pack(struct zdev *dev, uint64_t sector, unsigned char *obj)
 		pack_put(dev, pk);
 		return 0;
 	}
-	handle = (unsigned long)pk->where;
 	len = pk->len;
-	memcpy(obj, zpool_map_handle(dev->pool, handle, ZPOOL_MM_RO), len);
-	zpool_unmap_handle(dev->pool, handle);
+	n = pk->nchunks;
+	for (unsigned int i = 0; i < n; i++) {
+		size_t off = pack_chunk_off(len, n, i);
+
+		handle[i] = (unsigned long)*pack_where(pk, i);
+		memcpy(obj + off,
+		       zpool_map_handle(dev->pool, handle[i], ZPOOL_MM_RO),
+		       pack_chunk_off(len, n, i + 1) - off);
+		zpool_unmap_handle(dev->pool, handle[i]);
+	}
 	pack_unlock(pk);
 
-	slot = dev->backing.store_pack(dev->backing.ctx, pk->base, obj, len);
-	if (slot < 0) {
-		zstat_add(&dev->live, ZSTAT_bd_failed, 1);
-		pack_put(dev, pk);
-		return slot;
+	/*
+	 * One backing record per chunk (a record holds 4 KiB at most), all
+	 * naming the pack's first sector; all or none.
+	 */
+	for (unsigned int i = 0; i < n; i++) {
+		size_t off = pack_chunk_off(len, n, i);
+		int64_t s = dev->backing.store_pack(
+			dev->backing.ctx, pk->base, obj + off,
+			(unsigned int)(pack_chunk_off(len, n, i + 1) - off));
+
+		if (s < 0) {
+			zstat_add(&dev->live, ZSTAT_bd_failed, 1);
+			while (i-- && dev->backing.release)
+				dev->backing.release(dev->backing.ctx,
+						     slot[i]);
+			pack_put(dev, pk);
+			return s;
+		}
+		slot[i] = (uint64_t)s;
 	}
 	pack_lock(pk);
 	if (pk->on_backing) { /* another evictor was first */
 		pack_unlock(pk);
-		if (dev->backing.release)
-			dev->backing.release(dev->backing.ctx, (uint64_t)slot);
+		for (unsigned int i = 0; i < n && dev->backing.release; i++)
+			dev->backing.release(dev->backing.ctx, slot[i]);
 		pack_put(dev, pk);
 		return 0;
 	}
-	pk->where = (uint64_t)slot;
+	for (unsigned int i = 0; i < n; i++)
+		*pack_where(pk, i) = slot[i];
 	__atomic_store_n(&pk->on_backing, 1, __ATOMIC_RELEASE);
 	live = __atomic_load_n(&pk->live, __ATOMIC_RELAXED);
 	gauge_add(&dev->packs, -1);
@@ -665,8 +731,9 @@ static long evict_pack(struct zdev *dev, uint64_t sector, unsigned char *obj)
 	gauge_add(&dev->packed_backing, live);
 	pack_unlock(pk);
 	/* Readers copy the object under the pack lock: none has it now. */
-	zpool_free(dev->pool, handle);
-	zstat_add(&dev->live, ZSTAT_bd_writes, 1);
+	for (unsigned int i = 0; i < n; i++)
+		zpool_free(dev->pool, handle[i]);
+	zstat_add(&dev->live, ZSTAT_bd_writes, n);
 	pack_put(dev, pk);
 	return len;
 }

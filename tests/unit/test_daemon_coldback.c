@@ -181,7 +181,8 @@ START_TEST(test_evict_packs)
 	ck_assert_uint_eq(evicted, 0);
 
 	/* Damage the first two pack records: a payload byte, a header byte. */
-	ck_assert_uint_eq(pack_records(&r, bsec, boff, &nb), res.packs);
+	/* One record per chunk: at least one per pack. */
+	ck_assert_uint_ge(pack_records(&r, bsec, boff, &nb), res.packs);
 	ck_assert_int_eq(nb, 2);
 	fd = open(r.path, O_RDWR);
 	for (int i = 0; i < 2; i++) {
