@@ -6,11 +6,22 @@
  * object: cheap to write and to read. Data that is not being used is worth
  * more squeezed hard, and zstd over several sectors at once squeezes much
  * harder than anything over one sector. So idle sectors are recompressed
- * together into a pack: one pool object holding several sectors of the
- * device, compressed as one zstd frame. The allocator still sees only
- * objects of at most ZPOOL_MAX_SIZE (4 KiB), so a pack fills one object,
- * however many sectors that takes, up to PACK_MAX_SLOTS. See recompress.c
- * for who makes packs and when, and the figures that chose the sizes.
+ * together into a pack: several sectors of the device (up to
+ * PACK_MAX_SLOTS, 64 KiB) compressed as one zstd frame. The allocator
+ * sees only objects of at most ZPOOL_MAX_SIZE (4 KiB), so the pack's
+ * bytes (the "object" below) are cut into chunks of at most the huge
+ * threshold, each its own pool object; the descriptor holds where each
+ * chunk is. A frame of 64 KiB of input needs 5-10 chunks of real data. See
+ * recompress.c for who makes packs and when, and the figures that chose
+ * the sizes.
+ *
+ * Chunks. An object of len bytes in n chunks is cut at len * i / n
+ * (pack_chunk_off()), so the chunks differ by one byte at most and their
+ * sizes need not be stored; n is the fewest chunks of at most the huge
+ * threshold. Reading a packed sector copies every chunk, in order, into
+ * one buffer and decompresses the whole frame. On the backing file each
+ * chunk is one record (a record holds 4 KiB at most), all naming the
+ * pack's first sector; the object is checked as a whole when read back.
  *
  * The object (all integers little-endian as the machine's, since it never
  * leaves the process except through the checksummed backing file):
@@ -36,8 +47,8 @@
  * references, and the pack is freed when the last reference goes.
  *
  * Lock ordering: stripe lock -> pack lock -> pool locks. A pack lock
- * (pack_lock()) protects where the object is (pool handle or backing
- * slot); the counts are atomics.
+ * (pack_lock()) protects where the chunks are (pool handles or backing
+ * slots); the counts are atomics.
  */
 #ifndef ZRAMD_PACK_H
 #define ZRAMD_PACK_H
@@ -48,10 +59,8 @@
 
 #define PACK_SECTOR	4096u
 /*
- * The most sectors in one pack. With 4 KiB objects a pack of real data
- * holds 1-3 sectors and this bound is rarely reached; it caps what one
- * read of a packed sector decompresses (64 KiB, about 80 us) for data that
- * compresses very well.
+ * The most sectors in one pack (zdev_config.pack_slots may ask fewer): it
+ * caps what one read of a packed sector decompresses (64 KiB, 15-20 us).
  */
 #define PACK_MAX_SLOTS	16u
 #define PACK_MAGIC	0x314b505au /* "ZPK1" */
@@ -81,8 +90,9 @@ static inline size_t pack_hdr_size(unsigned int n)
  * least, so its address leaves room for the slot index.
  */
 struct pack {
-	uint64_t where;	   /* pool handle, or backing slot if on_backing */
-	uint32_t len;	   /* bytes of the object */
+	uint64_t where;	   /* chunk 0: pool handle, or backing slot if
+			    * on_backing */
+	uint32_t len;	   /* bytes of the object, all chunks */
 	uint16_t nslots;   /* slots it was made with */
 	uint8_t on_backing; /* under the pack lock */
 	uint8_t nchunks;   /* pool objects (or backing records), 1.. */

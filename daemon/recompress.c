@@ -19,10 +19,25 @@
  *
  * so a pack at zstd-3 stores this data 40% denser than LZ4, at 50 MB/s of
  * one core (zstd-6: 2.36 at 21 MB/s; -9: 2.37 at 10 MB/s). Most of the
- * gain is zstd itself; the window of one 4 KiB object holds only 1.6
- * sectors of such data on average (more of text). Frames spanning several
- * objects would add 8-10% more and are not done: the pool's objects stay
- * at most ZPOOL_MAX_SIZE. zstd:3 is the default level.
+ * gain is zstd itself; but the window of one 4 KiB object holds only 1.6
+ * sectors of such data on average (more of text), and frames over 16-64
+ * KiB add 7-10% more. So a pack is one frame of up to pack_slots sectors
+ * (default PACK_MAX_SLOTS, 16: 64 KiB), whose bytes are cut into chunks
+ * of at most the huge threshold, each its own pool object (pack.h): the
+ * pool's objects stay at most ZPOOL_MAX_SIZE. zstd:3 is the default level.
+ *
+ * Multi-object packs, measured by make bench-pack (tests/bench/
+ * bench_pack.c: the first 64 MiB of the bench corpus, zsmalloc,
+ * mem_used_total after compaction; hot LZ4 1.25 of which most is
+ * incompressible, which no pack touches):
+ *
+ *   sectors a pack, level   1, 3    8, 3    16, 3   16, 6   16, 9
+ *   data / pool memory      1.31    1.38    1.41    1.42    1.42
+ *   random 4 KiB read, us   3       13      17      18      18
+ *
+ * (the pass ran at 250-750 MB/s of data here at level 3, 300 at 6 and 200
+ * at 9, most of it sectors it skips). 16 sectors is the default: 2% more
+ * than 8 for 4 us more a cold read; levels past 3 buy 1% at half the rate.
  *
  * In the device (the same 64 MiB, zsmalloc, pool memory after compaction,
  * packs capped at the huge threshold, 3584 bytes): hot LZ4 1.54; packed
@@ -36,14 +51,17 @@
  * objects it freed are scattered over the pool's pages, and only moving
  * the rest together gives their memory back.
  *
+ * The figures below are of packs of one object (before frames spanned
+ * several); they are kept for the comparison with the hot path.
+ *
  * How, one pass (zdev_recompress()):
  *
  *   scan a stretch of the table (leaf locks, no other lock)
  *     -> per candidate, under its stripe lock: copy its object out, mark
  *        it (hot) or pin its pack (packed); unlock
  *     -> decompress (no lock); gather in device order
- *     -> pack_build() the first sectors that fit one object (no lock)
- *     -> zpool_malloc the pack; per sector, under its stripe lock: if the
+ *     -> pack_build() the first pack_slots sectors (no lock)
+ *     -> zpool_malloc its chunks; per sector, under its stripe lock: if the
  *        entry is still exactly the one copied, it becomes PACKED, else
  *        its slot is dead from the start; free what it held after unlock
  *
@@ -61,10 +79,13 @@
  * packs them anew and so frees it ("repacks"). Dead bytes are counted as
  * the dead slots' share of the object.
  *
- * Eviction (zdev_evict_packs()): a pinned pack's object is copied out
- * under the pack lock, stored on the backing file with no lock held, and
- * the descriptor switched to the backing slot under the pack lock; the
- * table does not change. The pool's own evict callback skips packs.
+ * Eviction (zdev_evict_packs()): a pinned pack's chunks are copied out
+ * under the pack lock, stored on the backing file with no lock held (one
+ * record per chunk, since a record holds 4 KiB at most; all or none), and
+ * the descriptor switched to the backing slots under the pack lock; the
+ * table does not change. The pool's own evict callback skips chunks of
+ * packs (their owner says ZDEV_OWNER_PACK). A read of an evicted pack
+ * reads all its records; a pack is never brought back to the pool.
  *
  * Lock ordering: stripe lock -> pack lock -> pool locks. The pass and the
  * evictor take a stripe lock, then maybe the pack lock inside it, never
