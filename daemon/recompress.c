@@ -33,11 +33,23 @@
  *
  *   sectors a pack, level   1, 3    8, 3    16, 3   16, 6   16, 9
  *   data / pool memory      1.31    1.38    1.41    1.42    1.42
- *   random 4 KiB read, us   3       13      17      18      18
+ *   packed MB/s, one core   150     200     250     100     80
+ *   random 4 KiB read, us   3-4     12      17-21   18-20   17-18
  *
- * (the pass ran at 250-750 MB/s of data here at level 3, 300 at 6 and 200
- * at 9, most of it sectors it skips). 16 sectors is the default: 2% more
- * than 8 for 4 us more a cold read; levels past 3 buy 1% at half the rate.
+ * A sequential read pays the whole frame for each sector (12-17 us); a
+ * per-thread cache of the last frame would need a way to tell a pack from
+ * a later one at the same address, and is not done.
+ *
+ * On the whole 512 MiB corpus of make bench-cold (density, RSS growth of
+ * the server after the copy, packing and a full read): one-object packs
+ * 201.7 MiB (data/RSS 2.54); packs of 16 sectors 182.2 MiB (2.81, as
+ * nbdkit memory allocator=zstd's 182.3), at zstd:6 174.4 MiB (2.94,
+ * 0.96x), zstd:9 173.8 MiB (2.95, 0.95x). What is left is mostly the 13%
+ * of sectors that LZ4 cannot store below the huge threshold: they stay
+ * hot and raw (66 MiB, over a third of the memory), since zstd over 64
+ * KiB of them gains 2.4%. 16 sectors is the default: 2% more than 8 for
+ * 5 us more a cold read; zstd:3 stays the default level (recompress=zstd:6
+ * buys 4.5% at 40% of the packing rate).
  *
  * In the device (the same 64 MiB, zsmalloc, pool memory after compaction,
  * packs capped at the huge threshold, 3584 bytes): hot LZ4 1.54; packed

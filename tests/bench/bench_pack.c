@@ -8,7 +8,7 @@
  * for each pack size (sectors of one zstd frame: 1, 8, 16) and zstd level
  * (3, 6, 9). Prints a markdown table: data / pool memory (mem_used_total,
  * after the pass's compaction) hot and packed, the pass's rate (MB of
- * data per second of one core), and the latency of 4 KiB reads of packed
+ * packed sectors per second of one core), and the latency of 4 KiB reads of packed
  * sectors, random and sequential (each decompresses the whole pack).
  */
 #define _GNU_SOURCE
@@ -108,7 +108,8 @@ static int run(const unsigned char *data, uint64_t nsec, unsigned int slots,
 	       (double)bytes / (double)cold,
 	       (double)stat_of(dev, ZSTAT_packed_sectors) /
 		       (double)(res.packs ? res.packs : 1),
-	       (double)bytes / 1e6 / t, t_rand * 1e6, t_seq * 1e6);
+	       (double)stat_of(dev, ZSTAT_packed_sectors) * SEC / 1e6 / t,
+	       t_rand * 1e6, t_seq * 1e6);
 	fflush(stdout);
 	zdev_destroy(dev);
 	return 0;
@@ -148,7 +149,7 @@ int main(int argc, char **argv)
 	       "mem_used_total\n\n",
 	       (unsigned long long)(nsec * SEC >> 20), argv[1]);
 	printf("| pack sectors | level | hot ratio | packed ratio | "
-	       "sectors/pack | pass MB/s | random read us | seq read us |\n");
+	       "sectors/pack | packed MB/s | random read us | seq read us |\n");
 	printf("|---|---|---|---|---|---|---|---|\n");
 	for (unsigned int i = 0; i < sizeof(slots) / sizeof(slots[0]); i++)
 		for (unsigned int j = 0; j < sizeof(levels) / sizeof(levels[0]);
