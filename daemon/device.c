@@ -250,15 +250,34 @@ static void stored(struct zdev *dev, struct sect_entry e)
  * object (all its chunks) is copied to the per-thread buffer under the
  * stripe lock the caller holds, then decompressed whole. Counts
  * pack_reads.
+ *
+ * The thread keeps its last decompressed pack: a pack never changes once
+ * made, so the next read of any of its sectors (a sequential read) copies
+ * the sector from it instead. The key is the descriptor's address and
+ * serial, compared under the stripe lock of an entry pointing at it: a
+ * later pack at the same address has another serial.
  */
+static __thread struct {
+	const struct pack *pk; /* NULL: nothing cached */
+	uint64_t serial;
+	unsigned int n;
+	const struct pack *want; /* the fetch's pack, for the decode */
+	uint64_t want_serial;
+} pcache;
+
+/* Return: the object's length, 0 if the thread has the pack decompressed. */
 static long fetch_packed(struct zdev *dev, struct sect_entry e)
 {
 	unsigned char *all = zdev_pack_buf();
+	struct pack *pk = pack_of(e.val);
 
 	if (!all)
 		return -ENOMEM;
-	return zdev_pack_fetch(dev, pack_of(e.val),
-			       all + PACK_MAX_SLOTS * PACK_SECTOR);
+	if (pcache.pk == pk && pcache.serial == pk->serial)
+		return 0;
+	pcache.want = pk;
+	pcache.want_serial = pk->serial;
+	return zdev_pack_fetch(dev, pk, all + PACK_MAX_SLOTS * PACK_SECTOR);
 }
 
 static int unpack_sector(struct zdev *dev, struct sect_entry e, long len,
@@ -270,9 +289,17 @@ static int unpack_sector(struct zdev *dev, struct sect_entry e, long len,
 
 	if (len < 0)
 		return len == -ENOMEM ? -ENOMEM : -EIO;
-	n = pack_decode(all + PACK_MAX_SLOTS * PACK_SECTOR, (size_t)len, NULL,
-			all);
-	if (n < 0 || slot >= (unsigned int)n)
+	if (len > 0) {
+		pcache.pk = NULL; /* the buffer is about to change */
+		n = pack_decode(all + PACK_MAX_SLOTS * PACK_SECTOR,
+				(size_t)len, NULL, all);
+		if (n < 0)
+			return -EIO;
+		pcache.pk = pcache.want;
+		pcache.serial = pcache.want_serial;
+		pcache.n = (unsigned int)n;
+	}
+	if (slot >= pcache.n)
 		return -EIO;
 	memcpy(dst, all + (size_t)slot * SECT_SIZE, SECT_SIZE);
 	zstat_add(&dev->live, ZSTAT_pack_reads, 1);

@@ -46,6 +46,8 @@ void pack_unlock(const struct pack *pk)
 	pthread_mutex_unlock(lock_of(pk));
 }
 
+static uint64_t next_serial;
+
 struct pack *pack_alloc(unsigned int nchunks)
 {
 	size_t sz = sizeof(struct pack) + 8u * (nchunks - 1);
@@ -58,6 +60,8 @@ struct pack *pack_alloc(unsigned int nchunks)
 	if (pk) {
 		memset(pk, 0, sz);
 		pk->nchunks = (uint8_t)nchunks;
+		pk->serial = __atomic_add_fetch(&next_serial, 1,
+						__ATOMIC_RELAXED);
 	}
 	return pk;
 }

@@ -86,8 +86,9 @@ static inline size_t pack_hdr_size(unsigned int n)
 }
 
 /*
- * The descriptor of one pack; 32 bytes, aligned to 1 << PACK_SLOT_BITS at
- * least, so its address leaves room for the slot index.
+ * The descriptor of one pack; 40 bytes and 8 a chunk past the first,
+ * aligned to 1 << PACK_SLOT_BITS at least, so its address leaves room for
+ * the slot index.
  */
 struct pack {
 	uint64_t where;	   /* chunk 0: pool handle, or backing slot if
@@ -99,9 +100,11 @@ struct pack {
 	uint32_t refs;	   /* atomic: live slots + pins; freed at 0 */
 	uint32_t live;	   /* atomic: slots still referenced by the table */
 	uint64_t base;	   /* first sector, for the backing record */
+	uint64_t serial;   /* set by pack_alloc(), never reused: tells a pack
+			    * from a later one at the same address */
 	uint64_t more[];   /* where chunks 1..nchunks-1 are, as @where */
 };
-_Static_assert(sizeof(struct pack) == 32, "descriptor size");
+_Static_assert(sizeof(struct pack) == 40, "descriptor size");
 
 /*
  * Allocate a descriptor of @nchunks chunks (1..PACK_CHUNKS_MAX; zeroed,
