@@ -8,9 +8,9 @@
  * for each pack size (sectors of one zstd frame: 1, 8, 16) and zstd level
  * (3, 6, 9). Prints a markdown table: data / pool memory (mem_used_total,
  * after the pass's compaction) hot and packed, the pass's rate (MB of
- * packed sectors per second of one core), and the latency of 4 KiB reads of packed
- * sectors, random (each decompresses the whole pack) and sequential (the
- * thread's last pack serves the rest of its sectors).
+ * packed sectors per second of one core), and the latency of 4 KiB reads
+ * of packed sectors, random (each decompresses the whole pack) and
+ * sequential (the thread's last pack serves the rest of its sectors).
  */
 #define _GNU_SOURCE
 #include <errno.h>
