@@ -39,6 +39,7 @@
 #include "codec.h"
 #include "device.h"
 #include "device_internal.h"
+#include "pack.h"
 #include "sectors.h"
 #include "zpool.h"
 
@@ -67,7 +68,8 @@ struct zdev *zdev_create(const struct zdev_config *cfg, int *err)
 	      cfg->zstd_level > CODEC_ZSTD_LEVEL_MAX)) ||
 	    (cfg->recompress_level &&
 	     (cfg->recompress_level < CODEC_ZSTD_LEVEL_MIN ||
-	      cfg->recompress_level > CODEC_ZSTD_LEVEL_MAX)))
+	      cfg->recompress_level > CODEC_ZSTD_LEVEL_MAX)) ||
+	    cfg->pack_slots > PACK_MAX_SLOTS)
 		return NULL;
 	dev = calloc(1, sizeof(*dev));
 	if (!dev) {
@@ -80,6 +82,7 @@ struct zdev *zdev_create(const struct zdev_config *cfg, int *err)
 	dev->huge_threshold = cfg->huge_threshold;
 	dev->zstd_level = cfg->zstd_level;
 	dev->recompress_level = cfg->recompress_level;
+	dev->pack_slots = cfg->pack_slots ? cfg->pack_slots : PACK_MAX_SLOTS;
 	dev->tab = sect_create((cfg->size + SECT_SIZE - 1) >> SECT_SHIFT);
 	if (!dev->tab)
 		goto fail;
@@ -244,37 +247,68 @@ static void stored(struct zdev *dev, struct sect_entry e)
 
 /*
  * The sector of the PACKED entry @e into the 4096 bytes at @dst: the pack
- * object is copied to @obj (PACK_OBJ_MAX bytes) under the stripe lock the
- * caller holds, then decompressed whole. Counts pack_reads.
+ * object (all its chunks) is copied to the per-thread buffer under the
+ * stripe lock the caller holds, then decompressed whole. Counts
+ * pack_reads.
+ *
+ * The thread keeps its last decompressed pack: a pack never changes once
+ * made, so the next read of any of its sectors (a sequential read) copies
+ * the sector from it instead. The key is the descriptor's address and
+ * serial, compared under the stripe lock of an entry pointing at it: a
+ * later pack at the same address has another serial.
  */
-static int fetch_packed(struct zdev *dev, struct sect_entry e, void *obj)
+static __thread struct {
+	const struct pack *pk; /* NULL: nothing cached */
+	uint64_t serial;
+	unsigned int n;
+	const struct pack *want; /* the fetch's pack, for the decode */
+	uint64_t want_serial;
+} pcache;
+
+/* Return: the object's length, 0 if the thread has the pack decompressed. */
+static long fetch_packed(struct zdev *dev, struct sect_entry e)
 {
-	return (int)zdev_pack_fetch(dev, pack_of(e.val), obj);
+	unsigned char *all = zdev_pack_buf();
+	struct pack *pk = pack_of(e.val);
+
+	if (!all)
+		return -ENOMEM;
+	if (pcache.pk == pk && pcache.serial == pk->serial)
+		return 0;
+	pcache.want = pk;
+	pcache.want_serial = pk->serial;
+	return zdev_pack_fetch(dev, pk, all + PACK_MAX_SLOTS * PACK_SECTOR);
 }
 
-static int unpack_sector(struct zdev *dev, struct sect_entry e,
-			 const void *obj, long len, void *dst)
+static int unpack_sector(struct zdev *dev, struct sect_entry e, long len,
+			 void *dst)
 {
 	unsigned char *all = zdev_pack_buf();
 	unsigned int slot = pack_slot_of(e.val);
 	int n;
 
 	if (len < 0)
-		return -EIO;
-	if (!all)
-		return -ENOMEM;
-	n = pack_decode(obj, (size_t)len, NULL, all);
-	if (n < 0 || slot >= (unsigned int)n)
+		return len == -ENOMEM ? -ENOMEM : -EIO;
+	if (len > 0) {
+		pcache.pk = NULL; /* the buffer is about to change */
+		n = pack_decode(all + PACK_MAX_SLOTS * PACK_SECTOR,
+				(size_t)len, NULL, all);
+		if (n < 0)
+			return -EIO;
+		pcache.pk = pcache.want;
+		pcache.serial = pcache.want_serial;
+		pcache.n = (unsigned int)n;
+	}
+	if (slot >= pcache.n)
 		return -EIO;
 	memcpy(dst, all + (size_t)slot * SECT_SIZE, SECT_SIZE);
 	zstat_add(&dev->live, ZSTAT_pack_reads, 1);
 	return 0;
 }
 
-static int read_packed(struct zdev *dev, struct sect_entry e, void *obj,
-		       void *dst)
+static int read_packed(struct zdev *dev, struct sect_entry e, void *dst)
 {
-	return unpack_sector(dev, e, obj, fetch_packed(dev, e, obj), dst);
+	return unpack_sector(dev, e, fetch_packed(dev, e), dst);
 }
 
 /*
@@ -308,7 +342,7 @@ static int decode_locked(struct zdev *dev, uint64_t sector,
 		zpool_unmap_handle(dev->pool, (unsigned long)e.val);
 		return r;
 	case SECT_PACKED:
-		return read_packed(dev, e, codec_scratch(1), dst);
+		return read_packed(dev, e, dst);
 	case SECT_BACKING:
 		if (!dev->has_backing)
 			return -EIO;
@@ -389,11 +423,11 @@ again:
 		return r;
 	case SECT_PACKED: {
 		/* Copied under the lock, decompressed after. */
-		long plen = fetch_packed(dev, e, cbuf);
+		long plen = fetch_packed(dev, e);
 		unsigned char *page = codec_scratch(0);
 
 		sect_unlock(&ref);
-		r = unpack_sector(dev, e, cbuf, plen, page);
+		r = unpack_sector(dev, e, plen, page);
 		if (r == 0)
 			memcpy(dst, page + o, n);
 		return r;

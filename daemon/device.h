@@ -55,6 +55,8 @@ struct zdev_config {
 	bool shrinkable;	     /* create the pool with an evict callback */
 	int zstd_level;		     /* hot path: 0 for LZ4, else zstd 1..19 */
 	int recompress_level;	     /* cold tier: zstd 1..19; 0: off */
+	unsigned int pack_slots;     /* cold tier: sectors a pack holds at
+				      * most, 1..16; 0: 16 */
 };
 
 /*

@@ -58,6 +58,7 @@ struct zdev {
 	uint64_t promote_below; /* pool bytes; at or above, no promotion */
 	int zstd_level;		 /* hot path: 0 for LZ4, else zstd's level */
 	int recompress_level;	 /* cold tier: zstd's level; 0: off */
+	unsigned int pack_slots; /* cold tier: sectors of a pack at most */
 	/* The cold tier's gauges (atomics; recompress.c keeps them). */
 	uint64_t packs;		 /* packs in the pool */
 	uint64_t pack_bytes;	 /* bytes of their objects */
@@ -107,8 +108,9 @@ bool zdev_pack_kill_slot(struct zdev *dev, struct pack *pk);
 long zdev_pack_fetch(struct zdev *dev, struct pack *pk, void *obj);
 
 /*
- * A per-thread buffer of PACK_MAX_SLOTS sectors for decompressed packs;
- * NULL if it could not be allocated.
+ * A per-thread buffer of PACK_MAX_SLOTS sectors for decompressed packs,
+ * followed by PACK_OBJ_MAX bytes for the compressed object; NULL if it
+ * could not be allocated.
  */
 unsigned char *zdev_pack_buf(void);
 

@@ -46,12 +46,23 @@ void pack_unlock(const struct pack *pk)
 	pthread_mutex_unlock(lock_of(pk));
 }
 
-struct pack *pack_alloc(void)
-{
-	struct pack *pk = aligned_alloc(32, sizeof(*pk));
+static uint64_t next_serial;
 
-	if (pk)
-		memset(pk, 0, sizeof(*pk));
+struct pack *pack_alloc(unsigned int nchunks)
+{
+	size_t sz = sizeof(struct pack) + 8u * (nchunks - 1);
+	struct pack *pk;
+
+	if (nchunks == 0 || nchunks > PACK_CHUNKS_MAX)
+		return NULL;
+	sz = (sz + 31u) & ~(size_t)31u; /* aligned_alloc(): a multiple */
+	pk = aligned_alloc(32, sz);
+	if (pk) {
+		memset(pk, 0, sz);
+		pk->nchunks = (uint8_t)nchunks;
+		pk->serial = __atomic_add_fetch(&next_serial, 1,
+						__ATOMIC_RELAXED);
+	}
 	return pk;
 }
 

@@ -6,11 +6,22 @@
  * object: cheap to write and to read. Data that is not being used is worth
  * more squeezed hard, and zstd over several sectors at once squeezes much
  * harder than anything over one sector. So idle sectors are recompressed
- * together into a pack: one pool object holding several sectors of the
- * device, compressed as one zstd frame. The allocator still sees only
- * objects of at most ZPOOL_MAX_SIZE (4 KiB), so a pack fills one object,
- * however many sectors that takes, up to PACK_MAX_SLOTS. See recompress.c
- * for who makes packs and when, and the figures that chose the sizes.
+ * together into a pack: several sectors of the device (up to
+ * PACK_MAX_SLOTS, 64 KiB) compressed as one zstd frame. The allocator
+ * sees only objects of at most ZPOOL_MAX_SIZE (4 KiB), so the pack's
+ * bytes (the "object" below) are cut into chunks of at most the huge
+ * threshold, each its own pool object; the descriptor holds where each
+ * chunk is. A frame of 64 KiB of input needs 5-10 chunks of real data. See
+ * recompress.c for who makes packs and when, and the figures that chose
+ * the sizes.
+ *
+ * Chunks. An object of len bytes in n chunks is cut at len * i / n
+ * (pack_chunk_off()), so the chunks differ by one byte at most and their
+ * sizes need not be stored; n is the fewest chunks of at most the huge
+ * threshold. Reading a packed sector copies every chunk, in order, into
+ * one buffer and decompresses the whole frame. On the backing file each
+ * chunk is one record (a record holds 4 KiB at most), all naming the
+ * pack's first sector; the object is checked as a whole when read back.
  *
  * The object (all integers little-endian as the machine's, since it never
  * leaves the process except through the checksummed backing file):
@@ -36,8 +47,8 @@
  * references, and the pack is freed when the last reference goes.
  *
  * Lock ordering: stripe lock -> pack lock -> pool locks. A pack lock
- * (pack_lock()) protects where the object is (pool handle or backing
- * slot); the counts are atomics.
+ * (pack_lock()) protects where the chunks are (pool handles or backing
+ * slots); the counts are atomics.
  */
 #ifndef ZRAMD_PACK_H
 #define ZRAMD_PACK_H
@@ -48,14 +59,21 @@
 
 #define PACK_SECTOR	4096u
 /*
- * The most sectors in one pack. With 4 KiB objects a pack of real data
- * holds 1-3 sectors and this bound is rarely reached; it caps what one
- * read of a packed sector decompresses (64 KiB, about 80 us) for data that
- * compresses very well.
+ * The most sectors in one pack (zdev_config.pack_slots may ask fewer): it
+ * caps what one read of a packed sector decompresses (64 KiB, 15-20 us).
  */
 #define PACK_MAX_SLOTS	16u
 #define PACK_MAGIC	0x314b505au /* "ZPK1" */
-#define PACK_OBJ_MAX	4096u	    /* ZPOOL_MAX_SIZE */
+/* The most bytes of one pool object of a pack (ZPOOL_MAX_SIZE). */
+#define PACK_CHUNK_MAX	4096u
+/* The most pool objects ("chunks") one pack spans. */
+#define PACK_CHUNKS_MAX	32u
+/*
+ * The longest pack object (header and frame, before it is cut into
+ * chunks): a frame of PACK_MAX_SLOTS sectors that compresses at all is
+ * shorter than its input, and pack_build() keeps only those.
+ */
+#define PACK_OBJ_MAX	(PACK_MAX_SLOTS * PACK_SECTOR)
 /* The low bits of a PACKED entry's value that hold the slot index. */
 #define PACK_SLOT_BITS	4u
 #define PACK_SLOT_MASK	((1u << PACK_SLOT_BITS) - 1)
@@ -68,24 +86,54 @@ static inline size_t pack_hdr_size(unsigned int n)
 }
 
 /*
- * The descriptor of one pack; 32 bytes, aligned to 1 << PACK_SLOT_BITS at
- * least, so its address leaves room for the slot index.
+ * The descriptor of one pack; 40 bytes and 8 a chunk past the first,
+ * aligned to 1 << PACK_SLOT_BITS at least, so its address leaves room for
+ * the slot index.
  */
 struct pack {
-	uint64_t where;	   /* pool handle, or backing slot if on_backing */
-	uint32_t len;	   /* bytes of the object */
+	uint64_t where;	   /* chunk 0: pool handle, or backing slot if
+			    * on_backing */
+	uint32_t len;	   /* bytes of the object, all chunks */
 	uint16_t nslots;   /* slots it was made with */
 	uint8_t on_backing; /* under the pack lock */
-	uint8_t pad;
+	uint8_t nchunks;   /* pool objects (or backing records), 1.. */
 	uint32_t refs;	   /* atomic: live slots + pins; freed at 0 */
 	uint32_t live;	   /* atomic: slots still referenced by the table */
 	uint64_t base;	   /* first sector, for the backing record */
+	uint64_t serial;   /* set by pack_alloc(), never reused: tells a pack
+			    * from a later one at the same address */
+	uint64_t more[];   /* where chunks 1..nchunks-1 are, as @where */
 };
-_Static_assert(sizeof(struct pack) == 32, "descriptor size");
+_Static_assert(sizeof(struct pack) == 40, "descriptor size");
 
-/* Allocate a descriptor (zeroed, suitably aligned); NULL if out of memory. */
-struct pack *pack_alloc(void);
+/*
+ * Allocate a descriptor of @nchunks chunks (1..PACK_CHUNKS_MAX; zeroed,
+ * suitably aligned, nchunks set); NULL if out of memory.
+ */
+struct pack *pack_alloc(unsigned int nchunks);
 void pack_free(struct pack *pk);
+
+/* Where chunk @i of @pk is (pool handle or backing slot). */
+static inline uint64_t *pack_where(struct pack *pk, unsigned int i)
+{
+	return i == 0 ? &pk->where : &pk->more[i - 1];
+}
+
+/*
+ * How an object of @len bytes is cut into @n chunks: chunk i is bytes
+ * [pack_chunk_off(len, n, i), pack_chunk_off(len, n, i + 1)); the sizes
+ * differ by one byte at most, and none is empty when @n <= @len.
+ */
+static inline size_t pack_chunk_off(size_t len, unsigned int n, unsigned int i)
+{
+	return len * i / n;
+}
+
+/* The chunks an object of @len bytes needs when each holds @cap at most. */
+static inline unsigned int pack_nchunks(size_t len, size_t cap)
+{
+	return (unsigned int)((len + cap - 1) / cap);
+}
 
 /* The lock of @pk's location (one of a small hashed set). */
 void pack_lock(const struct pack *pk);

@@ -19,10 +19,38 @@
  *
  * so a pack at zstd-3 stores this data 40% denser than LZ4, at 50 MB/s of
  * one core (zstd-6: 2.36 at 21 MB/s; -9: 2.37 at 10 MB/s). Most of the
- * gain is zstd itself; the window of one 4 KiB object holds only 1.6
- * sectors of such data on average (more of text). Frames spanning several
- * objects would add 8-10% more and are not done: the pool's objects stay
- * at most ZPOOL_MAX_SIZE. zstd:3 is the default level.
+ * gain is zstd itself; but the window of one 4 KiB object holds only 1.6
+ * sectors of such data on average (more of text), and frames over 16-64
+ * KiB add 7-10% more. So a pack is one frame of up to pack_slots sectors
+ * (default PACK_MAX_SLOTS, 16: 64 KiB), whose bytes are cut into chunks
+ * of at most the huge threshold, each its own pool object (pack.h): the
+ * pool's objects stay at most ZPOOL_MAX_SIZE. zstd:3 is the default level.
+ *
+ * Multi-object packs, measured by make bench-pack (tests/bench/
+ * bench_pack.c: the first 64 MiB of the bench corpus, zsmalloc,
+ * mem_used_total after compaction; hot LZ4 1.25 of which most is
+ * incompressible, which no pack touches):
+ *
+ *   sectors a pack, level   1, 3    8, 3    16, 3   16, 6   16, 9
+ *   data / pool memory      1.31    1.38    1.41    1.42    1.42
+ *   packed MB/s, one core   150     200     250     100     80
+ *   random 4 KiB read, us   3-4     12      17-21   18-20   17-18
+ *
+ * A sequential read would pay the whole frame for each sector (12-17
+ * us); each thread keeps the last frame it decompressed (device.c, keyed
+ * by the descriptor's address and its serial, which no later pack has),
+ * so the other sectors of the pack cost 1.5 us.
+ *
+ * On the whole 512 MiB corpus of make bench-cold (density, RSS growth of
+ * the server after the copy, packing and a full read): one-object packs
+ * 201.7 MiB (data/RSS 2.54); packs of 16 sectors 182.2 MiB (2.81, as
+ * nbdkit memory allocator=zstd's 182.3), at zstd:6 174.4 MiB (2.94,
+ * 0.96x), zstd:9 173.8 MiB (2.95, 0.95x). What is left is mostly the 13%
+ * of sectors that LZ4 cannot store below the huge threshold: they stay
+ * hot and raw (66 MiB, over a third of the memory), since zstd over 64
+ * KiB of them gains 2.4%. 16 sectors is the default: 2% more than 8 for
+ * 5 us more a cold read; zstd:3 stays the default level (recompress=zstd:6
+ * buys 4.5% at 40% of the packing rate).
  *
  * In the device (the same 64 MiB, zsmalloc, pool memory after compaction,
  * packs capped at the huge threshold, 3584 bytes): hot LZ4 1.54; packed
@@ -36,14 +64,17 @@
  * objects it freed are scattered over the pool's pages, and only moving
  * the rest together gives their memory back.
  *
+ * The figures below are of packs of one object (before frames spanned
+ * several); they are kept for the comparison with the hot path.
+ *
  * How, one pass (zdev_recompress()):
  *
  *   scan a stretch of the table (leaf locks, no other lock)
  *     -> per candidate, under its stripe lock: copy its object out, mark
  *        it (hot) or pin its pack (packed); unlock
  *     -> decompress (no lock); gather in device order
- *     -> pack_build() the first sectors that fit one object (no lock)
- *     -> zpool_malloc the pack; per sector, under its stripe lock: if the
+ *     -> pack_build() the first pack_slots sectors (no lock)
+ *     -> zpool_malloc its chunks; per sector, under its stripe lock: if the
  *        entry is still exactly the one copied, it becomes PACKED, else
  *        its slot is dead from the start; free what it held after unlock
  *
@@ -61,10 +92,13 @@
  * packs them anew and so frees it ("repacks"). Dead bytes are counted as
  * the dead slots' share of the object.
  *
- * Eviction (zdev_evict_packs()): a pinned pack's object is copied out
- * under the pack lock, stored on the backing file with no lock held, and
- * the descriptor switched to the backing slot under the pack lock; the
- * table does not change. The pool's own evict callback skips packs.
+ * Eviction (zdev_evict_packs()): a pinned pack's chunks are copied out
+ * under the pack lock, stored on the backing file with no lock held (one
+ * record per chunk, since a record holds 4 KiB at most; all or none), and
+ * the descriptor switched to the backing slots under the pack lock; the
+ * table does not change. The pool's own evict callback skips chunks of
+ * packs (their owner says ZDEV_OWNER_PACK). A read of an evicted pack
+ * reads all its records; a pack is never brought back to the pool.
  *
  * Lock ordering: stripe lock -> pack lock -> pool locks. The pass and the
  * evictor take a stripe lock, then maybe the pack lock inside it, never
@@ -100,7 +134,7 @@ unsigned char *zdev_pack_buf(void)
 	if (b)
 		return b;
 	pthread_once(&buf_once, buf_key_make);
-	b = malloc(PACK_MAX_SLOTS * PACK_SECTOR);
+	b = malloc(PACK_MAX_SLOTS * PACK_SECTOR + PACK_OBJ_MAX);
 	if (!b)
 		return NULL;
 	if (pthread_setspecific(buf_key, b) != 0) {
@@ -132,9 +166,13 @@ static bool pack_put(struct zdev *dev, struct pack *pk)
 	/* Nobody else can reach it now: no entry, no pin. */
 	if (__atomic_load_n(&pk->on_backing, __ATOMIC_ACQUIRE)) {
 		if (dev->has_backing && dev->backing.release)
-			dev->backing.release(dev->backing.ctx, pk->where);
+			for (unsigned int i = 0; i < pk->nchunks; i++)
+				dev->backing.release(dev->backing.ctx,
+						     *pack_where(pk, i));
 	} else {
-		zpool_free(dev->pool, (unsigned long)pk->where);
+		for (unsigned int i = 0; i < pk->nchunks; i++)
+			zpool_free(dev->pool,
+				   (unsigned long)*pack_where(pk, i));
 		gauge_add(&dev->packs, -1);
 		gauge_add(&dev->pack_bytes, -(int64_t)pk->len);
 		gauge_add(&dev->pack_dead, -(int64_t)pk->len);
@@ -166,21 +204,39 @@ bool zdev_pack_kill_slot(struct zdev *dev, struct pack *pk)
 
 long zdev_pack_fetch(struct zdev *dev, struct pack *pk, void *obj)
 {
+	unsigned char *o = obj;
+	unsigned int n = pk->nchunks;
 	long r;
 	void *p;
 
 	pack_lock(pk);
 	if (!pk->on_backing) {
-		p = zpool_map_handle(dev->pool, (unsigned long)pk->where,
-				     ZPOOL_MM_RO);
-		memcpy(obj, p, pk->len);
-		zpool_unmap_handle(dev->pool, (unsigned long)pk->where);
+		for (unsigned int i = 0; i < n; i++) {
+			size_t off = pack_chunk_off(pk->len, n, i);
+			unsigned long h = (unsigned long)*pack_where(pk, i);
+
+			p = zpool_map_handle(dev->pool, h, ZPOOL_MM_RO);
+			memcpy(o + off, p,
+			       pack_chunk_off(pk->len, n, i + 1) - off);
+			zpool_unmap_handle(dev->pool, h);
+		}
 		r = pk->len;
 	} else if (!dev->has_backing || !dev->backing.load_pack) {
 		r = -EIO;
 	} else {
-		int e = dev->backing.load_pack(dev->backing.ctx, pk->where,
-					       pk->base, obj, pk->len);
+		int e = 0;
+
+		/* One record per chunk, each checked on its own. */
+		for (unsigned int i = 0; i < n && e == 0; i++) {
+			size_t off = pack_chunk_off(pk->len, n, i);
+
+			e = dev->backing.load_pack(
+				dev->backing.ctx, *pack_where(pk, i), pk->base,
+				o + off,
+				(unsigned int)(pack_chunk_off(pk->len, n,
+							      i + 1) -
+					       off));
+		}
 
 		if (e == 0)
 			zstat_add(&dev->live, ZSTAT_bd_reads, 1);
@@ -335,27 +391,37 @@ static bool commit_one(struct rc *rc, struct pack *pk, unsigned int slot,
 }
 
 /*
+ * The longest pack object: PACK_CHUNKS_MAX chunks of at most the huge
+ * threshold each, and no longer than PACK_OBJ_MAX.
+ */
+static size_t rc_cap(const struct zdev *dev)
+{
+	size_t cap = (size_t)PACK_CHUNKS_MAX * dev->huge_threshold;
+
+	return cap < PACK_OBJ_MAX ? cap : PACK_OBJ_MAX;
+}
+
+/*
  * Make one pack of the first candidates that fit, and commit them.
  * Return: 0, or -ENOMEM.
  */
 static int rc_flush_one(struct rc *rc)
 {
 	struct zdev *dev = rc->dev;
-	unsigned long handle;
 	struct pack *pk;
-	unsigned int m, done = 0;
+	unsigned int m, nch, done = 0;
 	size_t len;
 	int r;
 
 	for (unsigned int i = 0; i < rc->k; i++)
 		rc->secs[i] = rc->c[i].sector;
 	/*
-	 * At most the huge threshold, as for hot objects: longer objects cost
-	 * a whole page in zsmalloc (objects past 3828 bytes) and leave no
-	 * room for a buddy in zbud.
+	 * Chunks of at most the huge threshold, as for hot objects: longer
+	 * objects cost a whole page in zsmalloc (objects past 3828 bytes)
+	 * and leave no room for a buddy in zbud.
 	 */
 	r = pack_build(rc->secs, rc->k, rc->data, dev->recompress_level,
-		       rc->obj, dev->huge_threshold, &len, rc->scratch);
+		       rc->obj, rc_cap(dev), &len, rc->scratch);
 	if (r < 0)
 		return r;
 	m = (unsigned int)r;
@@ -368,18 +434,29 @@ static int rc_flush_one(struct rc *rc)
 		drop(rc, 0);
 		return 0;
 	}
-	pk = pack_alloc();
+	nch = pack_nchunks(len, dev->huge_threshold);
+	pk = pack_alloc(nch);
 	if (!pk)
 		return -ENOMEM;
-	r = zpool_malloc(dev->pool, len, ZDEV_OWNER_PACK | rc->secs[0],
-			 &handle);
-	if (r < 0) {
-		pack_free(pk);
-		return r;
+	for (unsigned int i = 0; i < nch; i++) {
+		size_t off = pack_chunk_off(len, nch, i),
+		       clen = pack_chunk_off(len, nch, i + 1) - off;
+		unsigned long handle;
+
+		r = zpool_malloc(dev->pool, clen,
+				 ZDEV_OWNER_PACK | rc->secs[0], &handle);
+		if (r < 0) {
+			while (i--)
+				zpool_free(dev->pool,
+					   (unsigned long)*pack_where(pk, i));
+			pack_free(pk);
+			return r;
+		}
+		memcpy(zpool_map_handle(dev->pool, handle, ZPOOL_MM_WO),
+		       rc->obj + off, clen);
+		zpool_unmap_handle(dev->pool, handle);
+		*pack_where(pk, i) = handle;
 	}
-	memcpy(zpool_map_handle(dev->pool, handle, ZPOOL_MM_WO), rc->obj, len);
-	zpool_unmap_handle(dev->pool, handle);
-	pk->where = handle;
 	pk->len = (uint32_t)len;
 	pk->nslots = (uint16_t)m;
 	pk->base = rc->secs[0];
@@ -404,11 +481,11 @@ static int rc_flush_one(struct rc *rc)
 	return 0;
 }
 
-/* Enough gathered for one object, by the guess? */
+/* Enough gathered for one pack, by the guess? */
 static bool rc_full(const struct rc *rc)
 {
-	return rc->k == PACK_MAX_SLOTS ||
-	       rc->est >= rc->dev->huge_threshold - pack_hdr_size(rc->k);
+	return rc->k >= rc->dev->pack_slots ||
+	       rc->est >= rc_cap(rc->dev) - pack_hdr_size(rc->k);
 }
 
 /*
@@ -616,9 +693,10 @@ static long evict_pack(struct zdev *dev, uint64_t sector, unsigned char *obj)
 	struct sect_entry e;
 	struct sect_ref ref;
 	struct pack *pk;
-	unsigned long handle;
+	unsigned long handle[PACK_CHUNKS_MAX];
+	uint64_t slot[PACK_CHUNKS_MAX];
 	uint32_t len, live;
-	int64_t slot;
+	unsigned int n;
 
 	sect_lock(dev->tab, sector, &ref);
 	e = sect_ref_get(&ref);
@@ -636,27 +714,49 @@ static long evict_pack(struct zdev *dev, uint64_t sector, unsigned char *obj)
 		pack_put(dev, pk);
 		return 0;
 	}
-	handle = (unsigned long)pk->where;
 	len = pk->len;
-	memcpy(obj, zpool_map_handle(dev->pool, handle, ZPOOL_MM_RO), len);
-	zpool_unmap_handle(dev->pool, handle);
+	n = pk->nchunks;
+	for (unsigned int i = 0; i < n; i++) {
+		size_t off = pack_chunk_off(len, n, i);
+
+		handle[i] = (unsigned long)*pack_where(pk, i);
+		memcpy(obj + off,
+		       zpool_map_handle(dev->pool, handle[i], ZPOOL_MM_RO),
+		       pack_chunk_off(len, n, i + 1) - off);
+		zpool_unmap_handle(dev->pool, handle[i]);
+	}
 	pack_unlock(pk);
 
-	slot = dev->backing.store_pack(dev->backing.ctx, pk->base, obj, len);
-	if (slot < 0) {
-		zstat_add(&dev->live, ZSTAT_bd_failed, 1);
-		pack_put(dev, pk);
-		return slot;
+	/*
+	 * One backing record per chunk (a record holds 4 KiB at most), all
+	 * naming the pack's first sector; all or none.
+	 */
+	for (unsigned int i = 0; i < n; i++) {
+		size_t off = pack_chunk_off(len, n, i);
+		int64_t s = dev->backing.store_pack(
+			dev->backing.ctx, pk->base, obj + off,
+			(unsigned int)(pack_chunk_off(len, n, i + 1) - off));
+
+		if (s < 0) {
+			zstat_add(&dev->live, ZSTAT_bd_failed, 1);
+			while (i-- && dev->backing.release)
+				dev->backing.release(dev->backing.ctx,
+						     slot[i]);
+			pack_put(dev, pk);
+			return s;
+		}
+		slot[i] = (uint64_t)s;
 	}
 	pack_lock(pk);
 	if (pk->on_backing) { /* another evictor was first */
 		pack_unlock(pk);
-		if (dev->backing.release)
-			dev->backing.release(dev->backing.ctx, (uint64_t)slot);
+		for (unsigned int i = 0; i < n && dev->backing.release; i++)
+			dev->backing.release(dev->backing.ctx, slot[i]);
 		pack_put(dev, pk);
 		return 0;
 	}
-	pk->where = (uint64_t)slot;
+	for (unsigned int i = 0; i < n; i++)
+		*pack_where(pk, i) = slot[i];
 	__atomic_store_n(&pk->on_backing, 1, __ATOMIC_RELEASE);
 	live = __atomic_load_n(&pk->live, __ATOMIC_RELAXED);
 	gauge_add(&dev->packs, -1);
@@ -665,8 +765,9 @@ static long evict_pack(struct zdev *dev, uint64_t sector, unsigned char *obj)
 	gauge_add(&dev->packed_backing, live);
 	pack_unlock(pk);
 	/* Readers copy the object under the pack lock: none has it now. */
-	zpool_free(dev->pool, handle);
-	zstat_add(&dev->live, ZSTAT_bd_writes, 1);
+	for (unsigned int i = 0; i < n; i++)
+		zpool_free(dev->pool, handle[i]);
+	zstat_add(&dev->live, ZSTAT_bd_writes, n);
 	pack_put(dev, pk);
 	return len;
 }

@@ -171,7 +171,12 @@ START_TEST(test_evict_packs)
 			  (nsec - packed) * SEC);
 	/* Read back through the backing file. */
 	check_range(r.dev, shadow, 0, size);
-	ck_assert_uint_ge(stat_of(r.dev, ZSTAT_bd_reads), packed);
+	/*
+	 * Every pack read from the file, once: the thread keeps the frame it
+	 * decompressed last, so the pack's other sectors come from it.
+	 */
+	ck_assert_uint_ge(stat_of(r.dev, ZSTAT_bd_reads), res.packs);
+	ck_assert_uint_lt(stat_of(r.dev, ZSTAT_bd_reads), packed);
 	/* Still on the backing file: reads do not bring packs back. */
 	ck_assert_uint_eq(stat_of(r.dev, ZSTAT_bd_count), packed);
 	/* A second eviction finds nothing left. */
@@ -181,7 +186,8 @@ START_TEST(test_evict_packs)
 	ck_assert_uint_eq(evicted, 0);
 
 	/* Damage the first two pack records: a payload byte, a header byte. */
-	ck_assert_uint_eq(pack_records(&r, bsec, boff, &nb), res.packs);
+	/* One record per chunk: at least one per pack. */
+	ck_assert_uint_ge(pack_records(&r, bsec, boff, &nb), res.packs);
 	ck_assert_int_eq(nb, 2);
 	fd = open(r.path, O_RDWR);
 	for (int i = 0; i < 2; i++) {

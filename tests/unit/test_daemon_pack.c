@@ -161,15 +161,33 @@ START_TEST(test_pack_roundtrip)
 		       scratch);
 	ck_assert_int_ge(n, 2);
 	ck_assert_uint_le(len, PACK_OBJ_MAX);
+	/* A pack is one frame over many chunks: all 16 fit, past one chunk. */
+	ck_assert_int_eq(n, PACK_MAX_SLOTS);
+	ck_assert_uint_gt(len, PACK_CHUNK_MAX);
+	ck_assert_uint_eq(pack_nchunks(len, 3584),
+			  (len + 3583) / 3584);
+	for (unsigned int c = 1; c <= 20; c++) {
+		size_t prev = 0;
+
+		ck_assert_uint_eq(pack_chunk_off(len, c, 0), 0);
+		ck_assert_uint_eq(pack_chunk_off(len, c, c), len);
+		for (unsigned int i = 1; i <= c; i++) {
+			size_t o = pack_chunk_off(len, c, i);
+
+			ck_assert_uint_gt(o, prev);
+			ck_assert_uint_le(o - prev, (len + c - 1) / c);
+			prev = o;
+		}
+	}
 	ck_assert_int_eq(pack_peek(obj, len, got), n);
 	ck_assert_int_eq(pack_decode(obj, len, got, back), n);
 	for (int i = 0; i < n; i++)
 		ck_assert_uint_eq(got[i], secs[i]);
 	ck_assert_mem_eq(back, data, (size_t)n * SEC);
 
-	/* Incompressible: not even one sector fits with its header. */
+	/* Incompressible: not even one sector fits one chunk. */
 	fill(data, SEC, K_RANDOM, &s);
-	ck_assert_int_eq(pack_build(secs, 1, data, 3, obj, sizeof(obj), &len,
+	ck_assert_int_eq(pack_build(secs, 1, data, 3, obj, SEC, &len,
 				    scratch),
 			 0);
 	/* Bad arguments. */
@@ -230,21 +248,30 @@ END_TEST
 
 #define NSECT 512u
 
-static struct zdev *make_dev(const char *alloc, uint64_t nsect, int hot_zstd)
+static struct zdev *make_dev_with(const char *alloc, uint64_t nsect,
+				  int hot_zstd, unsigned int huge_threshold,
+				  unsigned int pack_slots)
 {
 	struct zdev_config cfg = {
 		.size = nsect * SEC,
 		.allocator = alloc,
 		.acceleration = 1,
-		.huge_threshold = CODEC_HUGE_THRESHOLD_DEFAULT,
+		.huge_threshold = huge_threshold,
 		.recompress_level = 3,
 		.zstd_level = hot_zstd,
+		.pack_slots = pack_slots,
 	};
 	int err;
 	struct zdev *dev = zdev_create(&cfg, &err);
 
 	ck_assert_msg(dev, "zdev_create: %s", strerror(-err));
 	return dev;
+}
+
+static struct zdev *make_dev(const char *alloc, uint64_t nsect, int hot_zstd)
+{
+	return make_dev_with(alloc, nsect, hot_zstd,
+			     CODEC_HUGE_THRESHOLD_DEFAULT, 0);
 }
 
 /* Holes are exactly the all-zero sectors of @shadow. */
@@ -322,6 +349,9 @@ static void test_device_with(const char *alloc, int hot_zstd)
 				  stat_of(dev, ZSTAT_pack_bytes));
 	/* Denser: fewer compressed bytes, and no more pool memory. */
 	ck_assert_uint_lt(stat_of(dev, ZSTAT_compr_data_size), before_compr);
+	/* Packs span several pool objects (one frame of up to 16 sectors). */
+	ck_assert_uint_gt(stat_of(dev, ZSTAT_pack_bytes) / res.packs,
+			  CODEC_HUGE_THRESHOLD_DEFAULT);
 	printf("cold tier %s (hot %s): %llu sectors in %llu packs, "
 	       "compressed %llu -> %llu bytes, pool %llu -> %llu\n",
 	       alloc, hot_zstd ? "zstd" : "lz4", (unsigned long long)res.packed,
@@ -456,6 +486,9 @@ START_TEST(test_off)
 	ck_assert_ptr_null(zdev_create(&cfg, &err));
 	ck_assert_int_eq(err, -EINVAL);
 	cfg.recompress_level = 0;
+	cfg.pack_slots = PACK_MAX_SLOTS + 1; /* out of range */
+	ck_assert_ptr_null(zdev_create(&cfg, &err));
+	cfg.pack_slots = 0;
 	cfg.zstd_level = -1;
 	ck_assert_ptr_null(zdev_create(&cfg, &err));
 }
@@ -554,10 +587,25 @@ static void *stress_packer(void *arg)
 	return NULL;
 }
 
+/*
+ * The stress's devices, by _i / nbackends: packs of 16 sectors in chunks
+ * of the huge threshold; of 8; of 16 in many small chunks (1 KiB); of
+ * one sector (one chunk each).
+ */
+static const struct {
+	unsigned int thr, slots;
+} st_var[] = { { CODEC_HUGE_THRESHOLD_DEFAULT, 0 },
+	       { CODEC_HUGE_THRESHOLD_DEFAULT, 8 },
+	       { 1024, 16 },
+	       { CODEC_HUGE_THRESHOLD_DEFAULT, 1 } };
+#define ST_NVAR (sizeof(st_var) / sizeof(st_var[0]))
+
 START_TEST(test_stress)
 {
+	unsigned int v = (unsigned int)_i / nbackends;
 	struct stress st = {
-		.dev = make_dev(backends[_i], ST_SECT, 0),
+		.dev = make_dev_with(backends[_i % nbackends], ST_SECT, 0,
+				     st_var[v].thr, st_var[v].slots),
 		.shadow = calloc(ST_SECT, SEC),
 		.iters = iterations(40000),
 	};
@@ -579,9 +627,12 @@ START_TEST(test_stress)
 	__atomic_store_n(&st.stop, 1, __ATOMIC_RELEASE);
 	for (unsigned int i = 0; i < 2; i++)
 		pthread_join(tp[i], NULL);
-	printf("stress %s: %llu ops x %u threads, %llu passes, %llu packed, "
+	printf("stress %s (chunks <= %u, <= %u slots): %llu ops x %u threads, "
+	       "%llu passes, %llu packed, "
 	       "%llu pack reads, %llu repacks, %llu mismatches\n",
-	       backends[_i], (unsigned long long)st.iters, ST_THREADS,
+	       backends[_i % nbackends], st_var[v].thr,
+	       st_var[v].slots ? st_var[v].slots : PACK_MAX_SLOTS,
+	       (unsigned long long)st.iters, ST_THREADS,
 	       (unsigned long long)st.passes,
 	       (unsigned long long)stat_of(st.dev, ZSTAT_recompressions),
 	       (unsigned long long)stat_of(st.dev, ZSTAT_pack_reads),
@@ -612,7 +663,7 @@ static Suite *pack_suite(void)
 	tcase_add_loop_test(device, test_device, 0, nbackends);
 	tcase_add_loop_test(device, test_device_hot_zstd, 0, nbackends);
 	tcase_add_loop_test(device, test_off, 0, nbackends);
-	tcase_add_loop_test(stress, test_stress, 0, nbackends);
+	tcase_add_loop_test(stress, test_stress, 0, (int)ST_NVAR * nbackends);
 	tcase_set_timeout(device, 120);
 	tcase_set_timeout(stress, 600);
 	suite_add_tcase(s, codec);
