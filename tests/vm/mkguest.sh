@@ -22,10 +22,14 @@
 #                           given as ZRAMD_PLUGIN (environment), both
 #                           with their libraries, and the swap setup
 #                           script the systemd unit runs
-#   /usr/bin/zramd-reconnect, /usr/lib/zramd/nbdkit-delay-filter.so
-#                           for the restart scenario (ZRAMD_RECONNECT,
-#                           environment; nbdkit's delay filter), with
-#                           their libraries
+#   /usr/lib/zramd/nbdkit-delay-filter.so
+#                           for the restart scenario (nbdkit's delay
+#                           filter), with its libraries
+#
+# and OUTDIR/restart-KEY-RKEY.cpio, which the restart scenario appends to
+# the image: /usr/bin/zramd-reconnect (ZRAMD_RECONNECT, environment) and
+# the libraries it needs that the image lacks (libnbd's libxml2 and ICU,
+# about 35 MiB that every other guest would carry in RAM).
 #
 # The kernel comes from the package that linux-image-amd64 depends on:
 # `apt-get download`, then `dpkg-deb -x`, keeping only vmlinuz and the
@@ -184,10 +188,6 @@ fi
 delay_filter=$(pkg-config --variable=libdir nbdkit 2>/dev/null)/nbdkit/filters/nbdkit-delay-filter.so
 [ -f "$delay_filter" ] || delay_filter=$(ls /usr/lib/*/nbdkit/filters/nbdkit-delay-filter.so 2>/dev/null | head -1)
 [ -f "$delay_filter" ] && zramd_paths+=("$delay_filter")
-# zramd-reconnect, for the restart scenario (ZRAMD_RECONNECT, environment).
-if [ -n "${ZRAMD_RECONNECT:-}" ] && [ -f "$ZRAMD_RECONNECT" ]; then
-	zramd_paths+=("$ZRAMD_RECONNECT")
-fi
 swap_script="$here/../../systemd/zramd-swap"
 for p in "${zramd_paths[@]}"; do
 	while read -r lib; do
@@ -195,6 +195,18 @@ for p in "${zramd_paths[@]}"; do
 	done < <(ldd "$p" | awk '/=> \// { print $3 } /^\t\// { print $1 }')
 done
 mapfile -t lib_paths < <(printf '%s\n' "${lib_paths[@]}" | sort -u)
+# zramd-reconnect, for the restart scenario only (ZRAMD_RECONNECT,
+# environment), goes into a second archive with the libraries it needs
+# that the image lacks: libnbd brings libxml2 and ICU's 30 MiB of data,
+# and the initramfs stays in RAM for the whole run. In the image, it left
+# the small guests (swap, reconnect, tls) out of memory while unpacking
+# and took 30 MiB from what local-swap's working set is sized for.
+declare -a restart_libs=()
+if [ -n "${ZRAMD_RECONNECT:-}" ] && [ -f "$ZRAMD_RECONNECT" ]; then
+	mapfile -t restart_libs < <(ldd "$ZRAMD_RECONNECT" |
+		awk '/=> \// { print $3 } /^\t\// { print $1 }' | sort -u |
+		comm -23 - <(printf '%s\n' "${lib_paths[@]}"))
+fi
 
 key=$( {
 	echo "$kdir"
@@ -204,6 +216,24 @@ key=$( {
 		"${lib_paths[@]}" /etc/mke2fs.conf 2>/dev/null | awk '{ print $1 }'
 } | sha256sum | cut -c1-16)
 initrd="$out/initrd-$key.cpio"
+restart_cpio=
+if [ -n "${ZRAMD_RECONNECT:-}" ] && [ -f "$ZRAMD_RECONNECT" ]; then
+	rkey=$(sha256sum "$ZRAMD_RECONNECT" "${restart_libs[@]}" | sha256sum | cut -c1-16)
+	restart_cpio="$out/restart-$key-$rkey.cpio"
+	if [ ! -f "$restart_cpio" ]; then
+		rroot=$(mktemp -d "$out/rroot.XXXXXX")
+		mkdir -p "$rroot/usr/bin"
+		cp "$ZRAMD_RECONNECT" "$rroot/usr/bin/zramd-reconnect"
+		for l in "${restart_libs[@]}"; do
+			mkdir -p "$rroot$(dirname "$l")"
+			cp -L "$l" "$rroot$l"
+		done
+		(cd "$rroot" && find . | sort | cpio -o -H newc --quiet -R 0:0) >"$restart_cpio.tmp"
+		mv "$restart_cpio.tmp" "$restart_cpio"
+		rm -rf "$rroot"
+		find "$out" -maxdepth 1 -name 'restart-*.cpio' ! -name "$(basename "$restart_cpio")" -delete
+	fi
+fi
 
 if [ ! -f "$initrd" ]; then
 	echo "mkguest: building $initrd" >&2
@@ -231,8 +261,6 @@ if [ ! -f "$initrd" ]; then
 	[ -n "${ZRAMD_PLUGIN:-}" ] && [ -f "$ZRAMD_PLUGIN" ] &&
 		cp "$ZRAMD_PLUGIN" "$root/usr/lib/zramd/nbdkit-zramd-plugin.so"
 	[ -f "$swap_script" ] && install -m 755 "$swap_script" "$root/usr/lib/zramd/zramd-swap"
-	[ -n "${ZRAMD_RECONNECT:-}" ] && [ -f "$ZRAMD_RECONNECT" ] &&
-		cp "$ZRAMD_RECONNECT" "$root/usr/bin/zramd-reconnect"
 	[ -f "${delay_filter:-}" ] &&
 		cp "$delay_filter" "$root/usr/lib/zramd/nbdkit-delay-filter.so"
 	cp -r "$kdir/modules/." "$root/lib/modules/$kver/"
@@ -249,4 +277,5 @@ fi
 
 echo "KERNEL=$kdir/vmlinuz"
 echo "INITRD=$initrd"
+echo "RESTART_CPIO=$restart_cpio"
 echo "KVER=$kver"
