@@ -30,7 +30,7 @@ E2E_ENV = PLUGIN_SO=$(abspath $(PLUGIN_SO)) \
 	E2E_PRELOAD="$(E2E_PRELOAD)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:exitcode=66 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	TSAN_OPTIONS=halt_on_error=1:exitcode=66:report_signal_unsafe=0
+	TSAN_OPTIONS=halt_on_error=1:exitcode=66:report_signal_unsafe=0:suppressions=$(abspath tests/e2e/tsan.supp)
 
 .PHONY: check-e2e check-e2e-quick check-e2e-multiconn \
 	check-unit-daemon-concurrent
