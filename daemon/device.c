@@ -311,12 +311,9 @@ static int read_packed(struct zdev *dev, struct sect_entry e, void *dst)
 	return unpack_sector(dev, e, fetch_packed(dev, e), dst);
 }
 
-/*
- * Decode the locked entry @e of @sector into the 4096 bytes at @dst. Runs
- * under the stripe lock (only for read-modify-write).
- */
-static int decode_locked(struct zdev *dev, uint64_t sector,
-			 struct sect_entry e, unsigned char *dst)
+/* device_internal.h: read-modify-write here, and snapshot.c. */
+int zdev_decode_locked(struct zdev *dev, uint64_t sector, struct sect_entry e,
+		       unsigned char *dst)
 {
 	unsigned int len = sect_len(e);
 	unsigned char *cbuf;
@@ -363,12 +360,6 @@ static int decode_locked(struct zdev *dev, uint64_t sector,
 		return r < 0 ? -EIO : r;
 	}
 	return -EIO;
-}
-
-int zdev_decode_locked(struct zdev *dev, uint64_t sector, struct sect_entry e,
-		       unsigned char *dst)
-{
-	return decode_locked(dev, sector, e, dst);
 }
 
 /* --- per-sector operations ----------------------------------------------- */
@@ -509,7 +500,7 @@ static int write_partial(struct zdev *dev, uint64_t sector, unsigned int o,
 			sect_unlock(&ref);
 			return 0;
 		}
-		r = decode_locked(dev, sector, old, page);
+		r = zdev_decode_locked(dev, sector, old, page);
 		if (r < 0)
 			goto unlock;
 		if (src)

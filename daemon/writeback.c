@@ -62,11 +62,10 @@ _Static_assert(BACKING_SLOT_BITS <= 63,
 
 /* --- the device's backing ops --- */
 
-static int64_t wb_store(void *ctx, uint64_t sector, const void *data,
-			unsigned int len)
+/* One record of @len bytes for @sector with @flags; its slot, or -errno. */
+static int64_t wb_write(struct zwb *wb, uint64_t sector, const void *data,
+			unsigned int len, unsigned int flags)
 {
-	struct zwb *wb = ctx;
-	unsigned int flags = len == SECT_LEN_RAW ? 0 : BACKING_FLAG_COMPRESSED;
 	uint64_t slot;
 	int r;
 
@@ -74,54 +73,50 @@ static int64_t wb_store(void *ctx, uint64_t sector, const void *data,
 	return r < 0 ? r : (int64_t)slot;
 }
 
-/*
- * -EBADMSG: the record fails its checks or is not the one the table
- * expects (its length or its raw/compressed flag differ); -EIO: the file
- * could not be read. A read must never return wrong data.
- */
-static int wb_load(void *ctx, uint64_t slot, uint64_t sector, void *buf,
-		   unsigned int len)
+static int64_t wb_store(void *ctx, uint64_t sector, const void *data,
+			unsigned int len)
 {
-	struct zwb *wb = ctx;
-	unsigned int flags;
+	return wb_write(ctx, sector, data, len,
+			len == SECT_LEN_RAW ? 0 : BACKING_FLAG_COMPRESSED);
+}
+
+/*
+ * Read the record in @slot for @sector into @buf: it must be @len bytes
+ * long with exactly @flags. -EBADMSG: the record fails its checks or is
+ * not the one the table expects; -EIO: the file could not be read. A
+ * read must never return wrong data.
+ */
+static int wb_read(struct zwb *wb, uint64_t slot, uint64_t sector, void *buf,
+		   unsigned int len, unsigned int flags)
+{
+	unsigned int got_flags;
 	size_t got;
 	int r;
 
-	r = backing_read(wb->bk, slot, sector, buf, len, &got, &flags);
+	r = backing_read(wb->bk, slot, sector, buf, len, &got, &got_flags);
 	if (r < 0)
 		return r == -EBADMSG ? -EBADMSG : -EIO;
-	if (got != len || (flags & BACKING_FLAG_PACK) ||
-	    !(flags & BACKING_FLAG_COMPRESSED) != (len == SECT_LEN_RAW))
-		return -EBADMSG;
-	return 0;
+	return got == len && got_flags == flags ? 0 : -EBADMSG;
+}
+
+static int wb_load(void *ctx, uint64_t slot, uint64_t sector, void *buf,
+		   unsigned int len)
+{
+	return wb_read(ctx, slot, sector, buf, len,
+		       len == SECT_LEN_RAW ? 0 : BACKING_FLAG_COMPRESSED);
 }
 
 static int64_t wb_store_pack(void *ctx, uint64_t base, const void *data,
 			     unsigned int len)
 {
-	struct zwb *wb = ctx;
-	uint64_t slot;
-	int r;
-
-	r = backing_write(wb->bk, base, data, len, BACKING_FLAG_PACK, &slot);
-	return r < 0 ? r : (int64_t)slot;
+	return wb_write(ctx, base, data, len, BACKING_FLAG_PACK);
 }
 
 /* As wb_load(), for a pack: the record must say it is one. */
 static int wb_load_pack(void *ctx, uint64_t slot, uint64_t base, void *buf,
 			unsigned int len)
 {
-	struct zwb *wb = ctx;
-	unsigned int flags;
-	size_t got;
-	int r;
-
-	r = backing_read(wb->bk, slot, base, buf, len, &got, &flags);
-	if (r < 0)
-		return r == -EBADMSG ? -EBADMSG : -EIO;
-	if (got != len || flags != BACKING_FLAG_PACK)
-		return -EBADMSG;
-	return 0;
+	return wb_read(ctx, slot, base, buf, len, BACKING_FLAG_PACK);
 }
 
 static void wb_release(void *ctx, uint64_t slot)
