@@ -12,7 +12,8 @@
  * leaf at a time under its stripe lock; nothing else runs at a stop) and
  * each sector that holds data becomes one record of
  * include/zramd_snapshot.h: a pool object exactly as the pool holds it
- * (LZ4 or raw, never recompressed: the write is a copy), a same-filled
+ * (LZ4 or raw, never recompressed: the write is a copy; zstd objects and
+ * packed sectors decoded, see w_sector()), a same-filled
  * sector as its fill word, a sector on the backing file as an EVICTED
  * record. The backing file is scratch (truncated at every open), so the
  * snapshot must hold that data itself: it is read back through the
@@ -64,8 +65,10 @@
  * both need.
  *
  * Limits. The write holds a copy of the device on disk; its speed is the
- * disk's (TimeoutStopSec= in the units is sized from it). The cold tier's
- * zstd packs have a record type reserved and are refused by this reader.
+ * disk's (TimeoutStopSec= in the units is sized from it). zstd objects
+ * and the cold tier's packed sectors are written decoded (w_sector()), so
+ * the file is larger than the pool for them and the load encodes them
+ * again; a record type for packs as they are is reserved.
  */
 #define _GNU_SOURCE /* mkostemp */
 #include <errno.h>

@@ -37,16 +37,20 @@
  * Record types:
  *
  *   OBJECT   a pool object as it was stored: codec LZ4 (len 1..4095) or
- *            NONE (len 4096, the sector raw, "huge"). Never recompressed.
+ *            NONE (len 4096, the sector raw, "huge"). LZ4 objects go out
+ *            as they are; a zstd object (compressor=zstd) or a sector of
+ *            a cold-tier pack goes out decoded, as NONE, and the loader
+ *            encodes NONE records anew with the codec of that start.
  *   SAME     a same-filled sector: word is the 8-byte fill value (the
  *            sector is that word 512 times); no payload, codec NONE.
  *   EVICTED  an object that was on the backing file at the stop, read
  *            back (and checked) and stored here as OBJECT is: the backing
  *            file is scratch, so the snapshot holds the data itself. The
  *            loader puts it back on the backing file if there is one.
- *   PACK     reserved for the cold tier's zstd packs (many sectors in one
- *            object); no writer makes it yet, and a reader of this version
- *            refuses a file that has one.
+ *   PACK     reserved for the cold tier's zstd packs stored as they are
+ *            (many sectors in one object); no writer makes it yet (packed
+ *            sectors go out as OBJECT, see above), and a reader of this
+ *            version refuses a file that has one.
  *   END      the trailer.
  *
  * Sectors not named by any record are holes (read as zeroes). The device
