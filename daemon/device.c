@@ -311,7 +311,7 @@ static int read_packed(struct zdev *dev, struct sect_entry e, void *dst)
 	return unpack_sector(dev, e, fetch_packed(dev, e), dst);
 }
 
-/* device_internal.h: read-modify-write here, and snapshot.c. */
+/* device_internal.h: read-modify-write here. */
 int zdev_decode_locked(struct zdev *dev, uint64_t sector, struct sect_entry e,
 		       unsigned char *dst)
 {

@@ -116,11 +116,18 @@ unsigned char *zdev_pack_buf(void);
 
 /*
  * Decode the entry @e of @sector, any state, into the 4096 bytes at @dst,
- * under its stripe lock (snapshot.c: packed sectors and zstd objects are
- * written out as plain sectors). Return: 0 or a negative errno.
+ * under its stripe lock (device.c's read-modify-write). Return: 0 or a
+ * negative errno.
  */
 int zdev_decode_locked(struct zdev *dev, uint64_t sector, struct sect_entry e,
 		       unsigned char *dst);
+
+/*
+ * Count @pk, made whole by snapshot_load.c (chunks in place, len, nslots,
+ * base, live, refs, on_backing set; no entry yet), in the cold tier's
+ * gauges as the pass that made it and the dead slots since would have.
+ */
+void zdev_pack_adopt(struct zdev *dev, const struct pack *pk);
 
 /* Free every pack (zdev_destroy()); no other call may run. */
 void zdev_packs_destroy(struct zdev *dev);

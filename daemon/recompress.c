@@ -809,3 +809,19 @@ int zdev_evict_packs(struct zdev *dev, uint64_t target, bool (*stop)(void *arg),
 	free(b);
 	return r < 0 ? (int)r : 0;
 }
+
+/* --- packs brought back by a snapshot (snapshot_load.c) -------------------- */
+
+void zdev_pack_adopt(struct zdev *dev, const struct pack *pk)
+{
+	uint32_t live = __atomic_load_n(&pk->live, __ATOMIC_RELAXED);
+
+	if (pk->on_backing) {
+		gauge_add(&dev->packed_backing, live);
+		return;
+	}
+	gauge_add(&dev->packs, 1);
+	gauge_add(&dev->pack_bytes, (int64_t)pk->len);
+	gauge_add(&dev->pack_dead,
+		  (int64_t)dead_share(pk->len, pk->nslots, live));
+}

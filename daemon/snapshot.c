@@ -84,6 +84,7 @@
 
 #include "device.h"
 #include "device_internal.h"
+#include "pack.h"
 #include "sectors.h"
 #include "snapshot.h"
 #include "snapshot_internal.h"
@@ -126,6 +127,10 @@ struct writer {
 	int err;	      /* the first error, a negative errno */
 	const char *call;     /* what failed: "write", "backing read" */
 	uint64_t bad_sector;  /* with "backing read" */
+	/* packs (w_packed()) */
+	unsigned char *pack; /* a PACK record's payload */
+	struct pend *pend;
+	size_t pcap, npend, ngone;
 };
 
 static void w_flush(struct writer *w)
@@ -189,48 +194,138 @@ static void w_record(struct writer *w, unsigned int type, unsigned int codec,
 		w->records++;
 }
 
-/* sect_scan() callback: one record per sector that holds data. Runs
- * under the leaf's stripe lock. */
+/*
+ * Packs whose live slots the scan has begun to meet: a pack's record is
+ * written at its last live slot, when the scan has seen all of them (its
+ * descriptor counts them), since only then is it known which are dead.
+ * An open-addressed table keyed by the descriptor's address; it holds
+ * only the packs that straddle the scan's position, a handful.
+ */
+#define PEND_WORDS ((PACK_MAX_SLOTS + 63u) / 64u)
+
+struct pend {
+	struct pack *pk; /* NULL: free; PEND_GONE: emitted */
+	uint32_t seen;
+	uint64_t live[PEND_WORDS];
+};
+
+#define PEND_GONE ((struct pack *)(uintptr_t)1)
+
+static size_t pend_hash(const struct pack *pk, size_t cap)
+{
+	return (size_t)(((uint64_t)(uintptr_t)pk * UINT64_C(0x9e3779b97f4a7c15)) >>
+			32) & (cap - 1);
+}
+
+/* The slot of @pk in w->pend, made if new; NULL if out of memory. */
+static struct pend *pend_get(struct writer *w, struct pack *pk)
+{
+	size_t i;
+
+	if ((w->npend + w->ngone + 1) * 2 > w->pcap) {
+		size_t cap = w->pcap ? w->pcap : 64;
+		struct pend *old = w->pend, *t;
+
+		while ((w->npend + 1) * 4 > cap)
+			cap *= 2;
+		t = calloc(cap, sizeof(*t));
+		if (!t)
+			return NULL;
+		for (size_t k = 0; k < w->pcap; k++) {
+			if (old[k].pk == NULL || old[k].pk == PEND_GONE)
+				continue;
+			for (i = pend_hash(old[k].pk, cap); t[i].pk;
+			     i = (i + 1) & (cap - 1))
+				;
+			t[i] = old[k];
+		}
+		free(old);
+		w->pend = t;
+		w->pcap = cap;
+		w->ngone = 0;
+	}
+	for (i = pend_hash(pk, w->pcap); w->pend[i].pk;
+	     i = (i + 1) & (w->pcap - 1))
+		if (w->pend[i].pk == pk)
+			return &w->pend[i];
+	w->pend[i] = (struct pend){ .pk = pk };
+	w->npend++;
+	return &w->pend[i];
+}
+
+/*
+ * Write the PACK record of @pd's pack: its slot words, then its object as
+ * the pool (or, read back and checked, the backing file) holds it.
+ * Runs under the stripe lock of the entry of its last live slot.
+ */
+static int w_pack(struct writer *w, struct pend *pd, uint64_t sector)
+{
+	struct pack *pk = pd->pk;
+	unsigned int n = pk->nslots;
+	uint64_t secs[PACK_MAX_SLOTS];
+	unsigned char *obj = w->pack + (size_t)n * 8u;
+	bool evicted = __atomic_load_n(&pk->on_backing, __ATOMIC_ACQUIRE);
+	long len = zdev_pack_fetch(w->dev, pk, obj);
+
+	if (len < 0 || pack_peek(obj, (size_t)len, secs) != (int)n) {
+		w->err = len < 0 ? (int)len : -EIO;
+		w->call = evicted ? "backing read" : "pack check";
+		w->bad_sector = sector;
+		return 1;
+	}
+	for (unsigned int i = 0; i < n; i++)
+		snap_put64(w->pack + 8u * i,
+			   secs[i] | ((pd->live[i / 64] >> (i % 64)) & 1
+					      ? 0
+					      : ZSNAP_SLOT_DEAD));
+	w_record(w, evicted ? ZSNAP_REC_PACK_EVICTED : ZSNAP_REC_PACK,
+		 ZSNAP_CODEC_ZSTD, sector, n, w->pack,
+		 (uint32_t)((size_t)n * 8u + (size_t)len));
+	w->st.packs++;
+	w->st.packed += pd->seen;
+	pd->pk = PEND_GONE;
+	w->npend--;
+	w->ngone++;
+	return w->err ? 1 : 0;
+}
+
+/* A PACKED entry at @sector: note its slot live; the record at the last. */
+static int w_packed(struct writer *w, uint64_t sector, struct sect_entry e)
+{
+	struct pack *pk = pack_of(e.val);
+	unsigned int slot = pack_slot_of(e.val);
+	struct pend *pd;
+
+	if (slot >= pk->nslots || !(pd = pend_get(w, pk))) {
+		w->err = slot >= pk->nslots ? -EIO : -ENOMEM;
+		w->call = slot >= pk->nslots ? "pack check" : "malloc";
+		w->bad_sector = sector;
+		return 1;
+	}
+	pd->live[slot / 64] |= UINT64_C(1) << (slot % 64);
+	pd->seen++;
+	w->st.data_bytes += SECT_SIZE;
+	if (pd->seen == __atomic_load_n(&pk->live, __ATOMIC_ACQUIRE))
+		return w_pack(w, pd, sector);
+	return 0;
+}
+
+/* sect_scan() callback: one record per sector that holds data, one per
+ * pack. Runs under the leaf's stripe lock. */
 static int w_sector(void *arg, uint64_t sector, uint64_t count,
 		    struct sect_entry e)
 {
 	struct writer *w = arg;
 	struct zdev *dev = w->dev;
 	unsigned int len = sect_len(e);
-	unsigned int codec =
-		len == SECT_LEN_RAW ? ZSNAP_CODEC_NONE : ZSNAP_CODEC_LZ4;
+	/* A device's hot objects are all of its hot codec (or raw). */
+	unsigned int codec = len == SECT_LEN_RAW ? ZSNAP_CODEC_NONE
+			     : dev->zstd_level    ? ZSNAP_CODEC_ZSTD
+						  : ZSNAP_CODEC_LZ4;
 	void *p;
 	int r;
 
 	(void)count; /* more than 1 only for holes */
-	/*
-	 * What the format stores as it is: LZ4 objects and raw sectors.
-	 * zstd objects (compressor=zstd) and packed sectors (the cold tier)
-	 * go out as plain sectors, to be encoded anew by the loader with
-	 * whatever codec that start uses; the cold tier packs them again.
-	 */
-	if (sect_state(e) == SECT_PACKED ||
-	    (dev->zstd_level && len != SECT_LEN_RAW &&
-	     (sect_state(e) == SECT_POOL || sect_state(e) == SECT_BACKING))) {
-		r = zdev_decode_locked(dev, sector, e, w->obj);
-		if (r < 0) {
-			w->err = r;
-			w->call = sect_state(e) == SECT_BACKING ? "backing read"
-								: "decode";
-			w->bad_sector = sector;
-			return 1;
-		}
-		w_record(w,
-			 sect_state(e) == SECT_BACKING ? ZSNAP_REC_EVICTED
-						       : ZSNAP_REC_OBJECT,
-			 ZSNAP_CODEC_NONE, sector, 0, w->obj, SECT_SIZE);
-		if (sect_state(e) == SECT_BACKING)
-			w->st.evicted++;
-		else
-			w->st.objects++;
-		w->st.data_bytes += SECT_SIZE;
-		return w->err ? 1 : 0;
-	}
 	switch (sect_state(e)) {
 	case SECT_EMPTY:
 		return 0;
@@ -260,8 +355,8 @@ static int w_sector(void *arg, uint64_t sector, uint64_t count,
 		w_record(w, ZSNAP_REC_EVICTED, codec, sector, 0, w->obj, len);
 		w->st.evicted++;
 		break;
-	case SECT_PACKED: /* written above */
-		break;
+	case SECT_PACKED:
+		return w_packed(w, sector, e);
 	}
 	w->st.data_bytes += SECT_SIZE;
 	return w->err ? 1 : 0;
@@ -278,8 +373,9 @@ int snap_write(struct zdev *dev, const char *path, struct snap_stats *st,
 
 	w.buf = malloc(SNAP_BUF_SIZE);
 	w.obj = malloc(SECT_SIZE);
+	w.pack = malloc(PACK_MAX_SLOTS * 8u + PACK_OBJ_MAX);
 	w.whole = XXH3_createState();
-	if (!w.buf || !w.obj || !w.whole ||
+	if (!w.buf || !w.obj || !w.pack || !w.whole ||
 	    asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
 		tmp = NULL;
 		w.err = -ENOMEM;
@@ -308,6 +404,11 @@ int snap_write(struct zdev *dev, const char *path, struct snap_stats *st,
 	w_put(&w, hdr, sizeof(hdr), true);
 
 	sect_scan(dev->tab, 0, sect_nsectors(dev->tab), w_sector, &w);
+	if (!w.err && w.npend) {
+		/* A pack counts more live slots than entries point at it. */
+		w.err = -EIO;
+		w.call = "pack check";
+	}
 	if (!w.err)
 		w_record(&w, ZSNAP_REC_END, ZSNAP_CODEC_NONE, w.records,
 			 XXH3_64bits_digest(w.whole), NULL, 0);
@@ -367,6 +468,8 @@ out:
 		st->seconds = snap_now() - t0;
 	}
 	XXH3_freeState(w.whole);
+	free(w.pend);
+	free(w.pack);
 	free(w.obj);
 	free(w.buf);
 	return w.err;

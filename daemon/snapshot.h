@@ -33,6 +33,8 @@ struct snap_stats {
 	uint64_t objects;    /* OBJECT records */
 	uint64_t same;	     /* SAME records */
 	uint64_t evicted;    /* EVICTED records */
+	uint64_t packs;	     /* PACK and PACK_EVICTED records */
+	uint64_t packed;     /* live sectors in them */
 	uint64_t data_bytes; /* bytes of the device that hold data */
 	double seconds;	     /* wall time of the whole load or write */
 };

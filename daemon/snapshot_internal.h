@@ -17,8 +17,15 @@
 #include "zramd_snapshot.h"
 
 _Static_assert(ZSNAP_SECTOR_SIZE == SECT_SIZE, "one sector size");
+/*
+ * PACK records hold pack objects byte for byte, whose header (pack.h) is
+ * in the machine's order; the format says little-endian.
+ */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+	       "snapshots of packs assume a little-endian machine");
 
 #define SNAP_BUF_SIZE (1u << 20)
+_Static_assert(ZSNAP_PACK_LEN_MAX <= SNAP_BUF_SIZE, "a record fits the buffer");
 
 static inline void snap_put16(unsigned char *p, uint16_t v)
 {

@@ -33,6 +33,7 @@
 
 #include "device.h"
 #include "device_internal.h"
+#include "pack.h"
 #include "sectors.h"
 #include "snapshot.h"
 #include "snapshot_internal.h"
@@ -135,16 +136,19 @@ static int load_object(struct zdev *dev, uint64_t sector, const void *data,
 	int r;
 
 	/*
-	 * A plain sector (a raw one, or one the writer decoded: zstd or
-	 * packed), or an LZ4 object while this start's hot codec is zstd,
-	 * is encoded anew with this start's codec; an LZ4 object into an
-	 * LZ4 device is copied as it is.
+	 * An object of this device's hot codec is copied as it is (a zstd
+	 * object needs no level to be read). A raw sector, or an object of
+	 * the other codec, is encoded anew with this start's codec: a
+	 * device holds objects of one codec, its entries do not say which.
 	 */
-	if (codec == ZSNAP_CODEC_NONE || dev->zstd_level) {
+	if (codec == ZSNAP_CODEC_NONE ||
+	    (codec == ZSNAP_CODEC_ZSTD) != (dev->zstd_level != 0)) {
 		const void *src = data;
 
-		if (codec == ZSNAP_CODEC_LZ4) {
-			if (codec_decode(data, len, page) < 0)
+		if (codec != ZSNAP_CODEC_NONE) {
+			if ((codec == ZSNAP_CODEC_ZSTD
+				     ? codec_zstd_decode(data, len, page)
+				     : codec_decode(data, len, page)) < 0)
 				return -EBADMSG;
 			src = page;
 		}
@@ -196,6 +200,216 @@ static int load_object(struct zdev *dev, uint64_t sector, const void *data,
 	return r;
 }
 
+/* What load_pack() found wrong, for refuse(). */
+struct pack_fault {
+	char what[160];
+	uint64_t sector; /* with -EEXIST and the errors of placing it */
+	unsigned int live; /* its live slots, on success */
+	bool kept;	   /* kept as a pack (else its sectors unpacked) */
+};
+
+/*
+ * Place the checked pack object @obj (@len bytes, @n slots, @nlive live:
+ * @live[i]) in the pool as the pass makes packs, or on the backing file
+ * if it was there (@evicted) or the pool is at mem_limit. Return: the
+ * descriptor (entries not yet made), or NULL with *ret set: -ENOSPC
+ * (does not fit, no backing file), -E2BIG (this device cannot hold it as
+ * a pack: the caller unpacks it), another errno.
+ */
+static struct pack *place_pack(struct zdev *dev, const unsigned char *obj,
+			       size_t len, unsigned int n, uint64_t base,
+			       unsigned int nlive, bool evicted, int *ret)
+{
+	unsigned int nch = pack_nchunks(len, dev->huge_threshold);
+	bool can_back = dev->has_backing && dev->backing.store_pack;
+	struct pack *pk;
+	uint64_t total;
+	unsigned int i;
+	int r;
+
+	/* Chunks of this device's huge threshold, as the pass cuts them. */
+	if (nch > PACK_CHUNKS_MAX) {
+		*ret = -E2BIG;
+		return NULL;
+	}
+	pk = pack_alloc(nch);
+	if (!pk) {
+		*ret = -ENOMEM;
+		return NULL;
+	}
+	pk->len = (uint32_t)len;
+	pk->nslots = (uint16_t)n;
+	pk->base = base;
+	pk->live = nlive;
+	pk->refs = nlive;
+	if (!(evicted && can_back)) {
+		for (i = 0; i < nch; i++) {
+			size_t off = pack_chunk_off(len, nch, i),
+			       clen = pack_chunk_off(len, nch, i + 1) - off;
+			unsigned long h;
+
+			r = zpool_malloc(dev->pool, clen,
+					 ZDEV_OWNER_PACK | base, &h);
+			if (r < 0)
+				break;
+			memcpy(zpool_map_handle(dev->pool, h, ZPOOL_MM_WO),
+			       obj + off, clen);
+			zpool_unmap_handle(dev->pool, h);
+			*pack_where(pk, i) = h;
+		}
+		total = zpool_get_total_size(dev->pool);
+		if (i == nch && (!dev->mem_limit || total <= dev->mem_limit)) {
+			zstat_max(&dev->live, ZSTAT_mem_used_max, total);
+			return pk;
+		}
+		while (i--)
+			zpool_free(dev->pool, (unsigned long)*pack_where(pk, i));
+		if (!dev->has_backing) {
+			pack_free(pk);
+			*ret = -ENOSPC;
+			return NULL;
+		}
+		if (!can_back) { /* objects can still go there */
+			pack_free(pk);
+			*ret = -E2BIG;
+			return NULL;
+		}
+	}
+	/* As zdev_evict_packs(): one record per chunk, all or none. */
+	for (i = 0; i < nch; i++) {
+		size_t off = pack_chunk_off(len, nch, i);
+		int64_t slot = dev->backing.store_pack(
+			dev->backing.ctx, base, obj + off,
+			(unsigned int)(pack_chunk_off(len, nch, i + 1) - off));
+
+		if (slot < 0) {
+			while (i-- && dev->backing.release)
+				dev->backing.release(dev->backing.ctx,
+						     *pack_where(pk, i));
+			pack_free(pk);
+			*ret = (int)slot;
+			return NULL;
+		}
+		*pack_where(pk, i) = (uint64_t)slot;
+	}
+	pk->on_backing = 1;
+	zstat_add(&dev->live, ZSTAT_bd_writes, nch);
+	return pk;
+}
+
+/*
+ * A PACK or PACK_EVICTED record (checksum checked): check it all, then
+ * make its pack and the entries of its live slots. @data is scratch of
+ * PACK_MAX_SLOTS sectors. Return: 0; -EINVAL with @f->what (a damaged or
+ * foreign record: refused); -EEXIST (@f->sector named twice); -ENOSPC;
+ * another errno (@f->sector).
+ */
+static int load_pack(struct zdev *dev, uint64_t sector, uint64_t word,
+		     const unsigned char *p, uint32_t len, bool evicted,
+		     unsigned char *data, struct pack_fault *f)
+{
+	uint64_t nsectors = sect_nsectors(dev->tab), secs[PACK_MAX_SLOTS];
+	bool live[PACK_MAX_SLOTS];
+	unsigned int n, nlive = 0, done = 0, i;
+	const unsigned char *obj;
+	uint64_t last = 0;
+	struct pack *pk;
+	size_t olen;
+	int r = 0;
+
+	if (word == 0 || word > PACK_MAX_SLOTS) {
+		snprintf(f->what, sizeof(f->what),
+			 "a pack of %" PRIu64 " slots; this zramd holds "
+			 "packs of 1..%u (PACK_MAX_SLOTS)",
+			 word, PACK_MAX_SLOTS);
+		return -EINVAL;
+	}
+	n = (unsigned int)word;
+	if (len <= 8u * n || len - 8u * n > PACK_OBJ_MAX) {
+		snprintf(f->what, sizeof(f->what),
+			 "a pack record of %" PRIu32 " bytes for %u slots "
+			 "(the object must be 1..%u bytes)",
+			 len, n, PACK_OBJ_MAX);
+		return -EINVAL;
+	}
+	obj = p + 8u * n;
+	olen = len - 8u * n;
+	/* The object's header, sector list and whole frame: N * 4096 bytes
+	 * exactly, or it is not trusted (pack_decode()). */
+	if (pack_decode(obj, olen, secs, data) != (int)n) {
+		snprintf(f->what, sizeof(f->what),
+			 "a pack object that does not decode to its %u slots",
+			 n);
+		return -EINVAL;
+	}
+	for (i = 0; i < n; i++) {
+		uint64_t w = snap_get64(p + 8u * i);
+
+		if ((w & ~ZSNAP_SLOT_DEAD) != secs[i] || secs[i] >= nsectors) {
+			snprintf(f->what, sizeof(f->what),
+				 "pack slot %u: sector %" PRIu64 " is not the "
+				 "object's %" PRIu64 " or past the end",
+				 i, w & ~ZSNAP_SLOT_DEAD, secs[i]);
+			return -EINVAL;
+		}
+		live[i] = !(w & ZSNAP_SLOT_DEAD);
+		if (live[i]) {
+			nlive++;
+			last = secs[i];
+		}
+	}
+	if (!nlive || last != sector) {
+		snprintf(f->what, sizeof(f->what),
+			 "a pack record at sector %" PRIu64 " whose last live "
+			 "slot is %s",
+			 sector, nlive ? "elsewhere" : "missing (none live)");
+		return -EINVAL;
+	}
+
+	pk = place_pack(dev, obj, olen, n, secs[0], nlive, evicted, &r);
+	if (!pk && r == -E2BIG) {
+		/* This device cannot hold it as a pack: its live sectors
+		 * become objects of its hot codec. */
+		for (i = 0; i < n; i++) {
+			if (!live[i])
+				continue;
+			r = load_object(dev, secs[i], data + (size_t)i * SECT_SIZE,
+					SECT_LEN_RAW, ZSNAP_CODEC_NONE, evicted);
+			if (r < 0) {
+				f->sector = secs[i];
+				return r;
+			}
+		}
+		f->live = nlive;
+		f->kept = false;
+		return 0;
+	}
+	if (!pk) {
+		f->sector = sector;
+		return r;
+	}
+	zdev_pack_adopt(dev, pk);
+	for (i = 0; i < n && r == 0; i++) {
+		if (!live[i])
+			continue;
+		r = install(dev, secs[i],
+			    sect_make(SECT_PACKED, pack_entry_val(pk, i), 0));
+		if (r < 0)
+			f->sector = secs[i];
+		else
+			done++;
+	}
+	if (r < 0) {
+		/* The slots not made are dead; the last frees the pack. */
+		for (unsigned int k = done; k < nlive; k++)
+			zdev_pack_kill_slot(dev, pk);
+		return r;
+	}
+	f->live = nlive;
+	f->kept = true;
+	return 0;
+}
+
 /* "persist=NAME: refused: <what>; ..." */
 static int __attribute__((format(printf, 4, 5)))
 refuse(char *err, const char *name, int ret, const char *fmt, ...)
@@ -223,11 +437,11 @@ static int check_header(struct zdev *dev, const unsigned char *h,
 	if (memcmp(h, ZSNAP_MAGIC, ZSNAP_MAGIC_LEN) != 0)
 		return refuse(err, name, -EINVAL,
 			      "not a zramd snapshot (bad magic)");
-	if (version != ZSNAP_VERSION)
+	if (version < ZSNAP_VERSION_MIN || version > ZSNAP_VERSION)
 		return refuse(err, name, -EINVAL,
 			      "format version %" PRIu32 "; this zramd reads "
-			      "version %u",
-			      version, ZSNAP_VERSION);
+			      "versions %u to %u",
+			      version, ZSNAP_VERSION_MIN, ZSNAP_VERSION);
 	if (snap_get64(h + ZSNAP_HDR_OFF_CHECKSUM) !=
 	    XXH3_64bits(h, ZSNAP_HDR_OFF_CHECKSUM))
 		return refuse(err, name, -EINVAL,
@@ -238,14 +452,18 @@ static int check_header(struct zdev *dev, const unsigned char *h,
 	    snap_get64(h + ZSNAP_HDR_OFF_RESERVED + 8))
 		return refuse(err, name, -EINVAL,
 			      "header size %" PRIu32 " or sector size %" PRIu32
-			      " or reserved fields not as version %u has them",
+			      " or reserved fields not as version %" PRIu32
+			      " has them",
 			      snap_get32(h + ZSNAP_HDR_OFF_HDRSIZE),
-			      snap_get32(h + ZSNAP_HDR_OFF_SECTSIZE), ZSNAP_VERSION);
-	if (codecs & ~ZSNAP_CODECS_KNOWN)
+			      snap_get32(h + ZSNAP_HDR_OFF_SECTSIZE), version);
+	if (codecs & ~(version == 1 ? ZSNAP_CODECS_V1 : ZSNAP_CODECS_KNOWN))
 		return refuse(err, name, -EINVAL,
 			      "uses codecs this zramd does not know (mask "
-			      "0x%" PRIx32 ", known 0x%x)",
-			      codecs, ZSNAP_CODECS_KNOWN);
+			      "0x%" PRIx32 ", known 0x%x in version %" PRIu32
+			      ")",
+			      codecs,
+			      version == 1 ? ZSNAP_CODECS_V1 : ZSNAP_CODECS_KNOWN,
+			      version);
 	if (size != dev->size)
 		return refuse(err, name, -EINVAL,
 			      "it holds a device of %" PRIu64 " bytes, this "
@@ -256,9 +474,14 @@ static int check_header(struct zdev *dev, const unsigned char *h,
 	return 0;
 }
 
+static bool is_pack(unsigned int type)
+{
+	return type == ZSNAP_REC_PACK || type == ZSNAP_REC_PACK_EVICTED;
+}
+
 /* The checks of one record's head and payload length; NULL if good. */
-static const char *bad_record(const unsigned char *head, uint64_t nsectors,
-			      bool have_prev, uint64_t prev)
+static const char *bad_record(const unsigned char *head, uint32_t version,
+			      uint64_t nsectors, bool have_prev, uint64_t prev)
 {
 	unsigned int type = head[ZSNAP_REC_OFF_TYPE];
 	unsigned int codec = head[ZSNAP_REC_OFF_CODEC];
@@ -266,11 +489,14 @@ static const char *bad_record(const unsigned char *head, uint64_t nsectors,
 	uint64_t sector = snap_get64(head + ZSNAP_REC_OFF_SECTOR);
 
 	if (head[ZSNAP_REC_OFF_FLAGS] || head[ZSNAP_REC_OFF_FLAGS + 1])
-		return "flags set that version 1 does not have";
+		return "flags set that the format does not have";
 	switch (type) {
 	case ZSNAP_REC_OBJECT:
 	case ZSNAP_REC_EVICTED:
 		if (codec == ZSNAP_CODEC_LZ4 && len >= 1 && len < SECT_SIZE)
+			break;
+		if (codec == ZSNAP_CODEC_ZSTD && version >= 2 && len >= 1 &&
+		    len < SECT_SIZE)
 			break;
 		if (codec == ZSNAP_CODEC_NONE && len == SECT_SIZE)
 			break;
@@ -280,7 +506,12 @@ static const char *bad_record(const unsigned char *head, uint64_t nsectors,
 			return "a same-filled record with a payload";
 		break;
 	case ZSNAP_REC_PACK:
-		return "a zstd pack record, which this zramd cannot load";
+	case ZSNAP_REC_PACK_EVICTED:
+		if (version < 2)
+			return "a pack record in a version 1 file";
+		if (codec != ZSNAP_CODEC_ZSTD)
+			return "a pack record of a codec other than zstd";
+		break; /* the rest: load_pack() */
 	case ZSNAP_REC_END:
 		if (len || codec)
 			return "a trailer with a payload";
@@ -303,6 +534,9 @@ int snap_load_fd(struct zdev *dev, int fd, const char *name,
 	struct snap_stats s = { 0 };
 	XXH3_state_t *whole = XXH3_createState();
 	uint64_t nsectors = sect_nsectors(dev->tab), records = 0, prev = 0;
+	unsigned char *pdata = malloc(PACK_MAX_SLOTS * SECT_SIZE);
+	struct pack_fault pf;
+	uint32_t version;
 	const unsigned char *p;
 	struct stat sb;
 	double t0 = snap_now();
@@ -310,7 +544,7 @@ int snap_load_fd(struct zdev *dev, int fd, const char *name,
 	int ret;
 
 	r.buf = malloc(SNAP_BUF_SIZE);
-	if (!r.buf || !whole) {
+	if (!r.buf || !whole || !pdata) {
 		ret = -ENOMEM;
 		snprintf(err, SNAP_ERR_LEN, "persist=%s: %s", name,
 			 strerror(ENOMEM));
@@ -338,6 +572,7 @@ int snap_load_fd(struct zdev *dev, int fd, const char *name,
 	ret = check_header(dev, p, name, err);
 	if (ret < 0)
 		goto out;
+	version = snap_get32(p + ZSNAP_HDR_OFF_VERSION);
 	XXH3_64bits_update(whole, p, ZSNAP_HDR_SIZE);
 
 	for (;;) {
@@ -358,7 +593,8 @@ int snap_load_fd(struct zdev *dev, int fd, const char *name,
 		}
 		memcpy(head, p, sizeof(head));
 		len = snap_get32(head + ZSNAP_REC_OFF_LEN);
-		if (len > SECT_SIZE) {
+		if (len > (is_pack(head[ZSNAP_REC_OFF_TYPE]) ? ZSNAP_PACK_LEN_MAX
+							     : SECT_SIZE)) {
 			ret = refuse(err, name, -EINVAL,
 				     "record %" PRIu64 " at byte %" PRIu64
 				     ": length %" PRIu32 " (damaged record)",
@@ -385,7 +621,7 @@ int snap_load_fd(struct zdev *dev, int fd, const char *name,
 				     records, at);
 			goto out;
 		}
-		bad = bad_record(head, nsectors, records > 0, prev);
+		bad = bad_record(head, version, nsectors, records > 0, prev);
 		if (bad) {
 			ret = refuse(err, name, -EINVAL,
 				     "record %" PRIu64 " at byte %" PRIu64
@@ -418,6 +654,30 @@ int snap_load_fd(struct zdev *dev, int fd, const char *name,
 					  head[ZSNAP_REC_OFF_CODEC], true);
 			s.evicted++;
 			break;
+		case ZSNAP_REC_PACK:
+		case ZSNAP_REC_PACK_EVICTED:
+			ret = load_pack(dev, sector, word, p, len,
+					head[ZSNAP_REC_OFF_TYPE] ==
+						ZSNAP_REC_PACK_EVICTED,
+					pdata, &pf);
+			if (ret == -EINVAL) {
+				ret = refuse(err, name, ret,
+					     "record %" PRIu64 " at byte %" PRIu64
+					     ": %s",
+					     records, at, pf.what);
+				goto out;
+			}
+			if (ret < 0)
+				sector = pf.sector;
+			else if (pf.kept) {
+				s.packs++;
+				s.packed += pf.live;
+			} else {
+				s.objects += pf.live;
+			}
+			if (ret == 0)
+				s.data_bytes += (uint64_t)(pf.live - 1) * SECT_SIZE;
+			break;
 		default:
 			ret = load_object(dev, sector, p, len,
 					  head[ZSNAP_REC_OFF_CODEC], false);
@@ -425,7 +685,12 @@ int snap_load_fd(struct zdev *dev, int fd, const char *name,
 			break;
 		}
 		if (ret < 0) {
-			if (ret == -ENOSPC)
+			if (ret == -EEXIST)
+				ret = refuse(err, name, -EINVAL,
+				       "record %" PRIu64 " at byte %" PRIu64
+				       ": sector %" PRIu64 " is named twice",
+				       records, at, sector);
+			else if (ret == -ENOSPC)
 				snprintf(err, SNAP_ERR_LEN,
 					 "persist=%s: snapshot refused: "
 					 "does not fit: sector %" PRIu64
@@ -465,6 +730,7 @@ read_error:
 		 strerror(-r.err));
 out:
 	XXH3_freeState(whole);
+	free(pdata);
 	free(r.buf);
 	return ret;
 }
