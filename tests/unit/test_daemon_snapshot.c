@@ -34,7 +34,9 @@
 
 #include "codec.h"
 #include "device.h"
+#include "pack.h"
 #include "snapshot.h"
+#include "snapshot_internal.h"
 #include "test_daemon_common.h"
 #include "test_util.h"
 #include "writeback.h"
@@ -60,8 +62,11 @@ static void teardown(void)
 	ck_assert_int_eq(system(cmd), 0);
 }
 
-static struct zdev *new_dev(const char *allocator, uint64_t size,
-			    uint64_t mem_limit, bool shrinkable)
+/* A device; @zstd: its hot codec's zstd level (0: LZ4); @rc: the cold
+ * tier's (0: off). */
+static struct zdev *new_dev_codec(const char *allocator, uint64_t size,
+				  uint64_t mem_limit, bool shrinkable, int zstd,
+				  int rc)
 {
 	struct zdev_config dc = {
 		.size = size,
@@ -70,6 +75,8 @@ static struct zdev *new_dev(const char *allocator, uint64_t size,
 		.huge_threshold = CODEC_HUGE_THRESHOLD_DEFAULT,
 		.mem_limit = mem_limit,
 		.shrinkable = shrinkable,
+		.zstd_level = zstd,
+		.recompress_level = rc,
 	};
 	struct zdev *dev;
 	int e;
@@ -77,6 +84,12 @@ static struct zdev *new_dev(const char *allocator, uint64_t size,
 	dev = zdev_create(&dc, &e);
 	ck_assert_msg(dev, "zdev_create %s: %s", allocator, strerror(-e));
 	return dev;
+}
+
+static struct zdev *new_dev(const char *allocator, uint64_t size,
+			    uint64_t mem_limit, bool shrinkable)
+{
+	return new_dev_codec(allocator, size, mem_limit, shrinkable, 0, 0);
 }
 
 /* Fill @dev (and @shadow) with every kind of data, partial writes, trims. */
@@ -327,6 +340,367 @@ START_TEST(test_consume)
 }
 END_TEST
 
+/* --- the cold tier and the hot codec ------------------------------------- */
+
+static const enum zstat cold_keys[] = {
+	ZSTAT_orig_data_size, ZSTAT_compr_data_size, ZSTAT_same_pages,
+	ZSTAT_huge_pages,     ZSTAT_packed_sectors,  ZSTAT_pack_bytes,
+	ZSTAT_pack_dead_bytes, ZSTAT_packs,	     ZSTAT_bd_count,
+};
+
+static void same_cold_counters(struct zdev *a, struct zdev *b)
+{
+	for (size_t i = 0; i < sizeof(cold_keys) / sizeof(cold_keys[0]); i++)
+		ck_assert_msg(stat_of(a, cold_keys[i]) == stat_of(b, cold_keys[i]),
+			      "counter %zu: %llu before, %llu after", i,
+			      (unsigned long long)stat_of(a, cold_keys[i]),
+			      (unsigned long long)stat_of(b, cold_keys[i]));
+}
+
+/*
+ * Text (packs well), some random and same-filled sectors; packed; then
+ * every 5th sector overwritten and a stretch trimmed, so that packs have
+ * dead slots.
+ */
+static void fill_cold(struct zdev *dev, unsigned char *shadow, uint64_t size,
+		      uint64_t *s)
+{
+	struct zdev_recompress_result res;
+
+	for (uint64_t off = 0; off < size; off += SEC) {
+		unsigned int k = (unsigned int)(off / SEC % 23);
+
+		fill(shadow + off, SEC, k == 3 ? K_RANDOM : k == 7 ? K_SAME
+								  : K_TEXT,
+		     s);
+		ck_assert_int_eq(zdev_write(dev, shadow + off, SEC, off, false),
+				 0);
+	}
+	ck_assert_int_eq(zdev_recompress(dev, ZDEV_RECOMPRESS_ALL, 0, NULL,
+					 NULL, &res),
+			 0);
+	ck_assert_uint_gt(stat_of(dev, ZSTAT_packed_sectors), size / SEC / 2);
+	for (uint64_t off = 0; off < size; off += 5 * SEC) {
+		fill(shadow + off, SEC, K_TEXT, s);
+		ck_assert_int_eq(zdev_write(dev, shadow + off, SEC, off, false),
+				 0);
+	}
+	ck_assert_int_eq(zdev_trim(dev, 8 * SEC, 64 * SEC), 0);
+	memset(shadow + 64 * SEC, 0, 8 * SEC);
+	ck_assert_uint_gt(stat_of(dev, ZSTAT_pack_dead_bytes), 0);
+}
+
+START_TEST(test_cold)
+{
+	const char *alloc = backends[_i], *other = backends[(_i + 1) % nbackends];
+	uint64_t s = seed + 300 + (uint64_t)_i, size = 2 * 1024 * 1024;
+	unsigned char *shadow = calloc(1, size);
+	char err[SNAP_ERR_LEN];
+	struct snap_stats st, lst;
+	struct zdev *dev, *dev2;
+	uint64_t stored;
+
+	ck_assert_ptr_nonnull(shadow);
+	dev = new_dev_codec(alloc, size, 0, false, 0, 3);
+	fill_cold(dev, shadow, size, &s);
+	ck_assert_msg(snap_write(dev, snap, &st, err) == 0, "%s", err);
+	ck_assert_uint_eq(st.packed, stat_of(dev, ZSTAT_packed_sectors));
+	ck_assert_uint_eq(st.packs, stat_of(dev, ZSTAT_packs));
+	ck_assert_uint_eq(st.data_bytes, stat_of(dev, ZSTAT_orig_data_size));
+	/*
+	 * Compressed as stored: the file is the pool's bytes and the record
+	 * heads (and 8 bytes a slot), not the data decoded.
+	 */
+	stored = stat_of(dev, ZSTAT_compr_data_size);
+	ck_assert_uint_le(st.file_bytes,
+			  stored + ZSNAP_HDR_SIZE +
+				  (st.objects + st.same + st.packs + 1) *
+					  ZSNAP_REC_SIZE +
+				  st.packs * 8 * PACK_MAX_SLOTS);
+	ck_assert_uint_lt(st.file_bytes, st.data_bytes / 2);
+
+	/* Back on the other allocator: the same bytes, the same counters. */
+	dev2 = new_dev_codec(other, size, 0, false, 0, 3);
+	ck_assert_msg(snap_load(dev2, snap, NULL, NULL, &lst, err) == 1, "%s",
+		      err);
+	ck_assert_uint_eq(lst.packs, st.packs);
+	ck_assert_uint_eq(lst.packed, st.packed);
+	check_range(dev2, shadow, 0, size);
+	same_cold_counters(dev, dev2);
+	/* Packs brought back live as made ones do: write over the rest. */
+	for (uint64_t off = SEC; off < size; off += 3 * SEC) {
+		fill(shadow + off, SEC, K_RANDOM, &s);
+		ck_assert_int_eq(zdev_write(dev2, shadow + off, SEC, off,
+					    false),
+				 0);
+	}
+	check_range(dev2, shadow, 0, size);
+	zdev_destroy(dev2);
+	zdev_destroy(dev);
+	free(shadow);
+}
+END_TEST
+
+/*
+ * zstd hot objects: a compressor=zstd device's snapshot holds them as
+ * they are; loaded into a zstd device they are the same objects (the
+ * same bytes stored), into an LZ4 one they are encoded anew, and back.
+ */
+START_TEST(test_zstd)
+{
+	const char *alloc = backends[_i];
+	uint64_t s = seed + 400 + (uint64_t)_i, size = 1024 * 1024;
+	unsigned char *shadow = calloc(1, size);
+	char err[SNAP_ERR_LEN];
+	struct snap_stats st;
+	struct zdev *z, *z2, *l;
+	uint64_t zc;
+
+	ck_assert_ptr_nonnull(shadow);
+	z = new_dev_codec(alloc, size, 0, false, 3, 0);
+	fill_dev(z, shadow, size, &s);
+	zc = stat_of(z, ZSTAT_compr_data_size);
+	ck_assert_msg(snap_write(z, snap, &st, err) == 0, "%s", err);
+	/* Not decoded: about the pool's bytes. */
+	ck_assert_uint_le(st.file_bytes,
+			  zc + ZSNAP_HDR_SIZE +
+				  (st.objects + st.same + 1) * ZSNAP_REC_SIZE);
+
+	z2 = new_dev_codec(alloc, size, 0, false, 3, 0);
+	ck_assert_msg(snap_load(z2, snap, NULL, NULL, NULL, err) == 1, "%s",
+		      err);
+	check_range(z2, shadow, 0, size);
+	same_counters(z, z2);
+	zdev_destroy(z2);
+
+	/* zstd -> LZ4 -> zstd. */
+	l = new_dev_codec(alloc, size, 0, false, 0, 0);
+	ck_assert_msg(snap_load(l, snap, NULL, NULL, NULL, err) == 1, "%s",
+		      err);
+	check_range(l, shadow, 0, size);
+	ck_assert_uint_ne(stat_of(l, ZSTAT_compr_data_size), zc);
+	ck_assert_msg(snap_write(l, snap, NULL, err) == 0, "%s", err);
+	z2 = new_dev_codec(alloc, size, 0, false, 3, 0);
+	ck_assert_msg(snap_load(z2, snap, NULL, NULL, NULL, err) == 1, "%s",
+		      err);
+	check_range(z2, shadow, 0, size);
+	same_counters(z, z2);
+	zdev_destroy(z2);
+	zdev_destroy(l);
+	zdev_destroy(z);
+	free(shadow);
+}
+END_TEST
+
+/* A pack evicted to the backing file goes out as PACK_EVICTED and comes
+ * back to the new backing file (or to the pool without one). */
+START_TEST(test_evicted_pack)
+{
+	const char *alloc = backends[_i];
+	uint64_t s = seed + 500 + (uint64_t)_i, size = 1024 * 1024, evicted;
+	unsigned char *shadow = calloc(1, size);
+	char err[SNAP_ERR_LEN], bk[320], werr[512];
+	struct zwb_config wc = {
+		.backing = bk,
+		.shrink = { .mem_high = 90, .mem_low = 80,
+			    .pressure = { .psi = PRESSURE_OFF,
+					  .cgroup = PRESSURE_OFF } },
+	};
+	struct snap_stats st;
+	struct zdev *dev, *dev2;
+	struct zwb *wb, *wb2;
+
+	ck_assert_ptr_nonnull(shadow);
+	snprintf(bk, sizeof(bk), "%s/backing", dir);
+	dev = new_dev_codec(alloc, size, 0, true, 0, 3);
+	wb = zwb_create(dev, &wc, werr, sizeof(werr));
+	ck_assert_msg(wb, "zwb_create: %s", werr);
+	fill_cold(dev, shadow, size, &s);
+	ck_assert_int_eq(zdev_evict_packs(dev, UINT64_MAX, NULL, NULL,
+					  &evicted),
+			 0);
+	ck_assert_uint_gt(evicted, 0);
+	ck_assert_uint_eq(stat_of(dev, ZSTAT_packs), 0);
+	ck_assert_msg(snap_write(dev, snap, &st, err) == 0, "%s", err);
+	ck_assert_uint_eq(st.packs, evicted);
+
+	dev2 = new_dev_codec(alloc, size, 0, true, 0, 3);
+	snprintf(bk, sizeof(bk), "%s/backing2", dir);
+	wb2 = zwb_create(dev2, &wc, werr, sizeof(werr));
+	ck_assert_msg(wb2, "zwb_create: %s", werr);
+	ck_assert_msg(snap_load(dev2, snap, NULL, NULL, NULL, err) == 1, "%s",
+		      err);
+	check_range(dev2, shadow, 0, size);
+	same_cold_counters(dev, dev2);
+	zwb_destroy(wb2);
+	zdev_destroy(dev2);
+	zwb_destroy(wb);
+	zdev_destroy(dev);
+
+	/* No backing file: the packs go to the pool. */
+	dev2 = new_dev_codec(alloc, size, 0, false, 0, 3);
+	ck_assert_msg(snap_load(dev2, snap, NULL, NULL, NULL, err) == 1, "%s",
+		      err);
+	check_range(dev2, shadow, 0, size);
+	ck_assert_uint_eq(stat_of(dev2, ZSTAT_packs), evicted);
+	zdev_destroy(dev2);
+	free(shadow);
+}
+END_TEST
+
+/* Record @i's offset in @f (@len bytes); 0 if none. */
+static size_t record_at(const unsigned char *f, size_t len, unsigned int type,
+			unsigned int nth)
+{
+	for (size_t o = ZSNAP_HDR_SIZE; o + ZSNAP_REC_SIZE <= len;) {
+		uint32_t l = snap_get32(f + o + ZSNAP_REC_OFF_LEN);
+
+		if (f[o + ZSNAP_REC_OFF_TYPE] == type && nth-- == 0)
+			return o;
+		o += ZSNAP_REC_SIZE + l;
+	}
+	return 0;
+}
+
+/* Make the record at @o and the trailer's checksums right again. */
+static void reseal(unsigned char *f, size_t len, size_t o)
+{
+	uint32_t l = snap_get32(f + o + ZSNAP_REC_OFF_LEN);
+	unsigned char *t = f + len - ZSNAP_REC_SIZE;
+
+	snap_put64(f + o + ZSNAP_REC_OFF_CHECKSUM,
+		   snap_rec_checksum(f + o, f + o + ZSNAP_REC_SIZE, l));
+	snap_put64(t + ZSNAP_REC_OFF_WORD,
+		   XXH3_64bits(f, len - ZSNAP_REC_SIZE));
+	snap_put64(t + ZSNAP_REC_OFF_CHECKSUM, snap_rec_checksum(t, NULL, 0));
+}
+
+/*
+ * PACK records damaged so that their checksums still hold (a hostile or
+ * buggy writer): each refused by what is wrong, never loaded.
+ */
+START_TEST(test_pack_refusals)
+{
+	const char *alloc = backends[_i];
+	uint64_t s = seed + 600 + (uint64_t)_i, size = 1024 * 1024;
+	unsigned char *shadow = calloc(1, size), *good;
+	char err[SNAP_ERR_LEN], want[80];
+	struct zdev *dev;
+	size_t len, o, dead_i = 0;
+	unsigned int n, nth;
+
+	ck_assert_ptr_nonnull(shadow);
+	dev = new_dev_codec(alloc, size, 0, false, 0, 3);
+	fill_cold(dev, shadow, size, &s);
+	ck_assert_msg(snap_write(dev, snap, NULL, err) == 0, "%s", err);
+	zdev_destroy(dev);
+	good = slurp(snap, &len);
+	/* A pack with a dead slot before its last live one. */
+	for (nth = 0; (o = record_at(good, len, ZSNAP_REC_PACK, nth)); nth++) {
+		n = (unsigned int)snap_get64(good + o + ZSNAP_REC_OFF_WORD);
+		/* Dead by a write (an OBJECT record), not by the trim. */
+		for (dead_i = 0; dead_i + 1 < n; dead_i++) {
+			uint64_t w = snap_get64(good + o + ZSNAP_REC_SIZE +
+						8 * dead_i);
+			uint64_t sec = w & ~ZSNAP_SLOT_DEAD;
+
+			if ((w & ZSNAP_SLOT_DEAD) && sec % 5 == 0 &&
+			    (sec < 64 || sec >= 72))
+				break;
+		}
+		if (dead_i + 1 < n &&
+		    !(snap_get64(good + o + ZSNAP_REC_SIZE + 8 * (n - 1)) &
+		      ZSNAP_SLOT_DEAD))
+			break;
+	}
+	ck_assert_msg(o, "no pack with a dead slot before a live one");
+	n = (unsigned int)snap_get64(good + o + ZSNAP_REC_OFF_WORD);
+
+	/* Unsealed: the checksum. */
+	good[o + ZSNAP_REC_SIZE + 8 * n + 40] ^= 1;
+	spill(snap, good, len);
+	refused(alloc, size, "checksum mismatch");
+	/* Sealed: a byte of the frame, a slot's sector, the slot count, a
+	 * dead slot made live (its sector is in another record). */
+	reseal(good, len, o);
+	spill(snap, good, len);
+	refused(alloc, size, "a pack object that does not decode");
+	good[o + ZSNAP_REC_SIZE + 8 * n + 40] ^= 1;
+	good[o + ZSNAP_REC_SIZE] ^= 2;
+	reseal(good, len, o);
+	spill(snap, good, len);
+	refused(alloc, size, "pack slot 0: sector");
+	good[o + ZSNAP_REC_SIZE] ^= 2;
+	snap_put64(good + o + ZSNAP_REC_OFF_WORD, PACK_MAX_SLOTS + 1);
+	reseal(good, len, o);
+	spill(snap, good, len);
+	snprintf(want, sizeof(want),
+		 "a pack of %u slots; this zramd holds packs of 1..%u",
+		 PACK_MAX_SLOTS + 1, PACK_MAX_SLOTS);
+	refused(alloc, size, want);
+	snap_put64(good + o + ZSNAP_REC_OFF_WORD, n);
+	good[o + ZSNAP_REC_SIZE + 8 * dead_i + 7] ^= 0x80;
+	reseal(good, len, o);
+	spill(snap, good, len);
+	refused(alloc, size, "is named twice");
+	good[o + ZSNAP_REC_SIZE + 8 * dead_i + 7] ^= 0x80;
+	reseal(good, len, o);
+	spill(snap, good, len);
+	dev = new_dev_codec(alloc, size, 0, false, 0, 3);
+	ck_assert_msg(snap_load(dev, snap, NULL, NULL, NULL, err) == 1, "%s",
+		      err);
+	check_range(dev, shadow, 0, size);
+	zdev_destroy(dev);
+	free(good);
+	free(shadow);
+}
+END_TEST
+
+/* A version 1 file (before packs) still loads. */
+START_TEST(test_version1)
+{
+	unsigned char f[ZSNAP_HDR_SIZE + 2 * ZSNAP_REC_SIZE] = { 0 }, *r, *t;
+	unsigned char buf[SEC], want[SEC];
+	char err[SNAP_ERR_LEN];
+	struct zdev *dev = new_dev(backends[0], 64 * SEC, 0, false);
+
+	memcpy(f, ZSNAP_MAGIC, ZSNAP_MAGIC_LEN);
+	snap_put32(f + ZSNAP_HDR_OFF_VERSION, 1);
+	snap_put32(f + ZSNAP_HDR_OFF_HDRSIZE, ZSNAP_HDR_SIZE);
+	snap_put64(f + ZSNAP_HDR_OFF_DEVSIZE, 64 * SEC);
+	snap_put32(f + ZSNAP_HDR_OFF_SECTSIZE, ZSNAP_SECTOR_SIZE);
+	snap_put32(f + ZSNAP_HDR_OFF_CODECS, ZSNAP_CODECS_V1);
+	snap_put64(f + ZSNAP_HDR_OFF_CHECKSUM,
+		   XXH3_64bits(f, ZSNAP_HDR_OFF_CHECKSUM));
+	r = f + ZSNAP_HDR_SIZE;
+	r[ZSNAP_REC_OFF_TYPE] = ZSNAP_REC_SAME;
+	snap_put64(r + ZSNAP_REC_OFF_SECTOR, 5);
+	snap_put64(r + ZSNAP_REC_OFF_WORD, 0x0123456789abcdefull);
+	snap_put64(r + ZSNAP_REC_OFF_CHECKSUM, snap_rec_checksum(r, NULL, 0));
+	t = r + ZSNAP_REC_SIZE;
+	t[ZSNAP_REC_OFF_TYPE] = ZSNAP_REC_END;
+	snap_put64(t + ZSNAP_REC_OFF_SECTOR, 1);
+	snap_put64(t + ZSNAP_REC_OFF_WORD, XXH3_64bits(f, sizeof(f) - ZSNAP_REC_SIZE));
+	snap_put64(t + ZSNAP_REC_OFF_CHECKSUM, snap_rec_checksum(t, NULL, 0));
+	spill(snap, f, sizeof(f));
+	ck_assert_msg(snap_load(dev, snap, NULL, NULL, NULL, err) == 1, "%s",
+		      err);
+	for (unsigned int i = 0; i < SEC / 8; i++)
+		memcpy(want + 8 * i, &(uint64_t){ 0x0123456789abcdefull }, 8);
+	ck_assert_int_eq(zdev_read(dev, buf, SEC, 5 * SEC), 0);
+	ck_assert_mem_eq(buf, want, SEC);
+	zdev_destroy(dev);
+	/* A pack record in a version 1 file is refused. */
+	r[ZSNAP_REC_OFF_TYPE] = ZSNAP_REC_PACK;
+	r[ZSNAP_REC_OFF_CODEC] = ZSNAP_CODEC_ZSTD;
+	snap_put64(r + ZSNAP_REC_OFF_CHECKSUM, snap_rec_checksum(r, NULL, 0));
+	snap_put64(t + ZSNAP_REC_OFF_WORD, XXH3_64bits(f, sizeof(f) - ZSNAP_REC_SIZE));
+	snap_put64(t + ZSNAP_REC_OFF_CHECKSUM, snap_rec_checksum(t, NULL, 0));
+	spill(snap, f, sizeof(f));
+	refused(backends[0], 64 * SEC, "a pack record in a version 1 file");
+}
+END_TEST
+
 static Suite *snapshot_suite(void)
 {
 	Suite *s = suite_create("snapshot");
@@ -338,6 +712,11 @@ static Suite *snapshot_suite(void)
 	tcase_add_loop_test(tc, test_backing, 0, nbackends);
 	tcase_add_loop_test(tc, test_refusals, 0, nbackends);
 	tcase_add_test(tc, test_consume);
+	tcase_add_loop_test(tc, test_cold, 0, nbackends);
+	tcase_add_loop_test(tc, test_zstd, 0, nbackends);
+	tcase_add_loop_test(tc, test_evicted_pack, 0, nbackends);
+	tcase_add_loop_test(tc, test_pack_refusals, 0, nbackends);
+	tcase_add_test(tc, test_version1);
 	suite_add_tcase(s, tc);
 	return s;
 }
