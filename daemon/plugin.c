@@ -231,9 +231,11 @@ static int load_snapshot(void)
 		 st.data_bytes >> 20, st.seconds);
 	log_info("persist=%s: loaded %" PRIu64 " MiB of data (%" PRIu64
 		 " objects, %" PRIu64 " same-filled, %" PRIu64
-		 " back to the backing file) from %" PRIu64
+		 " back to the backing file, %" PRIu64 " packs of %" PRIu64
+		 " sectors) from %" PRIu64
 		 " bytes in %.3f s (%.0f MB/s of file); the file is now %s%s",
 		 path, st.data_bytes >> 20, st.objects, st.same, st.evicted,
+		 st.packs, st.packed,
 		 st.file_bytes, st.seconds,
 		 st.seconds > 0 ? (double)st.file_bytes / st.seconds / 1e6 : 0,
 		 path, SNAP_CONSUMED_SUFFIX);
@@ -255,9 +257,11 @@ static int write_snapshot(void)
 	snap_remove_consumed(path);
 	log_info("persist=%s: wrote %" PRIu64 " MiB of data (%" PRIu64
 		 " objects, %" PRIu64 " same-filled, %" PRIu64
-		 " from the backing file) as %" PRIu64
+		 " from the backing file, %" PRIu64 " packs of %" PRIu64
+		 " sectors) as %" PRIu64
 		 " bytes in %.3f s (%.0f MB/s of file)",
 		 path, st.data_bytes >> 20, st.objects, st.same, st.evicted,
+		 st.packs, st.packed,
 		 st.file_bytes, st.seconds,
 		 st.seconds > 0 ? (double)st.file_bytes / st.seconds / 1e6 : 0);
 	return 0;

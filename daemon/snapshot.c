@@ -12,15 +12,55 @@
  * leaf at a time under its stripe lock; nothing else runs at a stop) and
  * each sector that holds data becomes one record of
  * include/zramd_snapshot.h: a pool object exactly as the pool holds it
- * (LZ4 or raw, never recompressed: the write is a copy; zstd objects and
- * packed sectors decoded, see w_sector()), a same-filled
- * sector as its fill word, a sector on the backing file as an EVICTED
- * record. The backing file is scratch (truncated at every open), so the
+ * (LZ4, zstd or raw, never recompressed: the write is a copy), a
+ * same-filled sector as its fill word, a sector on the backing file as an
+ * EVICTED record, and each cold-tier pack one PACK record (below). The backing file is scratch (truncated at every open), so the
  * snapshot must hold that data itself: it is read back through the
  * device's backing ops, which check every record, and a record that
  * fails its check fails the snapshot instead of being saved as good.
  * Holes are not written. Records and the whole file are checksummed with
  * XXH3-64, as the backing file's records are.
+ *
+ * Packs, as they are. A pack (pack.h) is one zstd frame of up to
+ * PACK_MAX_SLOTS sectors, whose sectors need not be adjacent and may
+ * interleave with other records and other packs. It is written once, as
+ * one record holding its slot list (each slot's device sector, dead
+ * slots marked) and its object byte for byte; evicted packs are read
+ * back through the backing ops (each chunk's record checked) and written
+ * the same way, as PACK_EVICTED. Which slots are dead is known only from
+ * the table: a slot is live iff an entry points at it. So the writer
+ * notes each PACKED entry it meets (a small table of the packs that
+ * straddle the scan's position, w_packed()) and writes the record at the
+ * pack's last live slot, when it has met as many as the descriptor
+ * counts live; the record's sector is that slot's, which keeps the
+ * file's one order rule ("each record's sector above the one before")
+ * true. The loader checks a pack record whole before it uses any of it:
+ * its slot count against this build's PACK_MAX_SLOTS (another count is
+ * refused by name), the slot words against the object's own sector
+ * list, every live sector inside the device and the last of them being
+ * the record's, and the frame decompressed to exactly its slots' bytes
+ * (pack_decode()), so a damaged record whose checksum still holds is
+ * refused at start, never served. Each sector may be named once in the
+ * whole file: a second record or slot naming it finds its entry taken
+ * and the load is refused ("named twice"). The pack is rebuilt as the
+ * pass makes one (chunks of this device's huge threshold, owner
+ * ZDEV_OWNER_PACK, live and references the live slots) and counted as
+ * the pass and the dead slots since counted it (zdev_pack_adopt()), so
+ * packed_sectors, packs, pack_bytes and pack_dead_bytes after a restart
+ * are those before the stop. A device whose huge threshold would cut the
+ * object into more than PACK_CHUNKS_MAX chunks cannot hold it as a pack:
+ * its live sectors are loaded as hot objects instead.
+ *
+ * zstd hot objects. A table entry does not say which codec made its
+ * object (its 16 meta bits are all taken, sectors.h): a device holds
+ * objects of its one hot codec. So a zstd object loaded into a
+ * compressor=zstd device is copied as it is (a zstd frame carries what
+ * any level needs to read it), and into an LZ4 device it is decoded and
+ * encoded anew, as LZ4 objects are into a zstd device. Neither kind of
+ * object is decoded to be checked at load (the checksum covers it; a
+ * crafted object that does not decode reads as EIO, never as other
+ * bytes, since both decoders check the output is exactly one sector);
+ * packs are, because their header decides which sectors they fill.
  *
  * Atomicity. Everything goes to a temporary file in PATH's directory
  * (mkostemp: mode 0600), which is fsynced, renamed over PATH, and the
@@ -33,9 +73,11 @@
  * inside the device and above the one before), then the trailer (record
  * count, checksum of the whole file). Anything wrong refuses the start
  * with one message naming the file and the fault; a device of another
- * size is refused too, never truncated or padded. Objects are copied
- * into the pool as they are; EVICTED records, and objects that no longer
- * fit under mem_limit, go back to the backing file when there is one.
+ * size is refused too, never truncated or padded. Objects and packs are
+ * copied into the pool as they are; EVICTED and PACK_EVICTED records,
+ * and objects and packs that no longer fit under mem_limit, go back to
+ * the backing file when there is one (without one, a load that does not
+ * fit is refused, "does not fit").
  *
  * Why load before serving, and not lazily. Loading is a read of the file
  * and a copy per object, no compression. Measured (make bench-snapshot,
@@ -65,10 +107,10 @@
  * both need.
  *
  * Limits. The write holds a copy of the device on disk; its speed is the
- * disk's (TimeoutStopSec= in the units is sized from it). zstd objects
- * and the cold tier's packed sectors are written decoded (w_sector()), so
- * the file is larger than the pool for them and the load encodes them
- * again; a record type for packs as they are is reserved.
+ * disk's (TimeoutStopSec= in the units is sized from it). The file is
+ * about the pool's size; the load decompresses each pack once to check
+ * it (zstd, a few GB/s for these frames), which the copies of objects
+ * do not pay. Version 1 files (before packs and zstd records) still load.
  */
 #define _GNU_SOURCE /* mkostemp */
 #include <errno.h>

@@ -15,10 +15,14 @@
  * loading comes before serving, are in snapshot.c.
  *
  * Where the data goes: a same-filled record becomes a table entry; an
- * object goes into the pool as it is (never recompressed), or onto the
- * backing file if it was there at the stop (EVICTED) or if the pool is at
- * mem_limit; with no backing file, a pool at mem_limit refuses the load
- * (-ENOSPC, "does not fit").
+ * object goes into the pool as it is (never recompressed; an object of
+ * the other hot codec is encoded anew), or onto the backing file if it
+ * was there at the stop (EVICTED) or if the pool is at mem_limit; with no
+ * backing file, a pool at mem_limit refuses the load (-ENOSPC, "does not
+ * fit"). A pack record (load_pack()) is checked whole, then becomes a
+ * pack in the pool or on the backing file by the same rules, and the
+ * entries of its live slots; see snapshot.c for why it stands at its
+ * last live slot and how sectors named twice are found.
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -2,6 +2,9 @@
 #
 #   persist_io.py SOCK write REALFILE SEED   write the pattern below
 #   persist_io.py SOCK write-more SEED       overwrite a few regions
+#   persist_io.py SOCK write-sparse SEED     overwrite every 5th sector of
+#                                            the real data, trim 64 KiB of
+#                                            it (dead slots in its packs)
 #   persist_io.py SOCK dump IMG EXTENTS      the whole device and its
 #                                            extents (base:allocation)
 #
@@ -42,6 +45,12 @@ elif cmd == "write-more":
     rnd = random.Random(int(sys.argv[3]))
     write(rnd.randbytes(2 * M), 2 * M)
     write(rnd.randbytes(M), 48 * M)
+    h.flush()
+elif cmd == "write-sparse":
+    rnd = random.Random(int(sys.argv[3]))
+    for off in range(0, 16 * M, 5 * 4096):
+        h.pwrite(rnd.randbytes(4096), off)
+    h.trim(65536, 8 * M)
     h.flush()
 elif cmd == "dump":
     size = h.get_size()

@@ -7,10 +7,14 @@
 #                file (a small mem_limit, so that part of the device is
 #                evicted when it stops): every byte and the extents equal
 #                after the restart; the snapshot is renamed to .consumed
-#   cold tier    packed sectors (recompress_idle=1) and zstd objects
-#                (compressor=zstd) go out as plain sectors and come back
-#                byte for byte, also when the next start uses the other
-#                hot codec
+#   cold tier    packs with dead slots (recompress_idle=1, then every 5th
+#                packed sector written over) and zstd objects
+#                (compressor=zstd) go out as they are: the file is about
+#                the pool's size, far below the data decoded; every byte,
+#                the extents and the cold tier's counters (packed_sectors,
+#                packs, pack_bytes, pack_dead_bytes) come back equal
+#                through restarts that change the hot codec (zstd:3,
+#                zstd:1 keeping zstd objects as they are, lz4, zstd:3)
 #   crash        write, stop, start, write more, kill -9, start: empty,
 #                and the log says why
 #   corruption   truncated, a record byte flipped, a header byte flipped,
@@ -250,7 +254,16 @@ if [ -n "${PERSIST_IN_NS:-}" ]; then
 	finish
 fi
 # --- the cold tier and the hot codec ----------------------------------------
+# cold_counters [FILE]: the cold tier's counters from the stats file.
+cold_counters() {
+	local k
+	for k in packed_sectors packs pack_bytes pack_dead_bytes; do
+		printf '%s=%s ' "$k" "$(stat_value "$k" "${1:-$STATS}")"
+	done
+}
+
 cold_round_trip() {
+	local before stats0 fsize compr pbytes packed decoded prev_compr
 	for alloc in $(allocators); do
 		L="cold tier $alloc"
 		snap=$TMP/cold-$alloc.snap
@@ -260,10 +273,30 @@ cold_round_trip() {
 		"${PY[@]}" "$SOCK" write "$REAL" 1 || not_ok "$L: write"
 		check "$L: idle sectors are packed before the stop" \
 			wait_stat packed_sectors -gt 1000
+		# Every 5th packed sector written over: packs with dead slots.
+		"${PY[@]}" "$SOCK" write-sparse 2 || not_ok "$L: write-sparse"
+		check "$L: packs have dead slots before the stop" \
+			wait_stat pack_dead_bytes -gt 0
 		dump before
+		stats0=$STATS
 		check_stop "$L"
-		# The next start's hot path is zstd, the one after LZ4 again.
-		for codec in zstd:3 lz4; do
+		# The final stats file: the device as the snapshot holds it.
+		before=$(cold_counters "$stats0")
+		fsize=$(stat -c %s "$snap")
+		compr=$(stat_value compr_data_size "$stats0")
+		pbytes=$(stat_value pack_bytes "$stats0")
+		packed=$(stat_value packed_sectors "$stats0")
+		decoded=$((compr - pbytes + packed * 4096))
+		echo "# $L: $before; file $fsize bytes, pool $compr, decoded $decoded"
+		check "$L: the snapshot is about the pool's size ($fsize <= $compr + 1 MiB)" \
+			test "$fsize" -le $((compr + 1048576))
+		check "$L: the snapshot holds packs, not their sectors decoded ($fsize < $decoded - $((packed * 2048)))" \
+			test "$fsize" -lt $((decoded - packed * 2048))
+		# The hot codec changes from start to start: zstd -> zstd at
+		# another level (objects kept as they are) -> LZ4 (decoded and
+		# encoded anew) -> zstd again. Packs stay packs throughout.
+		prev_compr=
+		for codec in zstd:3 zstd:1 lz4 zstd:3; do
 			start_zramd size=$SIZE allocator="$alloc" persist="$snap" \
 				compressor=$codec recompress=off ||
 				{ not_ok "$L: start with compressor=$codec"; continue 2; }
@@ -272,6 +305,15 @@ cold_round_trip() {
 				cmp -s "$TMP/before.img" "$TMP/after.img"
 			check "$L: the extents the same (compressor=$codec)" \
 				cmp -s "$TMP/before.ext" "$TMP/after.ext"
+			wait_stat packed_sectors -ge 0
+			check "$L: the cold tier's counters as before the stop (compressor=$codec)" \
+				test "$(cold_counters)" = "$before"
+			if [ "$codec" = zstd:1 ]; then
+				# zstd:1 would store other bytes than zstd:3 did.
+				check "$L: zstd objects kept as they are (compr_data_size $prev_compr)" \
+					test "$(stat_value compr_data_size)" = "$prev_compr"
+			fi
+			prev_compr=$(stat_value compr_data_size)
 			check_stop "$L: stop (compressor=$codec)"
 		done
 		rm -f "$TMP"/before.* "$TMP"/after.*
