@@ -9,7 +9,9 @@
  * for record, and a snapshot damaged in any byte is refused, never loaded
  * as something else.
  *
- * Input: byte 0 picks the mode (bit 0) and the allocator (bit 1).
+ * Input: byte 0 picks the mode (bit 0), the allocator (bit 1) and the
+ * devices' hot codec (bit 2: zstd:3, else LZ4); the cold tier is on
+ * (recompress=zstd:3), packing only when an op says so.
  *
  *   mode 0, raw      the rest of the input is a snapshot file, loaded
  *                    (from a memfd) into a device of the size its header
@@ -19,7 +21,9 @@
  *                    allowed: a record's checksum does not make its LZ4
  *                    valid) and the device written again must give the
  *                    same header fields and the same records, byte for
- *                    byte.
+ *                    byte (packs too); if the file has objects of the
+ *                    other hot codec, they are encoded anew, and the
+ *                    file written again need only load.
  *   mode 1, damaged  byte 1: the device size ((b + 1) sectors, less
  *                    (b & 3) * 1000 bytes, so its end may cut a sector);
  *                    byte 2: damage, then ops until 48 or the end:
@@ -27,6 +31,9 @@
  *                      op 1 SECTOR SEED   a compressible sector
  *                      op 2 SECTOR WORD64 a same-filled sector
  *                      op 3 SECTOR        trim
+ *                      op 4-7 SECTOR      pack: one cold-tier pass over
+ *                                         the whole device, so that later
+ *                                         writes and trims kill slots
  *                    (SECTOR a byte, modulo the sectors). The device is
  *                    written to a snapshot file, which is then damaged as
  *                    byte 2 says (bits 0-2: 0 none, 1 XOR a byte, 2 cut,
@@ -59,6 +66,9 @@
 #define MAX_OPS	 48
 #define RAW_SIZE (1u << 20)
 
+/* The hot codec of the devices: 0 LZ4, else zstd's level (mode bit 2). */
+static int zstd_level;
+
 static struct zdev *make_dev(uint64_t size, bool zbud, uint64_t mem_limit)
 {
 	struct zdev_config cfg = {
@@ -67,6 +77,8 @@ static struct zdev *make_dev(uint64_t size, bool zbud, uint64_t mem_limit)
 		.acceleration = 1,
 		.huge_threshold = 3584,
 		.mem_limit = mem_limit,
+		.zstd_level = zstd_level,
+		.recompress_level = 3,
 	};
 	struct zdev *dev;
 	int err;
@@ -139,7 +151,7 @@ static void raw(const uint8_t *data, size_t size, bool zbud)
 	uint64_t devsize = RAW_SIZE;
 	char err[SNAP_ERR_LEN] = "";
 	unsigned char *out, *sec;
-	struct zdev *dev;
+	struct zdev *dev, *dev2;
 	size_t outlen;
 	int fd, r;
 
@@ -171,9 +183,39 @@ static void raw(const uint8_t *data, size_t size, bool zbud)
 	}
 	free(sec);
 	out = write_snapshot(dev, &outlen);
+	/*
+	 * Objects of the other hot codec were encoded anew: the file written
+	 * again holds other bytes for them; it must load, nothing more.
+	 */
+	for (size_t pos = ZSNAP_HDR_SIZE; pos < size - ZSNAP_REC_SIZE;) {
+		unsigned int c = data[pos + ZSNAP_REC_OFF_CODEC];
+
+		if ((data[pos] == ZSNAP_REC_OBJECT ||
+		     data[pos] == ZSNAP_REC_EVICTED) &&
+		    c != ZSNAP_CODEC_NONE &&
+		    (c == ZSNAP_CODEC_ZSTD) != (zstd_level != 0)) {
+			dev2 = make_dev(devsize, zbud, 0);
+			fd = mem_file(out, outlen);
+			r = snap_load_fd(dev2, fd, "fuzz", NULL, NULL, NULL, err);
+			close(fd);
+			FUZZ_CHECK(r == 1, "written again, not loaded: %d %s",
+				   r, err);
+			zdev_destroy(dev2);
+			free(out);
+			zdev_destroy(dev);
+			return;
+		}
+		pos += ZSNAP_REC_SIZE + get32(data + pos + ZSNAP_REC_OFF_LEN);
+	}
 	FUZZ_CHECK(outlen == size, "written again: %zu bytes, loaded %zu",
 		   outlen, size);
-	FUZZ_CHECK(memcmp(out, data, ZSNAP_HDR_OFF_CODECS) == 0,
+	/* A version 1 file is written again as the current version. */
+	FUZZ_CHECK(memcmp(out, data, ZSNAP_HDR_OFF_VERSION) == 0 &&
+			   get32(out + ZSNAP_HDR_OFF_VERSION) == ZSNAP_VERSION &&
+			   memcmp(out + ZSNAP_HDR_OFF_HDRSIZE,
+				  data + ZSNAP_HDR_OFF_HDRSIZE,
+				  ZSNAP_HDR_OFF_CODECS -
+					  ZSNAP_HDR_OFF_HDRSIZE) == 0,
 		   "header fields differ");
 	/* Record by record: an EVICTED record comes back as an OBJECT (no
 	 * backing file here), so its type and checksum may differ. */
@@ -181,8 +223,11 @@ static void raw(const uint8_t *data, size_t size, bool zbud)
 		size_t n = ZSNAP_REC_SIZE + get32(data + pos + ZSNAP_REC_OFF_LEN);
 		unsigned int t = data[pos], u = out[pos];
 
-		FUZZ_CHECK(t == u || (t == ZSNAP_REC_EVICTED &&
-				      u == ZSNAP_REC_OBJECT),
+		FUZZ_CHECK(t == u ||
+				   (t == ZSNAP_REC_EVICTED &&
+				    u == ZSNAP_REC_OBJECT) ||
+				   (t == ZSNAP_REC_PACK_EVICTED &&
+				    u == ZSNAP_REC_PACK),
 			   "record at %zu: type %u written as %u", pos, t, u);
 		FUZZ_CHECK(memcmp(out + pos + 1, data + pos + 1,
 				  ZSNAP_REC_OFF_CHECKSUM - 1) == 0 &&
@@ -211,7 +256,7 @@ static void damaged(struct fin *in, bool zbud)
 
 	dev = make_dev(size, zbud, 0);
 	for (int i = 0; i < MAX_OPS && fin_left(in); i++) {
-		unsigned int op = fin_u8(in) % 4;
+		unsigned int op = fin_u8(in) % 8;
 		uint64_t s = fin_u8(in) % nsect, off = s * SEC;
 		size_t n = size - off < SEC ? (size_t)(size - off) : SEC;
 		uint64_t w;
@@ -235,6 +280,14 @@ static void damaged(struct fin *in, bool zbud)
 		case 3:
 			FUZZ_CHECK(zdev_trim(dev, n, off) == 0, "trim");
 			continue;
+		default: {
+			struct zdev_recompress_result res;
+
+			FUZZ_CHECK(zdev_recompress(dev, ZDEV_RECOMPRESS_ALL, 0,
+						   NULL, NULL, &res) == 0,
+				   "recompress");
+			continue;
+		}
 		}
 		FUZZ_CHECK(zdev_write(dev, page, n, off, false) == 0, "write");
 	}
@@ -302,6 +355,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!size)
 		return 0;
 	mode = fin_u8(&in);
+	zstd_level = mode & 4 ? 3 : 0;
 	if (mode & 1)
 		damaged(&in, mode & 2);
 	else

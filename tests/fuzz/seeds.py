@@ -358,6 +358,22 @@ def snapshot():
         put("snapshot", "damaged-" + name,
             [1, 40, damage] + ops(24) + u16(333) + [0x40])
     put("snapshot", "damaged-zbud-odd-end", [3, 6, 0] + ops(12))
+    # Packs: compressible sectors, packed (op 4), then some written over
+    # and trimmed (dead slots); LZ4 and zstd hot codecs.
+    def pack_ops():
+        p = []
+        for i in range(20):
+            p += [1, i, i & 3]
+        p += [4, 0]
+        for i in range(0, 20, 3):
+            p += [0, i, i]
+        p += [3, 7]
+        return p
+
+    for damage, name in [(0, "clean"), (1 | 5 << 3, "xor"), (1 | 20 << 3, "xor2"),
+                         (2 | 9 << 3, "cut"), (5, "mem-limit")]:
+        put("snapshot", "damaged-packs-" + name, [1, 30, damage] + pack_ops() + u16(777) + [0x40])
+        put("snapshot", "damaged-packs-zstd-" + name, [5, 30, damage] + pack_ops() + u16(555) + [0x20])
     put("snapshot", "raw-empty", [0])
 
 

@@ -43,4 +43,22 @@ h.pwrite(random.Random(2).randbytes(8192), 0)
 h.pwrite(b"compressible " * 700, 4096 * 5)
 h.pwrite(b"\x01" * 4096, 4096 * 9)
 time.sleep(4)' backing="$tmp/bk" writeback_idle=1
+# Version 2: zstd objects (compressor=zstd; raw mode byte 04: a zstd
+# device keeps them, 00: an LZ4 one encodes them anew), and packs with
+# dead slots. (Evicted packs need the ladder under pressure, which a
+# device this small does not reach: test_daemon_snapshot covers them.)
+seed zstd 04 64K '
+h.pwrite(b"zramd snapshot zstd seed " * 163 + b"abcdefghijklmnopqrstu", 0)
+h.pwrite(b"\xab" * 4096, 4096 * 7)
+h.pwrite(b"lorem ipsum " * 341 + b"abcd", 4096 * 9)' compressor=zstd:3
+cp "$out/seed-raw-zstd" "$out/seed-raw-zstd-into-lz4"
+printf '\x00' | dd of="$out/seed-raw-zstd-into-lz4" bs=1 count=1 conv=notrunc 2>/dev/null
+seed packs 00 128K '
+import time
+for i in range(24):
+    h.pwrite((b"pack %d of the cold tier, " % i) * 150 + bytes(596), 4096 * i)
+time.sleep(4)
+h.pwrite(b"\x17" * 4096, 4096 * 3)
+h.pwrite(bytes(range(256)) * 16, 4096 * 10)
+h.trim(8192, 4096 * 16)' recompress=zstd:3 recompress_idle=1
 ls -la "$out"/seed-raw-*
