@@ -156,6 +156,11 @@ static int fsync_dir_of(const char *path)
 }
 /* --- writing ------------------------------------------------------------- */
 
+/* A PACK record of this build's largest pack is one the format allows. */
+_Static_assert(PACK_MAX_SLOTS * 8u + PACK_OBJ_MAX <= ZSNAP_PACK_LEN_MAX,
+	       "raise ZSNAP_PACK_LEN_MAX (a new format version) with "
+	       "PACK_MAX_SLOTS");
+
 struct writer {
 	struct zdev *dev;
 	int fd;

@@ -694,6 +694,12 @@ int snap_load_fd(struct zdev *dev, int fd, const char *name,
 				       "record %" PRIu64 " at byte %" PRIu64
 				       ": sector %" PRIu64 " is named twice",
 				       records, at, sector);
+			else if (ret == -EBADMSG)
+				ret = refuse(err, name, -EINVAL,
+				       "record %" PRIu64 " at byte %" PRIu64
+				       ": sector %" PRIu64 ": an object that "
+				       "does not decode",
+				       records, at, sector);
 			else if (ret == -ENOSPC)
 				snprintf(err, SNAP_ERR_LEN,
 					 "persist=%s: snapshot refused: "

@@ -394,7 +394,7 @@ START_TEST(test_cold)
 {
 	const char *alloc = backends[_i], *other = backends[(_i + 1) % nbackends];
 	uint64_t s = seed + 300 + (uint64_t)_i, size = 2 * 1024 * 1024;
-	unsigned char *shadow = calloc(1, size);
+	unsigned char *shadow = calloc(1, size), *orig;
 	char err[SNAP_ERR_LEN];
 	struct snap_stats st, lst;
 	struct zdev *dev, *dev2;
@@ -427,6 +427,9 @@ START_TEST(test_cold)
 	ck_assert_uint_eq(lst.packed, st.packed);
 	check_range(dev2, shadow, 0, size);
 	same_cold_counters(dev, dev2);
+	orig = malloc(size);
+	ck_assert_ptr_nonnull(orig);
+	memcpy(orig, shadow, size);
 	/* Packs brought back live as made ones do: write over the rest. */
 	for (uint64_t off = SEC; off < size; off += 3 * SEC) {
 		fill(shadow + off, SEC, K_RANDOM, &s);
@@ -436,7 +439,32 @@ START_TEST(test_cold)
 	}
 	check_range(dev2, shadow, 0, size);
 	zdev_destroy(dev2);
+
+	/*
+	 * A device whose huge threshold would cut a pack into more than
+	 * PACK_CHUNKS_MAX chunks cannot hold it: its live sectors come back
+	 * as hot objects, the same bytes.
+	 */
+	{
+		struct zdev_config dc = {
+			.size = size, .allocator = alloc, .acceleration = 1,
+			.huge_threshold = 1, .recompress_level = 3,
+		};
+		int e;
+
+		dev2 = zdev_create(&dc, &e);
+		ck_assert_msg(dev2, "zdev_create: %s", strerror(-e));
+		ck_assert_msg(snap_load(dev2, snap, NULL, NULL, &lst, err) == 1,
+			      "%s", err);
+		ck_assert_uint_lt(lst.packs, st.packs);
+		ck_assert_uint_eq(stat_of(dev2, ZSTAT_packs), lst.packs);
+		ck_assert_uint_eq(stat_of(dev2, ZSTAT_orig_data_size),
+				  stat_of(dev, ZSTAT_orig_data_size));
+		check_range(dev2, orig, 0, size);
+		zdev_destroy(dev2);
+	}
 	zdev_destroy(dev);
+	free(orig);
 	free(shadow);
 }
 END_TEST
