@@ -22,6 +22,8 @@ DAEMON_LIB_SRCS += daemon/readback.c
 DAEMON_LIB_SRCS += daemon/stopconn.c
 # The cold tier: zstd packs of idle sectors (issue 14).
 DAEMON_LIB_SRCS += daemon/pack.c daemon/recompress.c
+# Snapshots of packs as they are (issue 15).
+DAEMON_LIB_SRCS += daemon/snapshot_pack.c
 DAEMON_LIB_OBJS := $(DAEMON_LIB_SRCS:%.c=$(BUILD)/%.o)
 # libxxhash-dev's header is used header-only (daemon/backing.c), so the
 # library itself is not linked.

@@ -4,9 +4,10 @@
  * the per-stripe accounting
  *
  * Not an API: only device.c (requests), evict.c (eviction to the
- * backing file), readback.c (reading it back, promotion), snapshot.c and
- * snapshot_load.c (the device written to and read from a snapshot file)
- * include this; everything else uses device.h.
+ * backing file), readback.c (reading it back, promotion), snapshot.c,
+ * snapshot_load.c and snapshot_pack.c (the device written to and read
+ * from a snapshot file), recompress.c (the cold tier) include this;
+ * everything else uses device.h.
  *
  * Accounting: the per-stripe acct[] slots of the sector table hold the
  * size counters (sectors stored, compressed bytes, same-filled, huge, on

@@ -21,8 +21,8 @@
  * backing file, a pool at mem_limit refuses the load (-ENOSPC, "does not
  * fit"). A pack record (load_pack()) is checked whole, then becomes a
  * pack in the pool or on the backing file by the same rules, and the
- * entries of its live slots; see snapshot.c for why it stands at its
- * last live slot and how sectors named twice are found.
+ * entries of its live slots (snapshot_pack.c); see snapshot.c for why it
+ * stands at its last live slot and how sectors named twice are found.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -37,7 +37,6 @@
 
 #include "device.h"
 #include "device_internal.h"
-#include "pack.h"
 #include "sectors.h"
 #include "snapshot.h"
 #include "snapshot_internal.h"
@@ -106,8 +105,8 @@ static const unsigned char *r_take(struct reader *r, size_t n, size_t *got)
 	return p;
 }
 
-/* Install @e for @sector, which is empty. */
-static int install(struct zdev *dev, uint64_t sector, struct sect_entry e)
+/* snapshot_internal.h */
+int snap_install(struct zdev *dev, uint64_t sector, struct sect_entry e)
 {
 	struct sect_ref ref;
 	int r;
@@ -124,11 +123,8 @@ static int install(struct zdev *dev, uint64_t sector, struct sect_entry e)
 	return r;
 }
 
-/*
- * Put one object (@len bytes, LZ4 or raw) of @sector into the pool, or
- * onto the backing file if it was there (@evicted) or the pool is full.
- */
-static int load_object(struct zdev *dev, uint64_t sector, const void *data,
+/* snapshot_internal.h */
+int snap_load_object(struct zdev *dev, uint64_t sector, const void *data,
 		       unsigned int len, unsigned int codec, bool evicted)
 {
 	unsigned char page[SECT_SIZE];
@@ -161,7 +157,7 @@ static int load_object(struct zdev *dev, uint64_t sector, const void *data,
 		case CODEC_ZERO:
 			return 0;
 		case CODEC_SAME:
-			return install(dev, sector,
+			return snap_install(dev, sector,
 				       sect_make(SECT_SAME, c.word, 0));
 		case CODEC_COMPRESSED:
 		case CODEC_RAW:
@@ -184,7 +180,7 @@ static int load_object(struct zdev *dev, uint64_t sector, const void *data,
 			zpool_unmap_handle(dev->pool, handle);
 			zstat_max(&dev->live, ZSTAT_mem_used_max, total);
 			e = sect_make(SECT_POOL, handle, len);
-			r = install(dev, sector, e);
+			r = snap_install(dev, sector, e);
 			if (r < 0)
 				zpool_free(dev->pool, handle);
 			return r;
@@ -198,220 +194,10 @@ static int load_object(struct zdev *dev, uint64_t sector, const void *data,
 		return (int)slot;
 	zstat_add(&dev->live, ZSTAT_bd_writes, 1);
 	e = sect_make(SECT_BACKING, (uint64_t)slot, len);
-	r = install(dev, sector, e);
+	r = snap_install(dev, sector, e);
 	if (r < 0 && dev->backing.release)
 		dev->backing.release(dev->backing.ctx, (uint64_t)slot);
 	return r;
-}
-
-/* What load_pack() found wrong, for refuse(). */
-struct pack_fault {
-	char what[160];
-	uint64_t sector; /* with -EEXIST and the errors of placing it */
-	unsigned int live; /* its live slots, on success */
-	bool kept;	   /* kept as a pack (else its sectors unpacked) */
-};
-
-/*
- * Place the checked pack object @obj (@len bytes, @n slots, @nlive live:
- * @live[i]) in the pool as the pass makes packs, or on the backing file
- * if it was there (@evicted) or the pool is at mem_limit. Return: the
- * descriptor (entries not yet made), or NULL with *ret set: -ENOSPC
- * (does not fit, no backing file), -E2BIG (this device cannot hold it as
- * a pack: the caller unpacks it), another errno.
- */
-static struct pack *place_pack(struct zdev *dev, const unsigned char *obj,
-			       size_t len, unsigned int n, uint64_t base,
-			       unsigned int nlive, bool evicted, int *ret)
-{
-	unsigned int nch = pack_nchunks(len, dev->huge_threshold);
-	bool can_back = dev->has_backing && dev->backing.store_pack;
-	struct pack *pk;
-	uint64_t total;
-	unsigned int i;
-	int r;
-
-	/* Chunks of this device's huge threshold, as the pass cuts them. */
-	if (nch > PACK_CHUNKS_MAX) {
-		*ret = -E2BIG;
-		return NULL;
-	}
-	pk = pack_alloc(nch);
-	if (!pk) {
-		*ret = -ENOMEM;
-		return NULL;
-	}
-	pk->len = (uint32_t)len;
-	pk->nslots = (uint16_t)n;
-	pk->base = base;
-	pk->live = nlive;
-	pk->refs = nlive;
-	if (!(evicted && can_back)) {
-		for (i = 0; i < nch; i++) {
-			size_t off = pack_chunk_off(len, nch, i),
-			       clen = pack_chunk_off(len, nch, i + 1) - off;
-			unsigned long h;
-
-			r = zpool_malloc(dev->pool, clen,
-					 ZDEV_OWNER_PACK | base, &h);
-			if (r < 0)
-				break;
-			memcpy(zpool_map_handle(dev->pool, h, ZPOOL_MM_WO),
-			       obj + off, clen);
-			zpool_unmap_handle(dev->pool, h);
-			*pack_where(pk, i) = h;
-		}
-		total = zpool_get_total_size(dev->pool);
-		if (i == nch && (!dev->mem_limit || total <= dev->mem_limit)) {
-			zstat_max(&dev->live, ZSTAT_mem_used_max, total);
-			return pk;
-		}
-		while (i--)
-			zpool_free(dev->pool, (unsigned long)*pack_where(pk, i));
-		if (!dev->has_backing) {
-			pack_free(pk);
-			*ret = -ENOSPC;
-			return NULL;
-		}
-		if (!can_back) { /* objects can still go there */
-			pack_free(pk);
-			*ret = -E2BIG;
-			return NULL;
-		}
-	}
-	/* As zdev_evict_packs(): one record per chunk, all or none. */
-	for (i = 0; i < nch; i++) {
-		size_t off = pack_chunk_off(len, nch, i);
-		int64_t slot = dev->backing.store_pack(
-			dev->backing.ctx, base, obj + off,
-			(unsigned int)(pack_chunk_off(len, nch, i + 1) - off));
-
-		if (slot < 0) {
-			while (i-- && dev->backing.release)
-				dev->backing.release(dev->backing.ctx,
-						     *pack_where(pk, i));
-			pack_free(pk);
-			*ret = (int)slot;
-			return NULL;
-		}
-		*pack_where(pk, i) = (uint64_t)slot;
-	}
-	pk->on_backing = 1;
-	zstat_add(&dev->live, ZSTAT_bd_writes, nch);
-	return pk;
-}
-
-/*
- * A PACK or PACK_EVICTED record (checksum checked): check it all, then
- * make its pack and the entries of its live slots. @data is scratch of
- * PACK_MAX_SLOTS sectors. Return: 0; -EINVAL with @f->what (a damaged or
- * foreign record: refused); -EEXIST (@f->sector named twice); -ENOSPC;
- * another errno (@f->sector).
- */
-static int load_pack(struct zdev *dev, uint64_t sector, uint64_t word,
-		     const unsigned char *p, uint32_t len, bool evicted,
-		     unsigned char *data, struct pack_fault *f)
-{
-	uint64_t nsectors = sect_nsectors(dev->tab), secs[PACK_MAX_SLOTS];
-	bool live[PACK_MAX_SLOTS];
-	unsigned int n, nlive = 0, done = 0, i;
-	const unsigned char *obj;
-	uint64_t last = 0;
-	struct pack *pk;
-	size_t olen;
-	int r = 0;
-
-	if (word == 0 || word > PACK_MAX_SLOTS) {
-		snprintf(f->what, sizeof(f->what),
-			 "a pack of %" PRIu64 " slots; this zramd holds "
-			 "packs of 1..%u (PACK_MAX_SLOTS)",
-			 word, PACK_MAX_SLOTS);
-		return -EINVAL;
-	}
-	n = (unsigned int)word;
-	if (len <= 8u * n || len - 8u * n > PACK_OBJ_MAX) {
-		snprintf(f->what, sizeof(f->what),
-			 "a pack record of %" PRIu32 " bytes for %u slots "
-			 "(the object must be 1..%u bytes)",
-			 len, n, PACK_OBJ_MAX);
-		return -EINVAL;
-	}
-	obj = p + 8u * n;
-	olen = len - 8u * n;
-	/* The object's header, sector list and whole frame: N * 4096 bytes
-	 * exactly, or it is not trusted (pack_decode()). */
-	if (pack_decode(obj, olen, secs, data) != (int)n) {
-		snprintf(f->what, sizeof(f->what),
-			 "a pack object that does not decode to its %u slots",
-			 n);
-		return -EINVAL;
-	}
-	for (i = 0; i < n; i++) {
-		uint64_t w = snap_get64(p + 8u * i);
-
-		if ((w & ~ZSNAP_SLOT_DEAD) != secs[i] || secs[i] >= nsectors) {
-			snprintf(f->what, sizeof(f->what),
-				 "pack slot %u: sector %" PRIu64 " is not the "
-				 "object's %" PRIu64 " or past the end",
-				 i, w & ~ZSNAP_SLOT_DEAD, secs[i]);
-			return -EINVAL;
-		}
-		live[i] = !(w & ZSNAP_SLOT_DEAD);
-		if (live[i]) {
-			nlive++;
-			last = secs[i];
-		}
-	}
-	if (!nlive || last != sector) {
-		snprintf(f->what, sizeof(f->what),
-			 "a pack record at sector %" PRIu64 " whose last live "
-			 "slot is %s",
-			 sector, nlive ? "elsewhere" : "missing (none live)");
-		return -EINVAL;
-	}
-
-	pk = place_pack(dev, obj, olen, n, secs[0], nlive, evicted, &r);
-	if (!pk && r == -E2BIG) {
-		/* This device cannot hold it as a pack: its live sectors
-		 * become objects of its hot codec. */
-		for (i = 0; i < n; i++) {
-			if (!live[i])
-				continue;
-			r = load_object(dev, secs[i], data + (size_t)i * SECT_SIZE,
-					SECT_LEN_RAW, ZSNAP_CODEC_NONE, evicted);
-			if (r < 0) {
-				f->sector = secs[i];
-				return r;
-			}
-		}
-		f->live = nlive;
-		f->kept = false;
-		return 0;
-	}
-	if (!pk) {
-		f->sector = sector;
-		return r;
-	}
-	zdev_pack_adopt(dev, pk);
-	for (i = 0; i < n && r == 0; i++) {
-		if (!live[i])
-			continue;
-		r = install(dev, secs[i],
-			    sect_make(SECT_PACKED, pack_entry_val(pk, i), 0));
-		if (r < 0)
-			f->sector = secs[i];
-		else
-			done++;
-	}
-	if (r < 0) {
-		/* The slots not made are dead; the last frees the pack. */
-		for (unsigned int k = done; k < nlive; k++)
-			zdev_pack_kill_slot(dev, pk);
-		return r;
-	}
-	f->live = nlive;
-	f->kept = true;
-	return 0;
 }
 
 /* "persist=NAME: refused: <what>; ..." */
@@ -539,7 +325,7 @@ int snap_load_fd(struct zdev *dev, int fd, const char *name,
 	XXH3_state_t *whole = XXH3_createState();
 	uint64_t nsectors = sect_nsectors(dev->tab), records = 0, prev = 0;
 	unsigned char *pdata = malloc(PACK_MAX_SLOTS * SECT_SIZE);
-	struct pack_fault pf;
+	struct snap_pack_fault pf;
 	uint32_t version;
 	const unsigned char *p;
 	struct stat sb;
@@ -649,18 +435,18 @@ int snap_load_fd(struct zdev *dev, int fd, const char *name,
 
 		switch (head[ZSNAP_REC_OFF_TYPE]) {
 		case ZSNAP_REC_SAME:
-			ret = install(dev, sector,
+			ret = snap_install(dev, sector,
 				      sect_make(SECT_SAME, word, 0));
 			s.same++;
 			break;
 		case ZSNAP_REC_EVICTED:
-			ret = load_object(dev, sector, p, len,
+			ret = snap_load_object(dev, sector, p, len,
 					  head[ZSNAP_REC_OFF_CODEC], true);
 			s.evicted++;
 			break;
 		case ZSNAP_REC_PACK:
 		case ZSNAP_REC_PACK_EVICTED:
-			ret = load_pack(dev, sector, word, p, len,
+			ret = snap_load_pack(dev, sector, word, p, len,
 					head[ZSNAP_REC_OFF_TYPE] ==
 						ZSNAP_REC_PACK_EVICTED,
 					pdata, &pf);
@@ -683,7 +469,7 @@ int snap_load_fd(struct zdev *dev, int fd, const char *name,
 				s.data_bytes += (uint64_t)(pf.live - 1) * SECT_SIZE;
 			break;
 		default:
-			ret = load_object(dev, sector, p, len,
+			ret = snap_load_object(dev, sector, p, len,
 					  head[ZSNAP_REC_OFF_CODEC], false);
 			s.objects++;
 			break;
