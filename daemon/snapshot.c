@@ -314,7 +314,13 @@ static int w_pack(struct writer *w, struct pend *pd, uint64_t sector)
 	bool evicted = __atomic_load_n(&pk->on_backing, __ATOMIC_ACQUIRE);
 	long len = zdev_pack_fetch(w->dev, pk, obj);
 
-	if (len < 0 || pack_peek(obj, (size_t)len, secs) != (int)n) {
+	unsigned int last = n;
+
+	while (last-- > 0 && !((pd->live[last / 64] >> (last % 64)) & 1))
+		;
+	/* The object names this sector in the slot this entry points at. */
+	if (len < 0 || pack_peek(obj, (size_t)len, secs) != (int)n ||
+	    last >= n || secs[last] != sector) {
 		w->err = len < 0 ? (int)len : -EIO;
 		w->call = evicted ? "backing read" : "pack check";
 		w->bad_sector = sector;
