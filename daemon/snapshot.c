@@ -109,8 +109,12 @@
  * Limits. The write holds a copy of the device on disk; its speed is the
  * disk's (TimeoutStopSec= in the units is sized from it). The file is
  * about the pool's size; the load decompresses each pack once to check
- * it (zstd, a few GB/s for these frames), which the copies of objects
- * do not pay. Version 1 files (before packs and zstd records) still load.
+ * it, which the copies of objects do not pay. Measured by hand (2 shared
+ * cores, page cache): 128 MiB of the real-data corpus, all idle and
+ * packed (31908 sectors in 1996 packs, pool 48.5 MB): a 48.9 MB file
+ * (written decoded, as version 1 did, it would be about 132 MB), written
+ * in 0.08-0.10 s, loaded in 0.17 s. Version 1 files (before packs and
+ * zstd records) still load.
  */
 #define _GNU_SOURCE /* mkostemp */
 #include <errno.h>
