@@ -124,7 +124,7 @@ int zdev_decode_locked(struct zdev *dev, uint64_t sector, struct sect_entry e,
 		       unsigned char *dst);
 
 /*
- * Count @pk, made whole by snapshot_load.c (chunks in place, len, nslots,
+ * Count @pk, made whole by snapshot_pack.c (chunks in place, len, nslots,
  * base, live, refs, on_backing set; no entry yet), in the cold tier's
  * gauges as the pass that made it and the dead slots since would have.
  */

@@ -810,7 +810,7 @@ int zdev_evict_packs(struct zdev *dev, uint64_t target, bool (*stop)(void *arg),
 	return r < 0 ? (int)r : 0;
 }
 
-/* --- packs brought back by a snapshot (snapshot_load.c) -------------------- */
+/* --- packs brought back by a snapshot (snapshot_pack.c) ------------------ */
 
 void zdev_pack_adopt(struct zdev *dev, const struct pack *pk)
 {

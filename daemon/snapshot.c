@@ -14,8 +14,9 @@
  * include/zramd_snapshot.h: a pool object exactly as the pool holds it
  * (LZ4, zstd or raw, never recompressed: the write is a copy), a
  * same-filled sector as its fill word, a sector on the backing file as an
- * EVICTED record, and each cold-tier pack one PACK record (below). The backing file is scratch (truncated at every open), so the
- * snapshot must hold that data itself: it is read back through the
+ * EVICTED record, and each cold-tier pack one PACK record (below). The
+ * backing file is scratch (truncated at every open), so the snapshot
+ * must hold that data itself: it is read back through the
  * device's backing ops, which check every record, and a record that
  * fails its check fails the snapshot instead of being saved as good.
  * Holes are not written. Records and the whole file are checksummed with
@@ -264,8 +265,9 @@ struct pend {
 
 static size_t pend_hash(const struct pack *pk, size_t cap)
 {
-	return (size_t)(((uint64_t)(uintptr_t)pk * UINT64_C(0x9e3779b97f4a7c15)) >>
-			32) & (cap - 1);
+	uint64_t h = (uint64_t)(uintptr_t)pk * UINT64_C(0x9e3779b97f4a7c15);
+
+	return (size_t)(h >> 32) & (cap - 1);
 }
 
 /* The slot of @pk in w->pend, made if new; NULL if out of memory. */

@@ -466,7 +466,8 @@ int snap_load_fd(struct zdev *dev, int fd, const char *name,
 				s.objects += pf.live;
 			}
 			if (ret == 0)
-				s.data_bytes += (uint64_t)(pf.live - 1) * SECT_SIZE;
+				s.data_bytes +=
+					(uint64_t)(pf.live - 1) * SECT_SIZE;
 			break;
 		default:
 			ret = snap_load_object(dev, sector, p, len,

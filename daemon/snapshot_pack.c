@@ -36,11 +36,11 @@
 
 /*
  * Place the checked pack object @obj (@len bytes, @n slots, @nlive of
- * them live, the first at @base) in the pool as the pass makes packs, or on the backing file
- * if it was there (@evicted) or the pool is at mem_limit. Return: the
- * descriptor (entries not yet made), or NULL with *ret set: -ENOSPC
- * (does not fit, no backing file), -E2BIG (this device cannot hold it as
- * a pack: the caller unpacks it), another errno.
+ * them live, the first at @base) in the pool as the pass makes packs, or on the
+ * backing file if it was there (@evicted) or the pool is at mem_limit. Return:
+ * the descriptor (entries not yet made), or NULL with *ret set: -ENOSPC (does
+ * not fit, no backing file), -E2BIG (this device cannot hold it as a pack: the
+ * caller unpacks it), another errno.
  */
 static struct pack *place_pack(struct zdev *dev, const unsigned char *obj,
 			       size_t len, unsigned int n, uint64_t base,
@@ -89,7 +89,8 @@ static struct pack *place_pack(struct zdev *dev, const unsigned char *obj,
 			return pk;
 		}
 		while (i--)
-			zpool_free(dev->pool, (unsigned long)*pack_where(pk, i));
+			zpool_free(dev->pool,
+				   (unsigned long)*pack_where(pk, i));
 		if (!dev->has_backing) {
 			pack_free(pk);
 			*ret = -ENOSPC;
@@ -125,8 +126,8 @@ static struct pack *place_pack(struct zdev *dev, const unsigned char *obj,
 
 /* snapshot_internal.h */
 int snap_load_pack(struct zdev *dev, uint64_t sector, uint64_t word,
-		     const unsigned char *p, uint32_t len, bool evicted,
-		     unsigned char *data, struct snap_pack_fault *f)
+		   const unsigned char *p, uint32_t len, bool evicted,
+		   unsigned char *data, struct snap_pack_fault *f)
 {
 	uint64_t nsectors = sect_nsectors(dev->tab), secs[PACK_MAX_SLOTS];
 	bool live[PACK_MAX_SLOTS];
@@ -193,8 +194,10 @@ int snap_load_pack(struct zdev *dev, uint64_t sector, uint64_t word,
 		for (i = 0; i < n; i++) {
 			if (!live[i])
 				continue;
-			r = snap_load_object(dev, secs[i], data + (size_t)i * SECT_SIZE,
-					SECT_LEN_RAW, ZSNAP_CODEC_NONE, evicted);
+			r = snap_load_object(dev, secs[i],
+					     data + (size_t)i * SECT_SIZE,
+					     SECT_LEN_RAW, ZSNAP_CODEC_NONE,
+					     evicted);
 			if (r < 0) {
 				f->sector = secs[i];
 				return r;
@@ -213,7 +216,8 @@ int snap_load_pack(struct zdev *dev, uint64_t sector, uint64_t word,
 		if (!live[i])
 			continue;
 		r = snap_install(dev, secs[i],
-			    sect_make(SECT_PACKED, pack_entry_val(pk, i), 0));
+				 sect_make(SECT_PACKED, pack_entry_val(pk, i),
+					   0));
 		if (r < 0)
 			f->sector = secs[i];
 		else

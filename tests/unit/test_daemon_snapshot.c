@@ -351,7 +351,8 @@ static const enum zstat cold_keys[] = {
 static void same_cold_counters(struct zdev *a, struct zdev *b)
 {
 	for (size_t i = 0; i < sizeof(cold_keys) / sizeof(cold_keys[0]); i++)
-		ck_assert_msg(stat_of(a, cold_keys[i]) == stat_of(b, cold_keys[i]),
+		ck_assert_msg(stat_of(a, cold_keys[i]) ==
+				      stat_of(b, cold_keys[i]),
 			      "counter %zu: %llu before, %llu after", i,
 			      (unsigned long long)stat_of(a, cold_keys[i]),
 			      (unsigned long long)stat_of(b, cold_keys[i]));
@@ -708,7 +709,8 @@ START_TEST(test_version1)
 	t = r + ZSNAP_REC_SIZE;
 	t[ZSNAP_REC_OFF_TYPE] = ZSNAP_REC_END;
 	snap_put64(t + ZSNAP_REC_OFF_SECTOR, 1);
-	snap_put64(t + ZSNAP_REC_OFF_WORD, XXH3_64bits(f, sizeof(f) - ZSNAP_REC_SIZE));
+	snap_put64(t + ZSNAP_REC_OFF_WORD,
+		   XXH3_64bits(f, sizeof(f) - ZSNAP_REC_SIZE));
 	snap_put64(t + ZSNAP_REC_OFF_CHECKSUM, snap_rec_checksum(t, NULL, 0));
 	spill(snap, f, sizeof(f));
 	ck_assert_msg(snap_load(dev, snap, NULL, NULL, NULL, err) == 1, "%s",
@@ -722,7 +724,8 @@ START_TEST(test_version1)
 	r[ZSNAP_REC_OFF_TYPE] = ZSNAP_REC_PACK;
 	r[ZSNAP_REC_OFF_CODEC] = ZSNAP_CODEC_ZSTD;
 	snap_put64(r + ZSNAP_REC_OFF_CHECKSUM, snap_rec_checksum(r, NULL, 0));
-	snap_put64(t + ZSNAP_REC_OFF_WORD, XXH3_64bits(f, sizeof(f) - ZSNAP_REC_SIZE));
+	snap_put64(t + ZSNAP_REC_OFF_WORD,
+		   XXH3_64bits(f, sizeof(f) - ZSNAP_REC_SIZE));
 	snap_put64(t + ZSNAP_REC_OFF_CHECKSUM, snap_rec_checksum(t, NULL, 0));
 	spill(snap, f, sizeof(f));
 	refused(backends[0], 64 * SEC, "a pack record in a version 1 file");
