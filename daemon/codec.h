@@ -172,6 +172,14 @@ int codec_zstd_decode(const void *src, unsigned int len, void *dst);
 long codec_zstd_compress(const void *src, size_t srclen, void *dst, size_t cap,
 			 int level);
 
+/*
+ * Free the calling thread's compression context, made again at its next
+ * codec_zstd_compress(). Its tables are sized for the largest frame and
+ * level it has seen (about 3 MiB at zstd:9 over 256 KiB): a thread that
+ * compresses in bursts gives them back between them.
+ */
+void codec_zstd_release(void);
+
 /**
  * codec_zstd_decompress() - decompress one zstd frame
  * @src:    the frame
