@@ -275,12 +275,14 @@ struct cand {
 	uint64_t sector;
 	struct sect_entry e; /* as copied; the commit needs it unchanged */
 	struct pack *src;    /* the pinned pack it came from, or NULL */
+	unsigned char *obj;  /* hot: its object's bytes as copied */
 	unsigned int est;    /* guess of its zstd bytes in a pack */
 };
 
 struct rc {
 	struct zdev *dev;
 	enum zdev_recompress_mode mode;
+	int level;	  /* of the packs this pass makes */
 	bool mark;	  /* unmarked hot sectors: mark them, take none */
 	bool only_marked; /* unmarked hot sectors: leave them */
 	struct zdev_recompress_result *res;
@@ -296,6 +298,10 @@ struct rc {
 	unsigned char data[PACK_MAX_SLOTS * PACK_SECTOR];
 	unsigned char obj[PACK_OBJ_MAX];
 	unsigned char scratch[PACK_SCRATCH_SIZE];
+	/* copies of the candidates' hot objects, and the free ones */
+	unsigned char hotobj[PACK_MAX_SLOTS][PACK_SECTOR];
+	unsigned char *freeobj[PACK_MAX_SLOTS];
+	unsigned int nfreeobj;
 	/* the last source pack decompressed (pinned while cached) */
 	struct pack *cached;
 	unsigned char srcobj[PACK_OBJ_MAX];
@@ -353,6 +359,8 @@ static void drop(struct rc *rc, unsigned int i)
 {
 	if (rc->c[i].src && pack_put(rc->dev, rc->c[i].src))
 		rc->res->repacks++;
+	if (rc->c[i].obj)
+		rc->freeobj[rc->nfreeobj++] = rc->c[i].obj;
 	rc->est -= rc->c[i].est;
 	memmove(&rc->c[i], &rc->c[i + 1], (rc->k - i - 1) * sizeof(rc->c[0]));
 	memmove(rc->data + (size_t)i * PACK_SECTOR,
@@ -361,7 +369,29 @@ static void drop(struct rc *rc, unsigned int i)
 	rc->k--;
 }
 
-/* Move candidate @i into slot @slot of @pk if its entry is unchanged. */
+/*
+ * Does the locked POOL entry @cur's object still hold the bytes @copy?
+ * The entry being equal is not enough: while the pass held no lock, the
+ * sector may have been written twice and its object's handle given back
+ * to it (an allocator reuses handles), with the same length (always so
+ * for raw sectors), and marked idle again by another pass. Only the
+ * bytes tell; if they are equal, the pack holds what the sector holds.
+ */
+static bool same_object(struct zdev *dev, struct sect_entry cur,
+			const unsigned char *copy)
+{
+	const void *p = zpool_map_handle(dev->pool, (unsigned long)cur.val,
+					 ZPOOL_MM_RO);
+	bool same = memcmp(p, copy, sect_len(cur)) == 0;
+
+	zpool_unmap_handle(dev->pool, (unsigned long)cur.val);
+	return same;
+}
+
+/*
+ * Move candidate @i into slot @slot of @pk if its entry is unchanged (and
+ * for a hot one, its object's bytes too).
+ */
 static bool commit_one(struct rc *rc, struct pack *pk, unsigned int slot,
 		       unsigned int i)
 {
@@ -373,7 +403,8 @@ static bool commit_one(struct rc *rc, struct pack *pk, unsigned int slot,
 
 	sect_lock(dev->tab, c->sector, &ref);
 	cur = sect_ref_get(&ref);
-	if (cur.val != c->e.val || cur.meta != c->e.meta) {
+	if (cur.val != c->e.val || cur.meta != c->e.meta ||
+	    (c->obj && !same_object(dev, cur, c->obj))) {
 		sect_unlock(&ref);
 		return false;
 	}
@@ -439,8 +470,8 @@ static int rc_flush_one(struct rc *rc)
 	}
 	for (unsigned int i = 0; i < rc->k; i++)
 		rc->secs[i] = rc->c[i].sector;
-	r = pack_build(rc->secs, rc->k, rc->data, dev->recompress_level,
-		       rc->obj, PACK_OBJ_MAX, &len, rc->scratch);
+	r = pack_build(rc->secs, rc->k, rc->data, rc->level, rc->obj,
+		       PACK_OBJ_MAX, &len, rc->scratch);
 	if (r < 0)
 		return r;
 	m = (unsigned int)r;
@@ -520,7 +551,7 @@ static bool rc_full(const struct rc *rc)
 static int rc_take(struct rc *rc, uint64_t sector)
 {
 	struct zdev *dev = rc->dev;
-	unsigned char *dst = rc->data + (size_t)rc->k * PACK_SECTOR;
+	unsigned char *dst, *copy = NULL;
 	struct sect_entry e;
 	struct sect_ref ref;
 	struct pack *src = NULL;
@@ -535,6 +566,7 @@ static int rc_take(struct rc *rc, uint64_t sector)
 			if (r < 0)
 				return r;
 		}
+	dst = rc->data + (size_t)rc->k * PACK_SECTOR;
 	sect_lock(dev->tab, sector, &ref);
 	e = sect_ref_get(&ref);
 	switch (sect_state(e)) {
@@ -555,15 +587,20 @@ static int rc_take(struct rc *rc, uint64_t sector)
 			sect_ref_set_flag(&ref, SECT_F_IDLE, true);
 			e.meta |= SECT_F_IDLE;
 		}
+		/* k < pack_slots <= PACK_MAX_SLOTS: one is free */
+		copy = rc->freeobj[--rc->nfreeobj];
 		p = zpool_map_handle(dev->pool, (unsigned long)e.val,
 				     ZPOOL_MM_RO);
-		memcpy(rc->obj, p, len);
+		memcpy(copy, p, len);
 		zpool_unmap_handle(dev->pool, (unsigned long)e.val);
 		sect_unlock(&ref);
-		if (len == SECT_LEN_RAW)
-			memcpy(dst, rc->obj, PACK_SECTOR);
-		else if (dev_decode(dev, rc->obj, len, dst) < 0)
-			return 0; /* corrupt: leave it to the reader's -EIO */
+		if (len == SECT_LEN_RAW) {
+			memcpy(dst, copy, PACK_SECTOR);
+		} else if (dev_decode(dev, copy, len, dst) < 0) {
+			/* corrupt: leave it to the reader's -EIO */
+			rc->freeobj[rc->nfreeobj++] = copy;
+			return 0;
+		}
 		est = len * 3 / 4;
 		break;
 	case SECT_PACKED:
@@ -600,7 +637,7 @@ static int rc_take(struct rc *rc, uint64_t sector)
 		return 0;
 	}
 	rc->c[rc->k] = (struct cand){
-		.sector = sector, .e = e, .src = src, .est = est,
+		.sector = sector, .e = e, .src = src, .obj = copy, .est = est,
 	};
 	rc->k++;
 	rc->est += est;
@@ -630,6 +667,14 @@ int zdev_recompress(struct zdev *dev, enum zdev_recompress_mode mode,
 		return -ENOMEM;
 	rc->dev = dev;
 	rc->mode = mode;
+	rc->level = mode == ZDEV_RECOMPRESS_ALL &&
+				    dev->recompress_level >
+					    ZDEV_RECOMPRESS_FAST_LEVEL
+			    ? ZDEV_RECOMPRESS_FAST_LEVEL
+			    : dev->recompress_level;
+	for (unsigned int i = 0; i < PACK_MAX_SLOTS; i++)
+		rc->freeobj[i] = rc->hotobj[i];
+	rc->nfreeobj = PACK_MAX_SLOTS;
 	rc->mark = mode == ZDEV_RECOMPRESS_IDLE;
 	rc->res = res;
 	/*
