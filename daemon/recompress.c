@@ -422,17 +422,21 @@ static bool commit_one(struct rc *rc, struct pack *pk, unsigned int slot,
 
 
 /*
- * What the first @m candidates cost now: their hot objects' bytes, and
- * for those in a pack being repacked, their share of it.
+ * Would a pack of @len bytes of the first @m candidates be no shorter than
+ * their hot objects? Then it is not made. A pack with sectors of sparse
+ * packs among them is always made: it is what frees those packs' dead
+ * bytes, whatever the new one costs.
  */
-static size_t rc_cost(const struct rc *rc, unsigned int m)
+static bool no_gain(const struct rc *rc, unsigned int m, size_t len)
 {
 	size_t sum = 0;
 
-	for (unsigned int i = 0; i < m; i++)
-		sum += rc->c[i].src ? rc->c[i].src->len / rc->c[i].src->nslots
-				    : sect_len(rc->c[i].e);
-	return sum;
+	for (unsigned int i = 0; i < m; i++) {
+		if (rc->c[i].src)
+			return false;
+		sum += sect_len(rc->c[i].e);
+	}
+	return len >= sum;
 }
 
 /* Are all the candidates hot sectors stored raw? */
@@ -477,7 +481,7 @@ static int rc_flush_one(struct rc *rc)
 	m = (unsigned int)r;
 	/*
 	 * Not even the first fits, or the pack would not be shorter than
-	 * what its sectors hold now: they stay as they are. (Sectors LZ4
+	 * the hot objects it replaces: they stay as they are. (Sectors LZ4
 	 * could not compress are candidates too: in a frame with their
 	 * neighbours zstd still finds 2-5% in them.)
 	 */
@@ -485,7 +489,7 @@ static int rc_flush_one(struct rc *rc)
 		drop(rc, 0);
 		return 0;
 	}
-	if (len >= rc_cost(rc, m)) {
+	if (no_gain(rc, m, len)) {
 		while (m--)
 			drop(rc, 0);
 		return 0;
