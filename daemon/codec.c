@@ -200,7 +200,8 @@ int codec_parse(const char *text, bool allow_lz4, bool allow_off, int *level)
 	if (strncmp(text, "zstd", 4) != 0)
 		return -1;
 	if (text[4] == '\0') {
-		*level = CODEC_ZSTD_LEVEL_DEFAULT;
+		*level = allow_off ? CODEC_RECOMPRESS_LEVEL_DEFAULT
+				   : CODEC_ZSTD_LEVEL_DEFAULT;
 		return CODEC_ID_ZSTD;
 	}
 	if (text[4] != ':' || !text[5])

@@ -72,9 +72,13 @@ START_TEST(test_codec_parse)
 	ck_assert_int_eq(codec_parse("lz4", false, true, &level), -1);
 	ck_assert_int_eq(codec_parse("off", false, true, &level), CODEC_ID_OFF);
 	ck_assert_int_eq(codec_parse("off", true, false, &level), -1);
-	ck_assert_int_eq(codec_parse("zstd", true, true, &level),
+	ck_assert_int_eq(codec_parse("zstd", true, false, &level),
 			 CODEC_ID_ZSTD);
 	ck_assert_int_eq(level, CODEC_ZSTD_LEVEL_DEFAULT);
+	/* recompress=zstd: the cold tier's own default level */
+	ck_assert_int_eq(codec_parse("zstd", false, true, &level),
+			 CODEC_ID_ZSTD);
+	ck_assert_int_eq(level, CODEC_RECOMPRESS_LEVEL_DEFAULT);
 	ck_assert_int_eq(codec_parse("zstd:19", true, true, &level),
 			 CODEC_ID_ZSTD);
 	ck_assert_int_eq(level, 19);
