@@ -13,8 +13,12 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+/* ZSTD_createCCtx_advanced(), ZSTD_customMem: zstd's "experimental" API,
+ * unchanged since 1.3 and exported by Debian's libzstd1. */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
+#include "bigmem.h"
 #include "codec.h"
 
 _Static_assert(CODEC_HUGE_THRESHOLD_MAX < CODEC_SECTOR,
@@ -136,7 +140,8 @@ const char *codec_lz4_version(void)
 /* --- zstd ---------------------------------------------------------------- */
 
 /*
- * One compression and one decompression context per thread. The key's
+ * One compression and one decompression context per thread (the first
+ * made at the first compression: most threads only read). The key's
  * destructor frees them when the thread exits; the thread-local pointers
  * are only a fast path to what the key holds.
  */
@@ -173,9 +178,8 @@ static struct zstd_ctx *zstd_ctx(void)
 	z = calloc(1, sizeof(*z));
 	if (!z)
 		return NULL;
-	z->c = ZSTD_createCCtx();
 	z->d = ZSTD_createDCtx();
-	if (!z->c || !z->d || pthread_setspecific(zstd_key, z) != 0) {
+	if (!z->d || pthread_setspecific(zstd_key, z) != 0) {
 		zstd_ctx_free(z);
 		return NULL;
 	}
@@ -196,7 +200,8 @@ int codec_parse(const char *text, bool allow_lz4, bool allow_off, int *level)
 	if (strncmp(text, "zstd", 4) != 0)
 		return -1;
 	if (text[4] == '\0') {
-		*level = CODEC_ZSTD_LEVEL_DEFAULT;
+		*level = allow_off ? CODEC_RECOMPRESS_LEVEL_DEFAULT
+				   : CODEC_ZSTD_LEVEL_DEFAULT;
 		return CODEC_ID_ZSTD;
 	}
 	if (text[4] != ':' || !text[5])
@@ -212,6 +217,24 @@ int codec_parse(const char *text, bool allow_lz4, bool allow_off, int *level)
 	return CODEC_ID_ZSTD;
 }
 
+/*
+ * A compression context's tables (about 3 MiB at zstd:9 over 256 KiB)
+ * are mapped and unmapped, never taken from malloc()'s heaps (bigmem.h).
+ */
+static void *zstd_map(void *opaque, size_t size)
+{
+	(void)opaque;
+	return bigmem_alloc(size);
+}
+
+static void zstd_unmap(void *opaque, void *p)
+{
+	(void)opaque;
+	bigmem_free(p);
+}
+
+static const ZSTD_customMem zstd_bigmem = { zstd_map, zstd_unmap, NULL };
+
 long codec_zstd_compress(const void *src, size_t srclen, void *dst, size_t cap,
 			 int level)
 {
@@ -220,12 +243,24 @@ long codec_zstd_compress(const void *src, size_t srclen, void *dst, size_t cap,
 
 	if (!z)
 		return -ENOMEM;
+	if (!z->c && !(z->c = ZSTD_createCCtx_advanced(zstd_bigmem)))
+		return -ENOMEM;
 	n = ZSTD_compressCCtx(z->c, dst, cap, src, srclen, level);
 	/* The output not fitting is the only error a valid call can get,
 	 * but running out of memory for the context's tables. */
 	if (ZSTD_isError(n))
 		return -ENOSPC;
 	return (long)n;
+}
+
+void codec_zstd_release(void)
+{
+	struct zstd_ctx *z = zstd_tls;
+
+	if (z && z->c) {
+		ZSTD_freeCCtx(z->c);
+		z->c = NULL;
+	}
 }
 
 int codec_zstd_decompress(const void *src, size_t len, void *dst,

@@ -115,6 +115,11 @@ void *codec_scratch(unsigned int index);
 #define CODEC_ZSTD_LEVEL_MIN	 1
 #define CODEC_ZSTD_LEVEL_MAX	 19 /* above: "ultra" levels, much memory */
 #define CODEC_ZSTD_LEVEL_DEFAULT 3  /* zstd's own default */
+/*
+ * The cold tier's (recompress=zstd): its packs are made once, off the hot
+ * path, and read rarely; see recompress.c for the figures.
+ */
+#define CODEC_RECOMPRESS_LEVEL_DEFAULT 9
 
 /* What a codec key names (compressor=, recompress=). */
 enum codec_id {
@@ -128,8 +133,9 @@ enum codec_id {
  * @text:      the value
  * @allow_lz4: whether "lz4" is allowed (compressor=)
  * @allow_off: whether "off" is allowed (recompress=)
- * @level:     set to the zstd level (CODEC_ZSTD_LEVEL_DEFAULT for "zstd"),
- *             0 for lz4 and off
+ * @level:     set to the zstd level: for "zstd", CODEC_ZSTD_LEVEL_DEFAULT,
+ *             or CODEC_RECOMPRESS_LEVEL_DEFAULT where "off" is allowed
+ *             (recompress=); 0 for lz4 and off
  *
  * Return: the codec, or -1 if @text is none of the allowed forms or the
  * level is not an integer from CODEC_ZSTD_LEVEL_MIN to _MAX.
@@ -171,6 +177,14 @@ int codec_zstd_decode(const void *src, unsigned int len, void *dst);
  */
 long codec_zstd_compress(const void *src, size_t srclen, void *dst, size_t cap,
 			 int level);
+
+/*
+ * Free the calling thread's compression context, made again at its next
+ * codec_zstd_compress(). Its tables are sized for the largest frame and
+ * level it has seen (about 3 MiB at zstd:9 over 256 KiB): a thread that
+ * compresses in bursts gives them back between them.
+ */
+void codec_zstd_release(void);
 
 /**
  * codec_zstd_decompress() - decompress one zstd frame

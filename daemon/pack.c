@@ -48,6 +48,9 @@ void pack_unlock(const struct pack *pk)
 
 static uint64_t next_serial;
 
+#define PACK_ALIGN ((size_t)1 << PACK_SLOT_BITS)
+_Static_assert(PACK_ALIGN >= 16, "malloc's own alignment at least");
+
 struct pack *pack_alloc(unsigned int nchunks)
 {
 	size_t sz = sizeof(struct pack) + 8u * (nchunks - 1);
@@ -55,8 +58,10 @@ struct pack *pack_alloc(unsigned int nchunks)
 
 	if (nchunks == 0 || nchunks > PACK_CHUNKS_MAX)
 		return NULL;
-	sz = (sz + 31u) & ~(size_t)31u; /* aligned_alloc(): a multiple */
-	pk = aligned_alloc(32, sz);
+	/* aligned_alloc(): a multiple of the alignment, which leaves the
+	 * address's low PACK_SLOT_BITS bits for the slot */
+	sz = (sz + PACK_ALIGN - 1) & ~(size_t)(PACK_ALIGN - 1);
+	pk = aligned_alloc(PACK_ALIGN, sz);
 	if (pk) {
 		memset(pk, 0, sz);
 		pk->nchunks = (uint8_t)nchunks;

@@ -145,7 +145,7 @@ static const struct key keys[] = {
 	  .help = "write the device to this snapshot file on a clean stop "
 		  "and load it at the next start (see daemon/snapshot.c)" },
 	{ .name = "recompress", .kind = K_RECOMP, .off = F(recompress),
-	  .syntax = "zstd[:LEVEL]|off", .def = "zstd:3",
+	  .syntax = "zstd[:LEVEL]|off", .def = "zstd",
 	  .allowed = "off, zstd or zstd:LEVEL with LEVEL from 1 to 19",
 	  .help = "the cold tier: recompress idle sectors into zstd packs" },
 	{ .name = "recompress_idle", .kind = K_DURATION,

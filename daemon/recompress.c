@@ -109,6 +109,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bigmem.h"
 #include "codec.h"
 #include "device.h"
 #include "device_internal.h"
@@ -274,12 +275,14 @@ struct cand {
 	uint64_t sector;
 	struct sect_entry e; /* as copied; the commit needs it unchanged */
 	struct pack *src;    /* the pinned pack it came from, or NULL */
+	unsigned char *obj;  /* hot: its object's bytes as copied */
 	unsigned int est;    /* guess of its zstd bytes in a pack */
 };
 
 struct rc {
 	struct zdev *dev;
 	enum zdev_recompress_mode mode;
+	int level;	  /* of the packs this pass makes */
 	bool mark;	  /* unmarked hot sectors: mark them, take none */
 	bool only_marked; /* unmarked hot sectors: leave them */
 	struct zdev_recompress_result *res;
@@ -295,6 +298,10 @@ struct rc {
 	unsigned char data[PACK_MAX_SLOTS * PACK_SECTOR];
 	unsigned char obj[PACK_OBJ_MAX];
 	unsigned char scratch[PACK_SCRATCH_SIZE];
+	/* copies of the candidates' hot objects, and the free ones */
+	unsigned char hotobj[PACK_MAX_SLOTS][PACK_SECTOR];
+	unsigned char *freeobj[PACK_MAX_SLOTS];
+	unsigned int nfreeobj;
 	/* the last source pack decompressed (pinned while cached) */
 	struct pack *cached;
 	unsigned char srcobj[PACK_OBJ_MAX];
@@ -316,8 +323,6 @@ static int rc_collect(void *arg, uint64_t sector, uint64_t count,
 	(void)count;
 	switch (sect_state(e)) {
 	case SECT_POOL:
-		if (sect_len(e) == SECT_LEN_RAW)
-			return 0; /* incompressible: zstd will not do better */
 		if (rc->only_marked && !(e.meta & SECT_F_IDLE))
 			return 0;
 		break;
@@ -354,6 +359,8 @@ static void drop(struct rc *rc, unsigned int i)
 {
 	if (rc->c[i].src && pack_put(rc->dev, rc->c[i].src))
 		rc->res->repacks++;
+	if (rc->c[i].obj)
+		rc->freeobj[rc->nfreeobj++] = rc->c[i].obj;
 	rc->est -= rc->c[i].est;
 	memmove(&rc->c[i], &rc->c[i + 1], (rc->k - i - 1) * sizeof(rc->c[0]));
 	memmove(rc->data + (size_t)i * PACK_SECTOR,
@@ -362,7 +369,29 @@ static void drop(struct rc *rc, unsigned int i)
 	rc->k--;
 }
 
-/* Move candidate @i into slot @slot of @pk if its entry is unchanged. */
+/*
+ * Does the locked POOL entry @cur's object still hold the bytes @copy?
+ * The entry being equal is not enough: while the pass held no lock, the
+ * sector may have been written twice and its object's handle given back
+ * to it (an allocator reuses handles), with the same length (always so
+ * for raw sectors), and marked idle again by another pass. Only the
+ * bytes tell; if they are equal, the pack holds what the sector holds.
+ */
+static bool same_object(struct zdev *dev, struct sect_entry cur,
+			const unsigned char *copy)
+{
+	const void *p = zpool_map_handle(dev->pool, (unsigned long)cur.val,
+					 ZPOOL_MM_RO);
+	bool same = memcmp(p, copy, sect_len(cur)) == 0;
+
+	zpool_unmap_handle(dev->pool, (unsigned long)cur.val);
+	return same;
+}
+
+/*
+ * Move candidate @i into slot @slot of @pk if its entry is unchanged (and
+ * for a hot one, its object's bytes too).
+ */
 static bool commit_one(struct rc *rc, struct pack *pk, unsigned int slot,
 		       unsigned int i)
 {
@@ -374,7 +403,8 @@ static bool commit_one(struct rc *rc, struct pack *pk, unsigned int slot,
 
 	sect_lock(dev->tab, c->sector, &ref);
 	cur = sect_ref_get(&ref);
-	if (cur.val != c->e.val || cur.meta != c->e.meta) {
+	if (cur.val != c->e.val || cur.meta != c->e.meta ||
+	    (c->obj && !same_object(dev, cur, c->obj))) {
 		sect_unlock(&ref);
 		return false;
 	}
@@ -390,15 +420,32 @@ static bool commit_one(struct rc *rc, struct pack *pk, unsigned int slot,
 	return true;
 }
 
-/*
- * The longest pack object: PACK_CHUNKS_MAX chunks of at most the huge
- * threshold each, and no longer than PACK_OBJ_MAX.
- */
-static size_t rc_cap(const struct zdev *dev)
-{
-	size_t cap = (size_t)PACK_CHUNKS_MAX * dev->huge_threshold;
 
-	return cap < PACK_OBJ_MAX ? cap : PACK_OBJ_MAX;
+/*
+ * Would a pack of @len bytes of the first @m candidates be no shorter than
+ * their hot objects? Then it is not made. A pack with sectors of sparse
+ * packs among them is always made: it is what frees those packs' dead
+ * bytes, whatever the new one costs.
+ */
+static bool no_gain(const struct rc *rc, unsigned int m, size_t len)
+{
+	size_t sum = 0;
+
+	for (unsigned int i = 0; i < m; i++) {
+		if (rc->c[i].src)
+			return false;
+		sum += sect_len(rc->c[i].e);
+	}
+	return len >= sum;
+}
+
+/* Are all the candidates hot sectors stored raw? */
+static bool all_raw(const struct rc *rc)
+{
+	for (unsigned int i = 0; i < rc->k; i++)
+		if (rc->c[i].src || sect_len(rc->c[i].e) != SECT_LEN_RAW)
+			return false;
+	return true;
 }
 
 /*
@@ -413,28 +460,41 @@ static int rc_flush_one(struct rc *rc)
 	size_t len;
 	int r;
 
+	/*
+	 * A stretch of nothing but sectors LZ4 could not compress is left
+	 * as it is without trying: on the bench corpus 95 of the 98 groups
+	 * whose pack would not be shorter are such (compressed files), and
+	 * the few such groups that do shrink gain under 1%. Tried, they
+	 * would be tried again at every pass.
+	 */
+	if (all_raw(rc)) {
+		while (rc->k)
+			drop(rc, 0);
+		return 0;
+	}
 	for (unsigned int i = 0; i < rc->k; i++)
 		rc->secs[i] = rc->c[i].sector;
-	/*
-	 * Chunks of at most the huge threshold, as for hot objects: longer
-	 * objects cost a whole page in zsmalloc (objects past 3828 bytes)
-	 * and leave no room for a buddy in zbud.
-	 */
-	r = pack_build(rc->secs, rc->k, rc->data, dev->recompress_level,
-		       rc->obj, rc_cap(dev), &len, rc->scratch);
+	r = pack_build(rc->secs, rc->k, rc->data, rc->level, rc->obj,
+		       PACK_OBJ_MAX, &len, rc->scratch);
 	if (r < 0)
 		return r;
 	m = (unsigned int)r;
 	/*
-	 * Not even the first fits, or it alone would not beat its hot
-	 * object: it stays as it is.
+	 * Not even the first fits, or the pack would not be shorter than
+	 * the hot objects it replaces: they stay as they are. (Sectors LZ4
+	 * could not compress are candidates too: in a frame with their
+	 * neighbours zstd still finds 2-5% in them.)
 	 */
-	if (m == 0 || (m == 1 && !rc->c[0].src &&
-		       len >= sect_len(rc->c[0].e))) {
+	if (m == 0) {
 		drop(rc, 0);
 		return 0;
 	}
-	nch = pack_nchunks(len, dev->huge_threshold);
+	if (no_gain(rc, m, len)) {
+		while (m--)
+			drop(rc, 0);
+		return 0;
+	}
+	nch = pack_nchunks(len);
 	pk = pack_alloc(nch);
 	if (!pk)
 		return -ENOMEM;
@@ -443,7 +503,7 @@ static int rc_flush_one(struct rc *rc)
 		       clen = pack_chunk_off(len, nch, i + 1) - off;
 		unsigned long handle;
 
-		r = zpool_malloc(dev->pool, clen,
+		r = zpool_malloc(dev->pool, pack_chunk_alloc(clen),
 				 ZDEV_OWNER_PACK | rc->secs[0], &handle);
 		if (r < 0) {
 			while (i--)
@@ -485,7 +545,7 @@ static int rc_flush_one(struct rc *rc)
 static bool rc_full(const struct rc *rc)
 {
 	return rc->k >= rc->dev->pack_slots ||
-	       rc->est >= rc_cap(rc->dev) - pack_hdr_size(rc->k);
+	       rc->est >= PACK_OBJ_MAX - pack_hdr_size(rc->k);
 }
 
 /*
@@ -495,7 +555,7 @@ static bool rc_full(const struct rc *rc)
 static int rc_take(struct rc *rc, uint64_t sector)
 {
 	struct zdev *dev = rc->dev;
-	unsigned char *dst = rc->data + (size_t)rc->k * PACK_SECTOR;
+	unsigned char *dst, *copy = NULL;
 	struct sect_entry e;
 	struct sect_ref ref;
 	struct pack *src = NULL;
@@ -510,15 +570,12 @@ static int rc_take(struct rc *rc, uint64_t sector)
 			if (r < 0)
 				return r;
 		}
+	dst = rc->data + (size_t)rc->k * PACK_SECTOR;
 	sect_lock(dev->tab, sector, &ref);
 	e = sect_ref_get(&ref);
 	switch (sect_state(e)) {
 	case SECT_POOL:
 		len = sect_len(e);
-		if (len == SECT_LEN_RAW) {
-			sect_unlock(&ref);
-			return 0;
-		}
 		if (!(e.meta & SECT_F_IDLE)) {
 			if (rc->only_marked) {
 				sect_unlock(&ref);
@@ -534,13 +591,20 @@ static int rc_take(struct rc *rc, uint64_t sector)
 			sect_ref_set_flag(&ref, SECT_F_IDLE, true);
 			e.meta |= SECT_F_IDLE;
 		}
+		/* k < pack_slots <= PACK_MAX_SLOTS: one is free */
+		copy = rc->freeobj[--rc->nfreeobj];
 		p = zpool_map_handle(dev->pool, (unsigned long)e.val,
 				     ZPOOL_MM_RO);
-		memcpy(rc->obj, p, len);
+		memcpy(copy, p, len);
 		zpool_unmap_handle(dev->pool, (unsigned long)e.val);
 		sect_unlock(&ref);
-		if (dev_decode(dev, rc->obj, len, dst) < 0)
-			return 0; /* corrupt: leave it to the reader's -EIO */
+		if (len == SECT_LEN_RAW) {
+			memcpy(dst, copy, PACK_SECTOR);
+		} else if (dev_decode(dev, copy, len, dst) < 0) {
+			/* corrupt: leave it to the reader's -EIO */
+			rc->freeobj[rc->nfreeobj++] = copy;
+			return 0;
+		}
 		est = len * 3 / 4;
 		break;
 	case SECT_PACKED:
@@ -577,7 +641,7 @@ static int rc_take(struct rc *rc, uint64_t sector)
 		return 0;
 	}
 	rc->c[rc->k] = (struct cand){
-		.sector = sector, .e = e, .src = src, .est = est,
+		.sector = sector, .e = e, .src = src, .obj = copy, .est = est,
 	};
 	rc->k++;
 	rc->est += est;
@@ -602,11 +666,19 @@ int zdev_recompress(struct zdev *dev, enum zdev_recompress_mode mode,
 	memset(res, 0, sizeof(*res));
 	if (!dev->recompress_level)
 		return 0;
-	rc = calloc(1, sizeof(*rc));
+	rc = bigmem_alloc(sizeof(*rc)); /* zeroed */
 	if (!rc)
 		return -ENOMEM;
 	rc->dev = dev;
 	rc->mode = mode;
+	rc->level = mode == ZDEV_RECOMPRESS_ALL &&
+				    dev->recompress_level >
+					    ZDEV_RECOMPRESS_FAST_LEVEL
+			    ? ZDEV_RECOMPRESS_FAST_LEVEL
+			    : dev->recompress_level;
+	for (unsigned int i = 0; i < PACK_MAX_SLOTS; i++)
+		rc->freeobj[i] = rc->hotobj[i];
+	rc->nfreeobj = PACK_MAX_SLOTS;
 	rc->mark = mode == ZDEV_RECOMPRESS_IDLE;
 	rc->res = res;
 	/*
@@ -649,7 +721,13 @@ int zdev_recompress(struct zdev *dev, enum zdev_recompress_mode mode,
 		(void)zdev_compact(dev);
 	now = zpool_get_total_size(dev->pool);
 	res->freed = before > now ? before - now : 0;
-	free(rc);
+	/*
+	 * The pass's buffers and the zstd context (a few MiB of tables at
+	 * the higher levels) go back to the system between passes, or the
+	 * cold tier would keep in RSS part of what it saves (bigmem.h).
+	 */
+	bigmem_free(rc);
+	codec_zstd_release();
 	return r;
 }
 

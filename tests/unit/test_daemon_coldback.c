@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "backing.h"
+#include "pack.h"
 #include "codec.h"
 #include "device.h"
 #include "test_daemon_common.h"
@@ -207,8 +208,8 @@ START_TEST(test_evict_packs)
 		if (rc == -EIO) {
 			nbad++;
 			/* Only sectors at or just past a damaged pack's base. */
-			ck_assert_msg((i >= bsec[0] && i < bsec[0] + 16) ||
-					      (i >= bsec[1] && i < bsec[1] + 16),
+			ck_assert_msg((i >= bsec[0] && i < bsec[0] + PACK_MAX_SLOTS) ||
+					      (i >= bsec[1] && i < bsec[1] + PACK_MAX_SLOTS),
 				      "sector %llu -EIO", (unsigned long long)i);
 			continue;
 		}

@@ -72,9 +72,13 @@ START_TEST(test_codec_parse)
 	ck_assert_int_eq(codec_parse("lz4", false, true, &level), -1);
 	ck_assert_int_eq(codec_parse("off", false, true, &level), CODEC_ID_OFF);
 	ck_assert_int_eq(codec_parse("off", true, false, &level), -1);
-	ck_assert_int_eq(codec_parse("zstd", true, true, &level),
+	ck_assert_int_eq(codec_parse("zstd", true, false, &level),
 			 CODEC_ID_ZSTD);
 	ck_assert_int_eq(level, CODEC_ZSTD_LEVEL_DEFAULT);
+	/* recompress=zstd: the cold tier's own default level */
+	ck_assert_int_eq(codec_parse("zstd", false, true, &level),
+			 CODEC_ID_ZSTD);
+	ck_assert_int_eq(level, CODEC_RECOMPRESS_LEVEL_DEFAULT);
 	ck_assert_int_eq(codec_parse("zstd:19", true, true, &level),
 			 CODEC_ID_ZSTD);
 	ck_assert_int_eq(level, 19);
@@ -161,23 +165,28 @@ START_TEST(test_pack_roundtrip)
 		       scratch);
 	ck_assert_int_ge(n, 2);
 	ck_assert_uint_le(len, PACK_OBJ_MAX);
-	/* A pack is one frame over many chunks: all 16 fit, past one chunk. */
+	/* A pack is one frame over many chunks: all fit, past one chunk. */
 	ck_assert_int_eq(n, PACK_MAX_SLOTS);
 	ck_assert_uint_gt(len, PACK_CHUNK_MAX);
-	ck_assert_uint_eq(pack_nchunks(len, 3584),
-			  (len + 3583) / 3584);
-	for (unsigned int c = 1; c <= 20; c++) {
-		size_t prev = 0;
+	/* Whole pages but the last, which holds the rest. */
+	{
+		unsigned int c = pack_nchunks(len);
 
+		ck_assert_uint_eq(c, (len + PACK_CHUNK_MAX - 1) / PACK_CHUNK_MAX);
 		ck_assert_uint_eq(pack_chunk_off(len, c, 0), 0);
 		ck_assert_uint_eq(pack_chunk_off(len, c, c), len);
-		for (unsigned int i = 1; i <= c; i++) {
-			size_t o = pack_chunk_off(len, c, i);
+		for (unsigned int i = 0; i < c; i++) {
+			size_t a = pack_chunk_off(len, c, i),
+			       b = pack_chunk_off(len, c, i + 1);
 
-			ck_assert_uint_gt(o, prev);
-			ck_assert_uint_le(o - prev, (len + c - 1) / c);
-			prev = o;
+			ck_assert_uint_gt(b, a);
+			if (i + 1 < c)
+				ck_assert_uint_eq(b - a, PACK_CHUNK_MAX);
+			else
+				ck_assert_uint_le(b - a, PACK_CHUNK_MAX);
 		}
+		ck_assert_uint_eq(pack_nchunks(PACK_CHUNK_MAX), 1);
+		ck_assert_uint_eq(pack_nchunks(PACK_CHUNK_MAX + 1), 2);
 	}
 	ck_assert_int_eq(pack_peek(obj, len, got), n);
 	ck_assert_int_eq(pack_decode(obj, len, got, back), n);
@@ -349,7 +358,7 @@ static void test_device_with(const char *alloc, int hot_zstd)
 				  stat_of(dev, ZSTAT_pack_bytes));
 	/* Denser: fewer compressed bytes, and no more pool memory. */
 	ck_assert_uint_lt(stat_of(dev, ZSTAT_compr_data_size), before_compr);
-	/* Packs span several pool objects (one frame of up to 16 sectors). */
+	/* Packs span several pool objects (one frame of many sectors). */
 	ck_assert_uint_gt(stat_of(dev, ZSTAT_pack_bytes) / res.packs,
 			  CODEC_HUGE_THRESHOLD_DEFAULT);
 	printf("cold tier %s (hot %s): %llu sectors in %llu packs, "
@@ -588,9 +597,10 @@ static void *stress_packer(void *arg)
 }
 
 /*
- * The stress's devices, by _i / nbackends: packs of 16 sectors in chunks
- * of the huge threshold; of 8; of 16 in many small chunks (1 KiB); of
- * one sector (one chunk each).
+ * The stress's devices, by _i / nbackends: packs of PACK_MAX_SLOTS
+ * sectors (many whole-page chunks); of 8; of 16 on a device whose huge
+ * threshold is 1 KiB (many hot sectors stored raw, which packs take too);
+ * of one sector (one chunk each).
  */
 static const struct {
 	unsigned int thr, slots;

@@ -88,7 +88,7 @@ START_TEST(test_defaults)
 {
 	ck_assert_str_eq(p.allocator, "zsmalloc");
 	ck_assert_str_eq(p.compressor, "lz4");
-	ck_assert_str_eq(p.recompress, "zstd:3");
+	ck_assert_str_eq(p.recompress, "zstd");
 	ck_assert_uint_eq(p.recompress_idle, 600);
 	ck_assert_uint_eq(p.acceleration, 1);
 	ck_assert_uint_eq(p.huge_threshold, 3584);
