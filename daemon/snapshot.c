@@ -44,12 +44,12 @@
  * refused at start, never served. Each sector may be named once in the
  * whole file: a second record or slot naming it finds its entry taken
  * and the load is refused ("named twice"). The pack is rebuilt as the
- * pass makes one (chunks of this device's huge threshold, owner
+ * pass makes one (whole-page chunks and a tail, owner
  * ZDEV_OWNER_PACK, live and references the live slots) and counted as
  * the pass and the dead slots since counted it (zdev_pack_adopt()), so
  * packed_sectors, packs, pack_bytes and pack_dead_bytes after a restart
- * are those before the stop. A device whose huge threshold would cut the
- * object into more than PACK_CHUNKS_MAX chunks cannot hold it as a pack:
+ * are those before the stop. A pack object longer than this build's
+ * packs can be (more than PACK_CHUNKS_MAX chunks) is not kept as a pack:
  * its live sectors are loaded as hot objects instead.
  *
  * zstd hot objects. A table entry does not say which codec made its

@@ -10,16 +10,16 @@
  * frame (pack_decode(): exactly N * 4096 bytes), the slot words against
  * the object's sectors, every sector inside the device, and the record's
  * sector being the last live slot's. Then the pack is made as the cold
- * tier's pass makes one (recompress.c: chunks of this device's huge
- * threshold, owner ZDEV_OWNER_PACK, live = references = the live slots)
+ * tier's pass makes one (recompress.c: whole-page chunks and a tail,
+ * owner ZDEV_OWNER_PACK, live = references = the live slots)
  * and counted in the gauges as the pass and the slots' deaths since
  * counted it (zdev_pack_adopt()); the live slots' entries are installed,
  * each into an empty entry, so that a sector named twice in the file is
  * found. Where it goes follows the objects' rule (snapshot_load.c): the
  * pool, or the backing file if it was there at the stop or the pool is
- * at mem_limit; a device that cannot hold it as a pack (its huge
- * threshold would cut it into more than PACK_CHUNKS_MAX chunks) gets its
- * live sectors as hot objects. The design is in snapshot.c.
+ * at mem_limit; a pack object longer than this build's packs can be
+ * (more than PACK_CHUNKS_MAX chunks) gets its live sectors as hot
+ * objects. The design is in snapshot.c.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -46,14 +46,14 @@ static struct pack *place_pack(struct zdev *dev, const unsigned char *obj,
 			       size_t len, unsigned int n, uint64_t base,
 			       unsigned int nlive, bool evicted, int *ret)
 {
-	unsigned int nch = pack_nchunks(len, dev->huge_threshold);
+	unsigned int nch = pack_nchunks(len);
 	bool can_back = dev->has_backing && dev->backing.store_pack;
 	struct pack *pk;
 	uint64_t total;
 	unsigned int i;
 	int r;
 
-	/* Chunks of this device's huge threshold, as the pass cuts them. */
+	/* Cut as the pass cuts them; longer than this build's packs: no. */
 	if (nch > PACK_CHUNKS_MAX) {
 		*ret = -E2BIG;
 		return NULL;
@@ -74,7 +74,7 @@ static struct pack *place_pack(struct zdev *dev, const unsigned char *obj,
 			       clen = pack_chunk_off(len, nch, i + 1) - off;
 			unsigned long h;
 
-			r = zpool_malloc(dev->pool, clen,
+			r = zpool_malloc(dev->pool, pack_chunk_alloc(clen),
 					 ZDEV_OWNER_PACK | base, &h);
 			if (r < 0)
 				break;
