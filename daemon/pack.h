@@ -7,21 +7,25 @@
  * more squeezed hard, and zstd over several sectors at once squeezes much
  * harder than anything over one sector. So idle sectors are recompressed
  * together into a pack: several sectors of the device (up to
- * PACK_MAX_SLOTS, 64 KiB) compressed as one zstd frame. The allocator
+ * PACK_MAX_SLOTS, 256 KiB) compressed as one zstd frame. The allocator
  * sees only objects of at most ZPOOL_MAX_SIZE (4 KiB), so the pack's
- * bytes (the "object" below) are cut into chunks of at most the huge
- * threshold, each its own pool object; the descriptor holds where each
- * chunk is. A frame of 64 KiB of input needs 5-10 chunks of real data. See
- * recompress.c for who makes packs and when, and the figures that chose
- * the sizes.
+ * bytes (the "object" below) are cut into chunks, each its own pool
+ * object; the descriptor holds where each chunk is. A frame of 256 KiB of
+ * real data needs 10-25 chunks. See recompress.c for who makes packs and
+ * when, and the figures that chose the sizes.
  *
- * Chunks. An object of len bytes in n chunks is cut at len * i / n
- * (pack_chunk_off()), so the chunks differ by one byte at most and their
- * sizes need not be stored; n is the fewest chunks of at most the huge
- * threshold. Reading a packed sector copies every chunk, in order, into
- * one buffer and decompresses the whole frame. On the backing file each
- * chunk is one record (a record holds 4 KiB at most), all naming the
- * pack's first sector; the object is checked as a whole when read back.
+ * Chunks. Every chunk but the last is one whole page (PACK_CHUNK_MAX),
+ * the last holds the rest (pack_chunk_off()), so their sizes need not be
+ * stored. A page-sized object costs exactly a page in either allocator
+ * (zsmalloc's huge class, a zbud page of its own); only the tails fall
+ * into size classes, rounded up (pack_chunk_alloc()) so that they share
+ * a few classes instead of leaving a partly used zspage in each. Cut into
+ * equal chunks of at most the huge threshold, as first built, the same
+ * packs cost 2-3% more pool memory. Reading a packed sector copies every
+ * chunk, in order, into one buffer and decompresses the whole frame. On
+ * the backing file each chunk is one record (a record holds 4 KiB at
+ * most), all naming the pack's first sector; the object is checked as a
+ * whole when read back.
  *
  * The object (all integers little-endian as the machine's, since it never
  * leaves the process except through the checksummed backing file):
@@ -60,7 +64,8 @@
 #define PACK_SECTOR	4096u
 /*
  * The most sectors in one pack (zdev_config.pack_slots may ask fewer): it
- * caps what one read of a packed sector decompresses (64 KiB, 15-20 us).
+ * caps what one read of a packed sector decompresses (256 KiB, about 0.1-
+ * 0.2 ms; recompress.c has the figures that chose it).
  */
 #define PACK_MAX_SLOTS	64u
 #define PACK_MAGIC	0x314b505au /* "ZPK1" */

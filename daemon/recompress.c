@@ -21,51 +21,67 @@
  * one core (zstd-6: 2.36 at 21 MB/s; -9: 2.37 at 10 MB/s). Most of the
  * gain is zstd itself; but the window of one 4 KiB object holds only 1.6
  * sectors of such data on average (more of text), and frames over 16-64
- * KiB add 7-10% more. So a pack is one frame of up to pack_slots sectors
- * (default PACK_MAX_SLOTS, 16: 64 KiB), whose bytes are cut into chunks
- * of at most the huge threshold, each its own pool object (pack.h): the
- * pool's objects stay at most ZPOOL_MAX_SIZE. zstd:3 is the default level.
+ * KiB add 7-10% more; over 256 KiB, 7% more again (below). The pool's
+ * objects stay at most ZPOOL_MAX_SIZE, so a pack's bytes are cut into
+ * chunks, each its own pool object (pack.h).
  *
- * Multi-object packs, measured by make bench-pack (tests/bench/
- * bench_pack.c: the first 64 MiB of the bench corpus, zsmalloc,
- * mem_used_total after compaction; hot LZ4 1.25 of which most is
- * incompressible, which no pack touches):
+ * Frames and levels, measured on the 512 MiB corpus of make bench-cold
+ * (a tar of /usr/lib and /usr/share/doc; the 114,000 sectors LZ4 can
+ * compress, in device order, one frame per N of them; zstd alone, one
+ * core; decompression is of the whole frame):
  *
- *   sectors a pack, level   1, 3    8, 3    16, 3   16, 6   16, 9
- *   data / pool memory      1.31    1.38    1.41    1.42    1.42
- *   packed MB/s, one core   150     200     250     100     80
- *   random 4 KiB read, us   3-4     12      17-21   18-20   17-18
+ *   N sectors, level     16,3   64,3   64,6   64,9   128,6  128,9
+ *   MiB of frames        106.4  98.8   93.5   90.6   90.3   89.5
+ *   compression MB/s     350    -      107    55-75  107    75
+ *   one frame, us        49     -      180    209    376    341
  *
- * A sequential read would pay the whole frame for each sector (12-17
- * us); each thread keeps the last frame it decompressed (device.c, keyed
- * by the descriptor's address and its serial, which no later pack has),
- * so the other sectors of the pack cost 1.5 us.
+ * Levels past 9 gain nothing more at this size (64 sectors at 12: 91.0
+ * MiB at 13 MB/s), and a dictionary trained on the data itself (zdict,
+ * 16-256 KiB) gains 2% over frames of 16 sectors and nothing over 64.
+ * So a pack is one frame of up to pack_slots sectors (default
+ * PACK_MAX_SLOTS, 64: 256 KiB), cut into whole-page chunks (pack.h), and
+ * recompress=zstd means zstd:9. Packs made under memory pressure (the
+ * shrinker's ladder, ZDEV_RECOMPRESS_ALL) use zstd:3 at most
+ * (ZDEV_RECOMPRESS_FAST_LEVEL): there what counts is memory freed per CPU
+ * second, five times more at level 3.
  *
- * On the whole 512 MiB corpus of make bench-cold (density, RSS growth of
- * the server after the copy, packing and a full read): one-object packs
- * 201.7 MiB (data/RSS 2.54); packs of 16 sectors 182.2 MiB (2.81, as
- * nbdkit memory allocator=zstd's 182.3), at zstd:6 174.4 MiB (2.94,
- * 0.96x), zstd:9 173.8 MiB (2.95, 0.95x). What is left is mostly the 13%
- * of sectors that LZ4 cannot store below the huge threshold: they stay
- * hot and raw (66 MiB, over a third of the memory), since zstd over 64
- * KiB of them gains 2.4%. 16 sectors is the default: 2% more than 8 for
- * 5 us more a cold read; zstd:3 stays the default level (recompress=zstd:6
- * buys 4.5% at 40% of the packing rate).
+ * Sectors LZ4 cannot store below the huge threshold (13% of that corpus,
+ * 66 MiB, raw) are candidates too. Alone, zstd finds 2% in them; in a
+ * frame with their compressible neighbours, 3 MiB more of the whole (all
+ * sectors in one stream of 64-sector frames at zstd:9: 153.1 MiB, against
+ * 90.6 + 65.7 kept apart). A pack is made only if it is shorter than the
+ * hot objects it replaces; and a gathering of nothing but raw sectors is
+ * left untried (95 of the 98 groups that would not shrink are such:
+ * compressed files), or it would be tried again at every pass.
  *
- * In the device (the same 64 MiB, zsmalloc, pool memory after compaction,
- * packs capped at the huge threshold, 3584 bytes): hot LZ4 1.54; packed
- * at zstd-1 / -3 / -6 / -9 2.02 / 2.09 / 2.15 / 2.16 (1.45 sectors a
- * pack at -3; the pass runs at 72 MB/s). zbud: 1.30 -> 1.56. A random
- * 4 KiB read costs about 10 us packed against 2 us hot. With the hot path
- * on zstd-3 (compressor=zstd) the pool is at 2.04 already and packing
- * adds 2%.
+ * On the whole corpus (make bench-cold: RSS growth of the server after
+ * the copy, the packing and a full read; nbdkit memory allocator=zstd
+ * 182.2 MiB in the same runs):
+ *
+ *                                                      MiB    x zstd
+ *   16 a pack, chunks of the huge threshold, zstd:3    182.1  1.00
+ *   64 a pack, whole pages, tails rounded, zstd:3      174    0.95 (*)
+ *   and raw sectors packed, zstd buffers mapped        167.3  0.92
+ *   the same at zstd:6                                 161.9  0.89
+ *   the same at zstd:9 (the default)                   159.3  0.87
+ *
+ *   (*) by hand, the server's VmRSS in the same steps
+ *
+ * The zstd compression context of a pass (about 3 MiB of tables at level
+ * 9) and the pass's own buffers are mapped for the pass and unmapped
+ * after it (bigmem.h): left to malloc(), they stayed in a thread heap
+ * between the packs' small descriptors, 3.4 MiB of RSS that the cold
+ * tier had just saved.
+ *
+ * A random read of a packed sector decompresses its whole frame (0.1-0.2
+ * ms at 64 sectors, against 2 us for a hot sector); each thread keeps the
+ * last frame it decompressed (device.c, keyed by the descriptor's address
+ * and its serial, which no later pack has), so a sequential read pays it
+ * once a pack and the other sectors cost 1.5 us.
  *
  * A pass that packed anything ends with a compaction of the pool: the hot
  * objects it freed are scattered over the pool's pages, and only moving
  * the rest together gives their memory back.
- *
- * The figures below are of packs of one object (before frames spanned
- * several); they are kept for the comparison with the hot path.
  *
  * How, one pass (zdev_recompress()):
  *
@@ -75,14 +91,19 @@
  *     -> decompress (no lock); gather in device order
  *     -> pack_build() the first pack_slots sectors (no lock)
  *     -> zpool_malloc its chunks; per sector, under its stripe lock: if the
- *        entry is still exactly the one copied, it becomes PACKED, else
+ *        entry (and object) is still the one copied, it becomes PACKED, else
  *        its slot is dead from the start; free what it held after unlock
  *
  * No stripe lock is held while compressing or decompressing. The check
- * at commit is exact: a hot entry must still carry the idle mark that the
- * pass set (every write makes an entry without it, so an equal entry
- * cannot be a new object reusing the old handle); a packed entry's pack
- * is pinned from the copy to the commit, so its address cannot be reused.
+ * at commit is exact: a hot entry must be the one copied, idle mark
+ * included, and its object must still hold the bytes copied
+ * (same_object()). The entry alone is not enough: while the pass held no
+ * lock the sector may have been written twice, got its old handle back
+ * from the allocator with the same length (always so for raw sectors)
+ * and been marked idle again by another pass (the writeback's idle pass,
+ * or a second recompress pass); the stress test packed stale bytes that
+ * way. A packed entry's pack is pinned from the copy to the commit, so
+ * its address cannot be reused.
  *
  * Life of a pack. Its descriptor counts live slots (entries pointing at
  * it) and references (live slots + pins). A write, trim or zero of a
