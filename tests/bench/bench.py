@@ -25,7 +25,9 @@ the nbdkit memory row and to the zram row of the same run:
 
 The cold tier (issue 14) is measured by bench_cold.py (make bench-cold),
 which writes its own block of the same page; this script keeps that block
-when it rewrites the rest.
+when it rewrites the rest, and everything from "## Where the time goes" to
+the end of the page (the hand-written analysis and the sections pasted
+from the issue-17 benches).
 
 The report goes to docs/BENCHMARKS.md (a quick run writes to the build
 folder instead), with the machine it ran on and a "targets" block; the raw
@@ -346,14 +348,19 @@ def median_of(runs):
 
 def write_page(path, md):
     """Write the report, keeping the cold-tier block that `make
-    bench-cold` (bench_cold.py) wrote into the page before."""
+    bench-cold` (bench_cold.py) wrote into the page before, and the
+    hand-written part from "## Where the time goes" to the end."""
     try:
         with open(path) as f:
-            keep = bench_report.cold_block(f.read())
+            old = f.read()
     except FileNotFoundError:
-        keep = ""
+        old = ""
+    page = bench_report.splice_cold(md, bench_report.cold_block(old))
+    tail = bench_report.hand_tail(old)
+    if tail:
+        page = page.rstrip("\n") + "\n\n" + tail
     with open(path, "w") as f:
-        f.write(bench_report.splice_cold(md, keep))
+        f.write(page)
 
 
 def machine():

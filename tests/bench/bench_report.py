@@ -371,6 +371,14 @@ def cold_block(text):
     return text[i:j + len(COLD_END)] + "\n"
 
 
+def hand_tail(text):
+    """The hand-written part of a page: from the analysis heading to the
+    end (profiles, and the sections pasted from the issue-17 benches), or
+    "". bench.py generates everything before it."""
+    i = text.find("\n" + ANALYSIS_HEADING)
+    return text[i + 1:] if i >= 0 else ""
+
+
 def splice_cold(text, block):
     """The page with its cold-tier block replaced by block. A page without
     one gets it before the hand-written analysis, or at its end."""
