@@ -22,6 +22,7 @@
 #include "backing.h"
 #include "codec.h"
 #include "device.h"
+#include "pack.h"
 #include "params.h"
 #include "shrinker.h"
 #include "zpool.h"
@@ -154,7 +155,13 @@ static const struct key keys[] = {
 	  .allowed = "0 (only under memory pressure) or a duration up to 30d, "
 		     "e.g. 90, 90s, 10m, 2h, 1d",
 	  .help = "pack sectors idle this long; 0: only under pressure" },
+	{ .name = "pack_sectors", .kind = K_UINT, .off = F(pack_sectors),
+	  .min = 1, .max = PACK_MAX_SLOTS, .syntax = "N", .def = "64",
+	  .allowed = "an integer from 1 to 64",
+	  .help = "sectors a cold-tier pack holds at most: fewer read cold "
+		  "data faster and store it less densely" },
 };
+_Static_assert(PACK_MAX_SLOTS == 64, "pack_sectors' allowed and default");
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 _Static_assert(NKEYS <= sizeof(((struct zramd_params *)0)->origin),
 	       "origin[] too small");

@@ -70,6 +70,7 @@ struct zramd_params {
 	char *promote;			/* "off": hot sectors stay on disk */
 	char *recompress;		/* "off", "zstd" or "zstd:LEVEL" */
 	unsigned int recompress_idle;	/* seconds; 0: only under pressure */
+	unsigned int pack_sectors;	/* sectors of a pack at most */
 
 	/* Internal: per-key origin, the directory of the config file. */
 	unsigned char origin[32];

@@ -276,6 +276,7 @@ static int zramd_get_ready(void)
 		.huge_threshold = params.huge_threshold,
 		.mem_limit = params.mem_limit,
 		.shrinkable = params.backing != NULL,
+		.pack_slots = params.pack_sectors,
 	};
 	int err;
 

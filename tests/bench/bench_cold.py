@@ -44,6 +44,8 @@ Environment:
                        mean nothing
   BENCH_COLD_RECOMPRESS  the recompress= value of the cold rows
                        (default zstd, the plugin's default level)
+  BENCH_COLD_EXTRA     more parameters of the cold rows, space-separated
+                       (e.g. pack_sectors=16)
   BENCH_COLD_IDLE      recompress_idle= in seconds for the density and
                        packed rows (default 2)
   BENCH_COLD_TIMEOUT   longest wait, in seconds, for packing to stop
@@ -97,6 +99,8 @@ class Config:
         self.timeout = int(os.environ.get(
             "BENCH_COLD_TIMEOUT", "300" if mode == "full" else "60"))
         self.recompress = os.environ.get("BENCH_COLD_RECOMPRESS", "zstd")
+        # More parameters of the cold rows, e.g. "pack_sectors=16".
+        self.cold_extra = os.environ.get("BENCH_COLD_EXTRA", "").split()
         # Filled in by probe_cold(): how the plugin spells a duration.
         self.idle_arg = None
 
@@ -149,13 +153,13 @@ def zramd_peers(plugin, cfg, cold_ok):
                "nbd", plugin, off_args, stats=True, nbdkit_opts=opts)
     if not cold_ok:
         return off, None, None
-    rc = "recompress=" + cfg.recompress
+    rc = ["recompress=" + cfg.recompress] + cfg.cold_extra
     on = Peer("zramd-cold", "zramd, cold tier on (%s %s)" % (
-        rc, idle(cfg, cfg.idle_s)), "nbd", plugin,
-        base + [rc, idle(cfg, cfg.idle_s)], stats=True, nbdkit_opts=opts)
+        " ".join(rc), idle(cfg, cfg.idle_s)), "nbd", plugin,
+        base + rc + [idle(cfg, cfg.idle_s)], stats=True, nbdkit_opts=opts)
     on_hot = Peer("zramd-cold-hot", "zramd, cold tier on (%s %s)" % (
-        rc, idle(cfg, HOT_IDLE_S)), "nbd", plugin,
-        base + [rc, idle(cfg, HOT_IDLE_S)], stats=True, nbdkit_opts=opts)
+        " ".join(rc), idle(cfg, HOT_IDLE_S)), "nbd", plugin,
+        base + rc + [idle(cfg, HOT_IDLE_S)], stats=True, nbdkit_opts=opts)
     return off, on, on_hot
 
 

@@ -3,8 +3,8 @@
 # packed (packed_sectors, packs, pack_bytes, recompressions in the stats
 # file), its pool memory shrinks, and it reads back byte for byte (counted
 # in pack_reads); overwriting packed sectors makes them hot again and
-# leaves dead bytes; compressor=zstd serves the same bytes; recompress=off
-# packs nothing.
+# leaves dead bytes; pack_sectors bounds the packs; compressor=zstd serves
+# the same bytes; recompress=off packs nothing.
 source "$(dirname "$0")/functions.sh"
 requires nbdkit
 requires nbdsh
@@ -32,6 +32,11 @@ for alloc in $(allocators); do
 	check "$alloc: idle sectors are packed" wait_stat packed_sectors -gt $((secs / 4))
 	check "$alloc: packs counted" wait_stat packs -gt 0
 	check "$alloc: recompressions counted" wait_stat recompressions -gt $((secs / 4))
+	# pack_sectors=64 by default: packs of 16 sectors or fewer (the size
+	# before it) would fail this.
+	check "$alloc: packs of more than 16 sectors on average" \
+		bash -c '[ "$1" -gt $((16 * $2)) ]' _ \
+		"$(stat_value packed_sectors)" "$(stat_value packs)"
 	check "$alloc: compr_data_size = hot_bytes + pack_bytes" \
 		test "$(stat_value compr_data_size)" -eq \
 		$(($(stat_value hot_bytes) + $(stat_value pack_bytes)))
@@ -59,6 +64,28 @@ for alloc in $(allocators); do
 	fi
 	check_stop "$alloc"
 done
+
+# pack_sectors from a config file: no pack holds more.
+printf 'size = 16M\nrecompress = zstd:1\nrecompress_idle = 1\npack_sectors = 4\n' \
+	>"$TMP/small.conf"
+if start_zramd config="$TMP/small.conf"; then
+	nbdcopy "$TMP/data" "$URI"
+	check "pack_sectors=4: idle sectors are packed" \
+		wait_stat packed_sectors -gt $((secs / 4))
+	check "pack_sectors=4: no pack holds more than 4 sectors" \
+		bash -c '[ "$1" -le $((4 * $2)) ]' _ \
+		"$(stat_value packed_sectors)" "$(stat_value packs)"
+	check "pack_sectors=4: reads back byte for byte" \
+		bash -c 'nbdcopy "$1" "$2" && cmp -n "$3" "$2" "$4"' _ \
+		"$URI" "$TMP/out" "$size" "$TMP/data"
+	check_stop "pack_sectors=4"
+else
+	not_ok "pack_sectors=4: start"
+fi
+printf 'size = 16M\npack_sectors = 65\n' >"$TMP/bad.conf"
+check "pack_sectors=65: refused with one message" \
+	bash -c 'nbdkit -U - --run true "$1" config="$2" 2>&1 | grep -q "pack_sectors = 65: out of range\|pack_sectors=65: out of range"' _ \
+	"$PLUGIN_SO" "$TMP/bad.conf"
 
 # compressor=zstd (hot path) from a config file, the cold tier off.
 printf 'size = 16M\ncompressor = zstd:1\nrecompress = off\nrecompress_idle = 1\n' \

@@ -129,6 +129,8 @@ static void check_result(const struct zramd_params *p)
 			   "recompress");
 		FUZZ_CHECK(p->recompress_idle <= 30u * 86400,
 			   "recompress_idle %u", p->recompress_idle);
+		FUZZ_CHECK(p->pack_sectors >= 1 && p->pack_sectors <= 64,
+			   "pack_sectors %u", p->pack_sectors);
 	}
 	FUZZ_CHECK(p->acceleration >= CODEC_ACCEL_MIN &&
 			   p->acceleration <= CODEC_ACCEL_MAX,

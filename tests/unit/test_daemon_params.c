@@ -90,6 +90,7 @@ START_TEST(test_defaults)
 	ck_assert_str_eq(p.compressor, "lz4");
 	ck_assert_str_eq(p.recompress, "zstd");
 	ck_assert_uint_eq(p.recompress_idle, 600);
+	ck_assert_uint_eq(p.pack_sectors, 64);
 	ck_assert_uint_eq(p.acceleration, 1);
 	ck_assert_uint_eq(p.huge_threshold, 3584);
 	ck_assert_uint_eq(p.stats_interval, 1);
@@ -280,6 +281,12 @@ START_TEST(test_bad_values)
 	set_bad("recompress_idle", "soon", "not a number", NULL);
 	set_ok("recompress_idle", "90");
 	ck_assert_uint_eq(p.recompress_idle, 90);
+	set_bad("pack_sectors", "0", "pack_sectors=0: out of range",
+		"allowed: an integer from 1 to 64");
+	set_bad("pack_sectors", "65", "pack_sectors=65: out of range", NULL);
+	set_bad("pack_sectors", "x", "not a number", NULL);
+	set_ok("pack_sectors", "16");
+	ck_assert_uint_eq(p.pack_sectors, 16);
 	set_bad("backing_force", "maybe", "backing_force=maybe: unknown choice",
 		"allowed: no or yes");
 	set_bad("backing_force", "", "unknown choice", NULL);
