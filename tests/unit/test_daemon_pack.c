@@ -637,7 +637,7 @@ START_TEST(test_stress)
 	__atomic_store_n(&st.stop, 1, __ATOMIC_RELEASE);
 	for (unsigned int i = 0; i < 2; i++)
 		pthread_join(tp[i], NULL);
-	printf("stress %s (chunks <= %u, <= %u slots): %llu ops x %u threads, "
+	printf("stress %s (huge threshold %u, <= %u slots): %llu ops x %u threads, "
 	       "%llu passes, %llu packed, "
 	       "%llu pack reads, %llu repacks, %llu mismatches\n",
 	       backends[_i % nbackends], st_var[v].thr,
