@@ -747,11 +747,14 @@ int zdev_recompress(struct zdev *dev, enum zdev_recompress_mode mode,
 	res->freed = before > now ? before - now : 0;
 	/*
 	 * The pass's buffers and the zstd context (a few MiB of tables at
-	 * the higher levels) go back to the system between passes, or the
-	 * cold tier would keep in RSS part of what it saves (bigmem.h).
+	 * the higher levels) go back to the system between idle passes, or
+	 * the cold tier would keep in RSS part of what it saves (bigmem.h).
+	 * The shrinker's thread keeps its context (zstd:3 at most): its
+	 * passes come in runs under memory pressure, no time to map it anew.
 	 */
 	bigmem_free(rc);
-	codec_zstd_release();
+	if (mode == ZDEV_RECOMPRESS_IDLE)
+		codec_zstd_release();
 	return r;
 }
 
