@@ -12,6 +12,8 @@
  * shrinkable pool under @mem_limit with watermarks 90 / 80, and the memory
  * pressure sources off (whatever the machine's memory does, not here).
  * rig_create() then makes the device and its writeback, asserting both.
+ * test_daemon_device.c and test_daemon_snapshot.c use only the two
+ * config builders.
  */
 #ifndef ZRAMD_TEST_RIG_H
 #define ZRAMD_TEST_RIG_H
