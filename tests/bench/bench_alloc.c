@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_common.h"
 #include "zpool.h"
 #include "zsmalloc_int.h"
 
@@ -71,23 +72,6 @@ struct run {
 	long compacted_pages;
 	double churn1, churn2, map1, map2; /* ops/s */
 };
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return z ^ (z >> 31);
-}
 
 static void die(const char *what)
 {
@@ -221,7 +205,7 @@ static void *worker_main(void *arg)
 	if (w->map) {
 		unsigned long sum = 0;
 
-		t = now();
+		t = now_s();
 		for (size_t k = 0; k < n; k++) {
 			const unsigned char *p = zpool_map_handle(
 				w->pool, w->h[pick[k]], ZPOOL_MM_RO);
@@ -229,7 +213,7 @@ static void *worker_main(void *arg)
 			sum += p[objs[which[pick[k]]].len - 1];
 			zpool_unmap_handle(w->pool, w->h[pick[k]]);
 		}
-		w->secs = now() - t;
+		w->secs = now_s() - t;
 		w->sink = sum;
 	} else {
 		/* Distinct objects, each freed and allocated again once. */
@@ -245,7 +229,7 @@ static void *worker_main(void *arg)
 			}
 		}
 		free(seen);
-		t = now();
+		t = now_s();
 		for (size_t k = 0; k < m; k++) {
 			size_t i = pick[k], j = (size_t)(rnd(&w->seed) % nobjs);
 
@@ -255,7 +239,7 @@ static void *worker_main(void *arg)
 				die("zpool_malloc failed");
 			which[i] = j;
 		}
-		w->secs = now() - t;
+		w->secs = now_s() - t;
 		w->ops = 2 * m;
 		for (size_t k = 0; k < m; k++) {
 			const struct object *o = &objs[which[pick[k]]];

@@ -136,22 +136,32 @@ static void race(uint64_t sector, uint8_t how);
  * (-EIO), or another thread's request on the very sector being evicted
  * (overwrite, partial write, trim, zero), which zdev_evict() must notice
  * so that neither update is lost (the eviction race of zpool.h).
+ * store_hook() is that byte's work, shared with bk_store_pack(): -EIO or 0.
  */
+static int store_hook(uint64_t sector)
+{
+	uint8_t how;
+
+	if (!d.store_hooks)
+		return 0;
+	how = fin_u8(&d.in);
+	if (how % 8 == 3)
+		return -EIO;
+	if (how % 8 >= 4)
+		race(sector, how);
+	return 0;
+}
+
 static int64_t bk_store(void *ctx, uint64_t sector, const void *data,
 			unsigned int len)
 {
 	uint64_t slot;
-	uint8_t how;
 	int r;
 
 	(void)ctx;
-	if (d.store_hooks) {
-		how = fin_u8(&d.in);
-		if (how % 8 == 3)
-			return -EIO;
-		if (how % 8 >= 4)
-			race(sector, how);
-	}
+	r = store_hook(sector);
+	if (r < 0)
+		return r;
 	r = backing_write(d.bk, sector, data, len,
 			  len == SECTOR ? 0 : BACKING_FLAG_COMPRESSED, &slot);
 	if (r < 0)
@@ -183,17 +193,12 @@ static int64_t bk_store_pack(void *ctx, uint64_t base, const void *data,
 			     unsigned int len)
 {
 	uint64_t slot;
-	uint8_t how;
 	int r;
 
 	(void)ctx;
-	if (d.store_hooks) {
-		how = fin_u8(&d.in);
-		if (how % 8 == 3)
-			return -EIO;
-		if (how % 8 >= 4)
-			race(base, how);
-	}
+	r = store_hook(base);
+	if (r < 0)
+		return r;
 	r = backing_write(d.bk, base, data, len, BACKING_FLAG_PACK, &slot);
 	if (r < 0)
 		return r;

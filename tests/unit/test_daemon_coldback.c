@@ -26,70 +26,32 @@
 #include "codec.h"
 #include "device.h"
 #include "test_daemon_common.h"
+#include "test_rig.h"
 #include "writeback.h"
 
 static char dir[256];
 
 static void setup(void)
 {
-	const char *t = getenv("TMPDIR");
-
-	snprintf(dir, sizeof(dir), "%s/zramd-coldback-XXXXXX", t ? t : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	rig_scratch_make(dir, sizeof(dir), "coldback");
 }
 
 static void teardown(void)
 {
-	char path[300];
-
-	snprintf(path, sizeof(path), "%s/backing", dir);
-	unlink(path);
-	rmdir(dir);
+	rig_scratch_remove(dir);
 }
 
-struct rig {
-	struct zdev *dev;
-	struct zwb *wb;
-	char path[300];
-};
-
+/* A device with writeback and recompression, its shrinker thread running. */
 static void rig_open(struct rig *r, const char *allocator, uint64_t size,
 		     uint64_t mem_limit)
 {
-	struct zdev_config dc = {
-		.size = size,
-		.allocator = allocator,
-		.acceleration = 1,
-		.huge_threshold = CODEC_HUGE_THRESHOLD_DEFAULT,
-		.mem_limit = mem_limit,
-		.shrinkable = true,
-		.recompress_level = 3,
-	};
-	struct zwb_config wc = {
-		.shrink = {
-			.mem_limit = mem_limit,
-			.mem_high = 90,
-			.mem_low = 80,
-			.pressure = { .psi = PRESSURE_OFF,
-				      .cgroup = PRESSURE_OFF },
-		},
-	};
-	char err[512];
-	int e;
+	struct zdev_config dc = rig_dev_config(allocator, size, mem_limit);
+	struct zwb_config wc = rig_wb_config(mem_limit);
 
+	dc.recompress_level = 3;
 	snprintf(r->path, sizeof(r->path), "%s/backing", dir);
-	wc.backing = r->path;
-	r->dev = zdev_create(&dc, &e);
-	ck_assert_msg(r->dev, "zdev_create %s: %s", allocator, strerror(-e));
-	r->wb = zwb_create(r->dev, &wc, err, sizeof(err));
-	ck_assert_msg(r->wb, "zwb_create: %s", err);
+	rig_create(r, &dc, &wc);
 	ck_assert_int_eq(zwb_start(r->wb), 0);
-}
-
-static void rig_close(struct rig *r)
-{
-	zwb_destroy(r->wb);
-	zdev_destroy(r->dev);
 }
 
 /* Compressible, varied: 2-4 sectors a pack. */

@@ -20,23 +20,18 @@
 #include "codec.h"
 #include "device.h"
 #include "test_daemon_common.h"
+#include "test_rig.h"
 #include "test_util.h"
 #include "zpool.h"
 
 static struct zdev *make_dev(const char *allocator, uint64_t size,
 			     uint64_t mem_limit, bool shrinkable)
 {
-	struct zdev_config cfg = {
-		.size = size,
-		.allocator = allocator,
-		.acceleration = 1,
-		.huge_threshold = CODEC_HUGE_THRESHOLD_DEFAULT,
-		.mem_limit = mem_limit,
-		.shrinkable = shrinkable,
-	};
+	struct zdev_config cfg = rig_dev_config(allocator, size, mem_limit);
 	struct zdev *dev;
 	int err;
 
+	cfg.shrinkable = shrinkable;
 	dev = zdev_create(&cfg, &err);
 	ck_assert_msg(dev, "zdev_create %s: %s", allocator, strerror(-err));
 	return dev;

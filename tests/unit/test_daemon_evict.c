@@ -38,6 +38,7 @@
 #include "codec.h"
 #include "device.h"
 #include "test_daemon_common.h"
+#include "test_rig.h"
 #include "test_loopdev.h"
 #include "test_util.h"
 #include "writeback.h"
@@ -49,19 +50,12 @@ static char dir[256];
 
 static void setup(void)
 {
-	const char *t = getenv("TMPDIR");
-
-	snprintf(dir, sizeof(dir), "%s/zramd-evict-XXXXXX", t ? t : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	rig_scratch_make(dir, sizeof(dir), "evict");
 }
 
 static void teardown(void)
 {
-	char path[300];
-
-	snprintf(path, sizeof(path), "%s/backing", dir);
-	unlink(path);
-	rmdir(dir);
+	rig_scratch_remove(dir);
 }
 
 /*
@@ -89,64 +83,27 @@ static void teardown_loop(void)
 }
 
 /* A device with writeback, its shrinker thread running. */
-struct rig {
-	struct zdev *dev;
-	struct zwb *wb;
-	char path[300];
-};
-
 static void rig_open(struct rig *r, const char *allocator, uint64_t size,
 		     uint64_t mem_limit, uint64_t backing_size,
 		     unsigned int idle_age, unsigned int idle_interval_ms)
 {
-	struct zdev_config dc = {
-		.size = size,
-		.allocator = allocator,
-		.acceleration = 1,
-		.huge_threshold = CODEC_HUGE_THRESHOLD_DEFAULT,
-		.mem_limit = mem_limit,
-		.shrinkable = true,
-	};
-	struct zwb_config wc = {
-		.backing_size = backing_size,
-		.shrink = {
-			.mem_limit = mem_limit,
-			.mem_high = 90,
-			.mem_low = 80,
-			.idle_age = idle_age,
-			.idle_interval_ms = idle_interval_ms,
-			/* Whatever the machine's memory does, not here. */
-			.pressure = { .psi = PRESSURE_OFF,
-				      .cgroup = PRESSURE_OFF },
-		},
-	};
-	char err[512];
-	int e;
+	struct zdev_config dc = rig_dev_config(allocator, size, mem_limit);
+	struct zwb_config wc = rig_wb_config(mem_limit);
 
+	wc.backing_size = backing_size;
+	wc.shrink.idle_age = idle_age;
+	wc.shrink.idle_interval_ms = idle_interval_ms;
 	if (loopdev[0])
 		snprintf(r->path, sizeof(r->path), "%s", loopdev);
 	else
 		snprintf(r->path, sizeof(r->path), "%s/backing", dir);
-	wc.backing = r->path;
-	r->dev = zdev_create(&dc, &e);
-	ck_assert_msg(r->dev, "zdev_create %s: %s", allocator, strerror(-e));
-	r->wb = zwb_create(r->dev, &wc, err, sizeof(err));
-	ck_assert_msg(r->wb, "zwb_create: %s", err);
+	rig_create(r, &dc, &wc);
 	ck_assert_int_eq(zwb_start(r->wb), 0);
-}
-
-static void rig_close(struct rig *r)
-{
-	zwb_destroy(r->wb);
-	zdev_destroy(r->dev);
 }
 
 static uint64_t slots_used(struct rig *r)
 {
-	struct backing_stats bs;
-
-	backing_get_stats(zwb_backing(r->wb), &bs);
-	return bs.slots_used;
+	return rig_slots_used(zwb_backing(r->wb));
 }
 
 /* Polls @cond for up to 20 s (the shrinker thread works asynchronously). */

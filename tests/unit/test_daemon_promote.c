@@ -43,6 +43,7 @@
 #include "device.h"
 #include "sectors.h"
 #include "test_daemon_common.h"
+#include "test_rig.h"
 #include "test_util.h"
 #include "writeback.h"
 #include "zpool.h"
@@ -54,72 +55,24 @@ static char dir[256];
 
 static void setup(void)
 {
-	const char *t = getenv("TMPDIR");
-
-	snprintf(dir, sizeof(dir), "%s/zramd-promote-XXXXXX", t ? t : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	rig_scratch_make(dir, sizeof(dir), "promote");
 }
 
 static void teardown(void)
 {
-	char path[300];
-
-	snprintf(path, sizeof(path), "%s/backing", dir);
-	unlink(path);
-	rmdir(dir);
+	rig_scratch_remove(dir);
 }
 
 /* A device with writeback as the plugin wires it; the thread not started. */
-struct rig {
-	struct zdev *dev;
-	struct zwb *wb;
-};
-
 static void rig_open(struct rig *r, const char *allocator, uint64_t size,
 		     uint64_t mem_limit, bool promote)
 {
-	struct zdev_config dc = {
-		.size = size,
-		.allocator = allocator,
-		.acceleration = 1,
-		.huge_threshold = CODEC_HUGE_THRESHOLD_DEFAULT,
-		.mem_limit = mem_limit,
-		.shrinkable = true,
-	};
-	struct zwb_config wc = {
-		.promote = promote,
-		.shrink =
-			{
-				.mem_limit = mem_limit,
-				.mem_high = 90,
-				.mem_low = 80,
-				.pressure = {.psi = PRESSURE_OFF,
-					     .cgroup = PRESSURE_OFF},
-			},
-	};
-	char path[300], err[512];
-	int e;
+	struct zdev_config dc = rig_dev_config(allocator, size, mem_limit);
+	struct zwb_config wc = rig_wb_config(mem_limit);
 
-	snprintf(path, sizeof(path), "%s/backing", dir);
-	wc.backing = path;
-	r->dev = zdev_create(&dc, &e);
-	ck_assert_msg(r->dev, "zdev_create %s: %s", allocator, strerror(-e));
-	r->wb = zwb_create(r->dev, &wc, err, sizeof(err));
-	ck_assert_msg(r->wb, "zwb_create: %s", err);
-}
-
-static void rig_close(struct rig *r)
-{
-	zwb_destroy(r->wb);
-	zdev_destroy(r->dev);
-}
-
-static uint64_t slots_used(struct backing *b)
-{
-	struct backing_stats bs;
-
-	backing_get_stats(b, &bs);
-	return bs.slots_used;
+	wc.promote = promote;
+	snprintf(r->path, sizeof(r->path), "%s/backing", dir);
+	rig_create(r, &dc, &wc);
 }
 
 /* Everything in the pool to the backing file: mark, then sweep. */
@@ -186,7 +139,7 @@ START_TEST(test_happens)
 		ck_assert_uint_eq(stat_of(r.dev, ZSTAT_bd_promotions),
 				  on ? n : 0);
 		ck_assert_uint_eq(stat_of(r.dev, ZSTAT_bd_count), on ? 0 : n);
-		ck_assert_uint_eq(slots_used(zwb_backing(r.wb)), on ? 0 : n);
+		ck_assert_uint_eq(rig_slots_used(zwb_backing(r.wb)), on ? 0 : n);
 
 		/* The third: from memory if promoted, else from disk again. */
 		reads = stat_of(r.dev, ZSTAT_bd_reads);
@@ -519,7 +472,7 @@ START_TEST(test_race)
 		}
 		ck_assert_uint_eq(stat_of(ra.dev, ZSTAT_bd_checksum_errors), 0);
 		ck_assert_uint_eq(stat_of(ra.dev, ZSTAT_bd_io_errors), 0);
-		ck_assert_uint_eq(slots_used(ra.bk),
+		ck_assert_uint_eq(rig_slots_used(ra.bk),
 				  stat_of(ra.dev, ZSTAT_bd_count));
 		zdev_set_backing(ra.dev, NULL);
 		/* The sectors still on the backing file: their slots go with
@@ -779,7 +732,7 @@ START_TEST(test_stress)
 	ck_assert_uint_eq(stat_of(st.dev, ZSTAT_bd_checksum_errors), 0);
 	ck_assert_uint_eq(stat_of(st.dev, ZSTAT_bd_io_errors), 0);
 	ck_assert_uint_le(stat_of(st.dev, ZSTAT_mem_used_max), STRESS_LIMIT);
-	ck_assert_uint_eq(slots_used(zwb_backing(wb)),
+	ck_assert_uint_eq(rig_slots_used(zwb_backing(wb)),
 			  stat_of(st.dev, ZSTAT_bd_count));
 	zwb_destroy(wb);
 	zdev_destroy(st.dev);

@@ -38,6 +38,7 @@
 #include "snapshot.h"
 #include "snapshot_internal.h"
 #include "test_daemon_common.h"
+#include "test_rig.h"
 #include "test_util.h"
 #include "writeback.h"
 #include "zpool.h"
@@ -68,19 +69,13 @@ static struct zdev *new_dev_codec(const char *allocator, uint64_t size,
 				  uint64_t mem_limit, bool shrinkable, int zstd,
 				  int rc)
 {
-	struct zdev_config dc = {
-		.size = size,
-		.allocator = allocator,
-		.acceleration = 1,
-		.huge_threshold = CODEC_HUGE_THRESHOLD_DEFAULT,
-		.mem_limit = mem_limit,
-		.shrinkable = shrinkable,
-		.zstd_level = zstd,
-		.recompress_level = rc,
-	};
+	struct zdev_config dc = rig_dev_config(allocator, size, mem_limit);
 	struct zdev *dev;
 	int e;
 
+	dc.shrinkable = shrinkable;
+	dc.zstd_level = zstd;
+	dc.recompress_level = rc;
 	dev = zdev_create(&dc, &e);
 	ck_assert_msg(dev, "zdev_create %s: %s", allocator, strerror(-e));
 	return dev;
@@ -176,18 +171,14 @@ START_TEST(test_backing)
 	uint64_t limit = 512 * 1024;
 	unsigned char *shadow = calloc(1, size);
 	char err[SNAP_ERR_LEN], bk[320], werr[512];
-	struct zwb_config wc = {
-		.backing = bk,
-		.shrink = { .mem_limit = limit, .mem_high = 90, .mem_low = 80,
-			    .pressure = { .psi = PRESSURE_OFF,
-					  .cgroup = PRESSURE_OFF } },
-	};
+	struct zwb_config wc = rig_wb_config(limit);
 	struct snap_stats st;
 	struct zdev *dev, *dev2;
 	struct zwb *wb, *wb2;
 
 	ck_assert_ptr_nonnull(shadow);
 	snprintf(bk, sizeof(bk), "%s/backing", dir);
+	wc.backing = bk;
 	dev = new_dev(alloc, size, limit, true);
 	wb = zwb_create(dev, &wc, werr, sizeof(werr));
 	ck_assert_msg(wb, "zwb_create: %s", werr);
@@ -530,18 +521,14 @@ START_TEST(test_evicted_pack)
 	uint64_t s = seed + 500 + (uint64_t)_i, size = 1024 * 1024, evicted;
 	unsigned char *shadow = calloc(1, size);
 	char err[SNAP_ERR_LEN], bk[320], werr[512];
-	struct zwb_config wc = {
-		.backing = bk,
-		.shrink = { .mem_high = 90, .mem_low = 80,
-			    .pressure = { .psi = PRESSURE_OFF,
-					  .cgroup = PRESSURE_OFF } },
-	};
+	struct zwb_config wc = rig_wb_config(0);
 	struct snap_stats st;
 	struct zdev *dev, *dev2;
 	struct zwb *wb, *wb2;
 
 	ck_assert_ptr_nonnull(shadow);
 	snprintf(bk, sizeof(bk), "%s/backing", dir);
+	wc.backing = bk;
 	dev = new_dev_codec(alloc, size, 0, true, 0, 3);
 	wb = zwb_create(dev, &wc, werr, sizeof(werr));
 	ck_assert_msg(wb, "zwb_create: %s", werr);
