@@ -109,6 +109,16 @@ bool zdev_pack_kill_slot(struct zdev *dev, struct pack *pk);
 long zdev_pack_fetch(struct zdev *dev, struct pack *pk, void *obj);
 
 /*
+ * Put the object @obj of @pk (len, base and nchunks set) into the pool,
+ * one object a chunk (pack_chunk_alloc()), owner ZDEV_OWNER_PACK; or onto
+ * the backing file, one record a chunk, the slots into @slot[]. All or
+ * none. Return: 0, or the allocation's or store's negative errno.
+ */
+int zdev_pack_to_pool(struct zdev *dev, struct pack *pk, const void *obj);
+int zdev_pack_to_backing(struct zdev *dev, const struct pack *pk,
+			 const void *obj, uint64_t *slot);
+
+/*
  * A per-thread buffer of PACK_MAX_SLOTS sectors for decompressed packs,
  * followed by PACK_OBJ_MAX bytes for the compressed object; NULL if it
  * could not be allocated.

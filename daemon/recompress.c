@@ -276,6 +276,55 @@ long zdev_pack_fetch(struct zdev *dev, struct pack *pk, void *obj)
 	return r;
 }
 
+int zdev_pack_to_pool(struct zdev *dev, struct pack *pk, const void *obj)
+{
+	const unsigned char *o = obj;
+	unsigned int n = pk->nchunks;
+
+	for (unsigned int i = 0; i < n; i++) {
+		size_t off = pack_chunk_off(pk->len, n, i),
+		       clen = pack_chunk_off(pk->len, n, i + 1) - off;
+		unsigned long h;
+		int r = zpool_malloc(dev->pool, pack_chunk_alloc(clen),
+				     ZDEV_OWNER_PACK | pk->base, &h);
+
+		if (r < 0) {
+			while (i--)
+				zpool_free(dev->pool,
+					   (unsigned long)*pack_where(pk, i));
+			return r;
+		}
+		memcpy(zpool_map_handle(dev->pool, h, ZPOOL_MM_WO), o + off,
+		       clen);
+		zpool_unmap_handle(dev->pool, h);
+		*pack_where(pk, i) = h;
+	}
+	return 0;
+}
+
+int zdev_pack_to_backing(struct zdev *dev, const struct pack *pk,
+			 const void *obj, uint64_t *slot)
+{
+	const unsigned char *o = obj;
+	unsigned int n = pk->nchunks;
+
+	for (unsigned int i = 0; i < n; i++) {
+		size_t off = pack_chunk_off(pk->len, n, i);
+		int64_t s = dev->backing.store_pack(
+			dev->backing.ctx, pk->base, o + off,
+			(unsigned int)(pack_chunk_off(pk->len, n, i + 1) - off));
+
+		if (s < 0) {
+			while (i-- && dev->backing.release)
+				dev->backing.release(dev->backing.ctx,
+						     slot[i]);
+			return (int)s;
+		}
+		slot[i] = (uint64_t)s;
+	}
+	return 0;
+}
+
 static int destroy_cb(void *arg, uint64_t sector, uint64_t count,
 		      struct sect_entry e)
 {
@@ -480,7 +529,7 @@ static int rc_flush_one(struct rc *rc)
 {
 	struct zdev *dev = rc->dev;
 	struct pack *pk;
-	unsigned int m, nch, done = 0;
+	unsigned int m, done = 0;
 	size_t len;
 	int r;
 
@@ -518,32 +567,17 @@ static int rc_flush_one(struct rc *rc)
 			drop(rc, 0);
 		return 0;
 	}
-	nch = pack_nchunks(len);
-	pk = pack_alloc(nch);
+	pk = pack_alloc(pack_nchunks(len));
 	if (!pk)
 		return -ENOMEM;
-	for (unsigned int i = 0; i < nch; i++) {
-		size_t off = pack_chunk_off(len, nch, i),
-		       clen = pack_chunk_off(len, nch, i + 1) - off;
-		unsigned long handle;
-
-		r = zpool_malloc(dev->pool, pack_chunk_alloc(clen),
-				 ZDEV_OWNER_PACK | rc->secs[0], &handle);
-		if (r < 0) {
-			while (i--)
-				zpool_free(dev->pool,
-					   (unsigned long)*pack_where(pk, i));
-			pack_free(pk);
-			return r;
-		}
-		memcpy(zpool_map_handle(dev->pool, handle, ZPOOL_MM_WO),
-		       rc->obj + off, clen);
-		zpool_unmap_handle(dev->pool, handle);
-		*pack_where(pk, i) = handle;
-	}
 	pk->len = (uint32_t)len;
-	pk->nslots = (uint16_t)m;
 	pk->base = rc->secs[0];
+	r = zdev_pack_to_pool(dev, pk, rc->obj);
+	if (r < 0) {
+		pack_free(pk);
+		return r;
+	}
+	pk->nslots = (uint16_t)m;
 	pk->live = m;
 	pk->refs = m + 1; /* the slots, and our pin until the commits end */
 	gauge_add(&dev->packs, 1);
@@ -802,6 +836,7 @@ static long evict_pack(struct zdev *dev, uint64_t sector, unsigned char *obj)
 	uint64_t slot[PACK_CHUNKS_MAX];
 	uint32_t len, live;
 	unsigned int n;
+	long r;
 
 	sect_lock(dev->tab, sector, &ref);
 	e = sect_ref_get(&ref);
@@ -813,44 +848,24 @@ static long evict_pack(struct zdev *dev, uint64_t sector, unsigned char *obj)
 	pack_pin(pk);
 	sect_unlock(&ref);
 
-	pack_lock(pk);
-	if (pk->on_backing) {
-		pack_unlock(pk);
+	if (__atomic_load_n(&pk->on_backing, __ATOMIC_ACQUIRE)) {
 		pack_put(dev, pk);
 		return 0;
 	}
 	len = pk->len;
 	n = pk->nchunks;
-	for (unsigned int i = 0; i < n; i++) {
-		size_t off = pack_chunk_off(len, n, i);
-
-		handle[i] = (unsigned long)*pack_where(pk, i);
-		memcpy(obj + off,
-		       zpool_map_handle(dev->pool, handle[i], ZPOOL_MM_RO),
-		       pack_chunk_off(len, n, i + 1) - off);
-		zpool_unmap_handle(dev->pool, handle[i]);
-	}
-	pack_unlock(pk);
-
 	/*
-	 * One backing record per chunk (a record holds 4 KiB at most), all
-	 * naming the pack's first sector; all or none.
+	 * Copied under the pack lock; one backing record per chunk (a
+	 * record holds 4 KiB at most), all naming the pack's first sector;
+	 * all or none.
 	 */
-	for (unsigned int i = 0; i < n; i++) {
-		size_t off = pack_chunk_off(len, n, i);
-		int64_t s = dev->backing.store_pack(
-			dev->backing.ctx, pk->base, obj + off,
-			(unsigned int)(pack_chunk_off(len, n, i + 1) - off));
-
-		if (s < 0) {
-			zstat_add(&dev->live, ZSTAT_bd_failed, 1);
-			while (i-- && dev->backing.release)
-				dev->backing.release(dev->backing.ctx,
-						     slot[i]);
-			pack_put(dev, pk);
-			return s;
-		}
-		slot[i] = (uint64_t)s;
+	r = zdev_pack_fetch(dev, pk, obj);
+	if (r >= 0)
+		r = zdev_pack_to_backing(dev, pk, obj, slot);
+	if (r < 0) {
+		zstat_add(&dev->live, ZSTAT_bd_failed, 1);
+		pack_put(dev, pk);
+		return r;
 	}
 	pack_lock(pk);
 	if (pk->on_backing) { /* another evictor was first */
@@ -860,8 +875,10 @@ static long evict_pack(struct zdev *dev, uint64_t sector, unsigned char *obj)
 		pack_put(dev, pk);
 		return 0;
 	}
-	for (unsigned int i = 0; i < n; i++)
+	for (unsigned int i = 0; i < n; i++) {
+		handle[i] = (unsigned long)*pack_where(pk, i);
 		*pack_where(pk, i) = slot[i];
+	}
 	__atomic_store_n(&pk->on_backing, 1, __ATOMIC_RELEASE);
 	live = __atomic_load_n(&pk->live, __ATOMIC_RELAXED);
 	gauge_add(&dev->packs, -1);

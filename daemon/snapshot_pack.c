@@ -48,6 +48,7 @@ static struct pack *place_pack(struct zdev *dev, const unsigned char *obj,
 {
 	unsigned int nch = pack_nchunks(len);
 	bool can_back = dev->has_backing && dev->backing.store_pack;
+	uint64_t slot[PACK_CHUNKS_MAX];
 	struct pack *pk;
 	uint64_t total;
 	unsigned int i;
@@ -69,28 +70,16 @@ static struct pack *place_pack(struct zdev *dev, const unsigned char *obj,
 	pk->live = nlive;
 	pk->refs = nlive;
 	if (!(evicted && can_back)) {
-		for (i = 0; i < nch; i++) {
-			size_t off = pack_chunk_off(len, nch, i),
-			       clen = pack_chunk_off(len, nch, i + 1) - off;
-			unsigned long h;
-
-			r = zpool_malloc(dev->pool, pack_chunk_alloc(clen),
-					 ZDEV_OWNER_PACK | base, &h);
-			if (r < 0)
-				break;
-			memcpy(zpool_map_handle(dev->pool, h, ZPOOL_MM_WO),
-			       obj + off, clen);
-			zpool_unmap_handle(dev->pool, h);
-			*pack_where(pk, i) = h;
-		}
+		r = zdev_pack_to_pool(dev, pk, obj);
 		total = zpool_get_total_size(dev->pool);
-		if (i == nch && (!dev->mem_limit || total <= dev->mem_limit)) {
+		if (r == 0 && (!dev->mem_limit || total <= dev->mem_limit)) {
 			zstat_max(&dev->live, ZSTAT_mem_used_max, total);
 			return pk;
 		}
-		while (i--)
-			zpool_free(dev->pool,
-				   (unsigned long)*pack_where(pk, i));
+		if (r == 0)
+			for (i = 0; i < nch; i++)
+				zpool_free(dev->pool,
+					   (unsigned long)*pack_where(pk, i));
 		if (!dev->has_backing) {
 			pack_free(pk);
 			*ret = -ENOSPC;
@@ -103,22 +92,14 @@ static struct pack *place_pack(struct zdev *dev, const unsigned char *obj,
 		}
 	}
 	/* As zdev_evict_packs(): one record per chunk, all or none. */
-	for (i = 0; i < nch; i++) {
-		size_t off = pack_chunk_off(len, nch, i);
-		int64_t slot = dev->backing.store_pack(
-			dev->backing.ctx, base, obj + off,
-			(unsigned int)(pack_chunk_off(len, nch, i + 1) - off));
-
-		if (slot < 0) {
-			while (i-- && dev->backing.release)
-				dev->backing.release(dev->backing.ctx,
-						     *pack_where(pk, i));
-			pack_free(pk);
-			*ret = (int)slot;
-			return NULL;
-		}
-		*pack_where(pk, i) = (uint64_t)slot;
+	r = zdev_pack_to_backing(dev, pk, obj, slot);
+	if (r < 0) {
+		pack_free(pk);
+		*ret = r;
+		return NULL;
 	}
+	for (i = 0; i < nch; i++)
+		*pack_where(pk, i) = slot[i];
 	pk->on_backing = 1;
 	zstat_add(&dev->live, ZSTAT_bd_writes, nch);
 	return pk;
