@@ -247,15 +247,15 @@ static void stored(struct zdev *dev, struct sect_entry e)
 
 /*
  * The sector of the PACKED entry @e into the 4096 bytes at @dst: the pack
- * object (all its chunks) is copied to the per-thread buffer under the
- * stripe lock the caller holds, then decompressed whole. Counts
- * pack_reads.
+ * object (all its chunks) is copied to the per-thread buffer, then
+ * decompressed whole. The caller holds the stripe lock of an entry
+ * pointing at the pack, or a pin (zdev_pack_pin()). Counts pack_reads.
  *
  * The thread keeps its last decompressed pack: a pack never changes once
  * made, so the next read of any of its sectors (a sequential read) copies
  * the sector from it instead. The key is the descriptor's address and
- * serial, compared under the stripe lock of an entry pointing at it: a
- * later pack at the same address has another serial.
+ * serial, compared under that lock or pin: a later pack at the same
+ * address has another serial.
  */
 static __thread struct {
 	const struct pack *pk; /* NULL: nothing cached */
@@ -413,13 +413,21 @@ again:
 			goto again;
 		return r;
 	case SECT_PACKED: {
-		/* Copied under the lock, decompressed after. */
-		long plen = fetch_packed(dev, e);
-		unsigned char *page = codec_scratch(0);
+		/*
+		 * Pinned, then copied (from the pool, or read from the backing
+		 * file) and decompressed with no lock held: a pack never
+		 * changes once made.
+		 */
+		struct pack *pk = pack_of(e.val);
+		unsigned char *page = o == 0 && n == SECT_SIZE
+					      ? dst
+					      : codec_scratch(0);
 
+		zdev_pack_pin(pk);
 		sect_unlock(&ref);
-		r = unpack_sector(dev, e, plen, page);
-		if (r == 0)
+		r = read_packed(dev, e, page);
+		zdev_pack_unpin(dev, pk);
+		if (r == 0 && page != dst)
 			memcpy(dst, page + o, n);
 		return r;
 	}

@@ -101,6 +101,14 @@ static inline int dev_decode(const struct zdev *dev, const void *src,
 bool zdev_pack_kill_slot(struct zdev *dev, struct pack *pk);
 
 /*
+ * Pin @pk under the stripe lock of an entry pointing at it, so that it
+ * outlives the lock; unpin without a lock (the pack is freed if that was
+ * its last reference).
+ */
+void zdev_pack_pin(struct pack *pk);
+void zdev_pack_unpin(struct zdev *dev, struct pack *pk);
+
+/*
  * Copy the object of @pk (at most PACK_OBJ_MAX bytes) to @obj, from the
  * pool or the backing file, under the pack lock. The caller holds the
  * stripe lock of an entry pointing at @pk (or a pin). Return: its length,

@@ -212,6 +212,16 @@ static void pack_pin(struct pack *pk)
 	__atomic_add_fetch(&pk->refs, 1, __ATOMIC_RELAXED);
 }
 
+void zdev_pack_pin(struct pack *pk)
+{
+	pack_pin(pk);
+}
+
+void zdev_pack_unpin(struct zdev *dev, struct pack *pk)
+{
+	(void)pack_put(dev, pk);
+}
+
 bool zdev_pack_kill_slot(struct zdev *dev, struct pack *pk)
 {
 	uint32_t live;
