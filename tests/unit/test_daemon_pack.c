@@ -19,7 +19,9 @@
 
 #include "codec.h"
 #include "device.h"
+#include "device_internal.h"
 #include "pack.h"
+#include "sectors.h"
 #include "test_daemon_common.h"
 
 /* Text-like data that compresses about as real files do (2-4x). */
@@ -455,6 +457,74 @@ static void test_device_with(const char *alloc, int hot_zstd)
 	free(shadow);
 }
 
+/* The zstd level in the header of the pack that holds @sector. */
+static unsigned int level_at(struct zdev *dev, uint64_t sector)
+{
+	static unsigned char obj[PACK_OBJ_MAX];
+	struct sect_entry e;
+	struct sect_ref ref;
+	uint16_t level;
+	long n;
+
+	sect_lock(dev->tab, sector, &ref);
+	e = sect_ref_get(&ref);
+	ck_assert_int_eq(sect_state(e), SECT_PACKED);
+	n = zdev_pack_fetch(dev, pack_of(e.val), obj);
+	sect_unlock(&ref);
+	ck_assert_int_gt(n, 8);
+	memcpy(&level, obj + 6, sizeof(level)); /* pack.h: magic, nslots, level */
+	return level;
+}
+
+/*
+ * Idle passes pack at the device's level; passes under pressure at
+ * ZDEV_RECOMPRESS_FAST_LEVEL at most.
+ */
+START_TEST(test_pressure_level)
+{
+	struct zdev_config cfg = {
+		.size = NSECT * SEC, .allocator = backends[_i],
+		.acceleration = 1,
+		.huge_threshold = CODEC_HUGE_THRESHOLD_DEFAULT,
+		.recompress_level = 9,
+	};
+	struct zdev_recompress_result res;
+	unsigned char *shadow = calloc(NSECT, SEC);
+	uint64_t s = seed + 77;
+	struct zdev *dev;
+	int err;
+
+	dev = zdev_create(&cfg, &err);
+	ck_assert_msg(dev, "zdev_create: %s", strerror(-err));
+	for (unsigned int i = 0; i < NSECT / 2; i++) {
+		fill_sector(shadow + (size_t)i * SEC, &s);
+		ck_assert_int_eq(zdev_write(dev, shadow + (size_t)i * SEC, SEC,
+					    (uint64_t)i * SEC, false),
+				 0);
+	}
+	ck_assert_int_eq(zdev_recompress(dev, ZDEV_RECOMPRESS_ALL, 0, NULL,
+					 NULL, &res),
+			 0);
+	ck_assert_uint_gt(res.packed, 0);
+	ck_assert_uint_eq(level_at(dev, 0), ZDEV_RECOMPRESS_FAST_LEVEL);
+	for (unsigned int i = NSECT / 2; i < NSECT; i++) {
+		fill_sector(shadow + (size_t)i * SEC, &s);
+		ck_assert_int_eq(zdev_write(dev, shadow + (size_t)i * SEC, SEC,
+					    (uint64_t)i * SEC, false),
+				 0);
+	}
+	for (int pass = 0; pass < 2; pass++)
+		ck_assert_int_eq(zdev_recompress(dev, ZDEV_RECOMPRESS_IDLE, 0,
+						 NULL, NULL, &res),
+				 0);
+	ck_assert_uint_eq(level_at(dev, NSECT / 2), 9);
+	ck_assert_uint_eq(level_at(dev, 0), ZDEV_RECOMPRESS_FAST_LEVEL);
+	check_range(dev, shadow, 0, (size_t)NSECT * SEC);
+	zdev_destroy(dev);
+	free(shadow);
+}
+END_TEST
+
 START_TEST(test_device)
 {
 	test_device_with(backends[_i], 0);
@@ -672,6 +742,7 @@ static Suite *pack_suite(void)
 	tcase_add_test(format, test_pack_corrupt);
 	tcase_add_loop_test(device, test_device, 0, nbackends);
 	tcase_add_loop_test(device, test_device_hot_zstd, 0, nbackends);
+	tcase_add_loop_test(device, test_pressure_level, 0, nbackends);
 	tcase_add_loop_test(device, test_off, 0, nbackends);
 	tcase_add_loop_test(stress, test_stress, 0, (int)ST_NVAR * nbackends);
 	tcase_set_timeout(device, 120);
